@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/* Validation of every field that comes from PAM or crosses the socket. Pure code.
+ * Checked in the module and again in the daemon. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define SG_USER_MAX 64     /* useradd allows 32; be generous but bounded */
+#define SG_RHOST_MAX 255   /* a DNS name, or an address */
+#define SG_TTY_MAX 64
+#define SG_SERVICE_MAX 64
+#define SG_FIELD_WIRE_MAX 256 /* what the module forwards for the audit of an invalid field */
+
+/* POSIX portable user names plus what shadow-utils and systemd accept: [A-Za-z0-9._-],
+ * may end in '$' (Samba machine accounts), must not start with '-', not "." or "..". */
+bool sg_valid_user(const char *s);
+/* Host name, IPv4 or IPv6 literal (optionally with %zone): [A-Za-z0-9.:%_-], non-empty. */
+bool sg_valid_rhost(const char *s);
+/* Empty allowed (absent). Printable ASCII except space and quotes: "/dev/pts/0", "ssh", ":0". */
+bool sg_valid_tty(const char *s);
+/* [A-Za-z0-9._-], non-empty. */
+bool sg_valid_service(const char *s);
+/* No byte < 0x20 and no 0x7f. */
+bool sg_no_control(const char *s, size_t len);
+
+/* Writes s (len bytes) into out for a terminal or log line: printable ASCII as is, backslash
+ * as "\\", everything else (control bytes, ESC, bytes >= 0x7f) as "\xHH". Always
+ * NUL-terminates when outsize > 0; truncates with "..." when it does not fit.
+ * Returns the length written. */
+size_t sg_escape(const char *s, size_t len, char *out, size_t outsize);
+
+/* Writes s as the inside of a JSON string (no quotes): ", \, control bytes escaped; bytes
+ * that are not valid UTF-8 as \u00XX of the byte so output is always valid JSON.
+ * Same buffer rules as sg_escape. */
+size_t sg_json_escape(const char *s, size_t len, char *out, size_t outsize);

@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The rate-limit policy: pure, in-memory decisions (no I/O, no clock: callers pass `now`).
+ * The store is the durable copy; on start the manager replays attempts and locks into it.
+ *
+ * Keys counted: user, source (rhost grouped by sg_source_key), (user, source), and the set of
+ * distinct users tried per source (spraying). Sliding windows of `window` seconds.
+ * Reserve before hashing: sg_policy_reserve() counts the attempt as a failure at once, so N
+ * parallel guesses can never get more than the threshold of hashes; sg_policy_settle() turns
+ * it into a success (removes the reservation, resets user and (user, source)) or leaves it a
+ * failure. Locks grow exponentially for repeat offenders (lock_time * factor^level, capped at
+ * lock_max), with history kept for history_sec, longer than any lock.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cidr.h"
+
+enum sg_lock_kind {
+        SG_LOCK_USER = 0,
+        SG_LOCK_SOURCE = 1,
+        SG_LOCK_USER_SOURCE = 2,
+        SG_LOCK_SPRAY = 3, /* keyed by source */
+        SG_LOCK_KIND_MAX,
+};
+
+struct sg_policy_config {
+        uint64_t window_usec;
+        uint64_t lock_time_usec;
+        uint32_t lock_factor;
+        uint64_t lock_max_usec;
+        uint64_t history_usec;
+        uint32_t user_max_failures;
+        uint32_t source_max_failures;
+        uint32_t user_source_max_failures;
+        uint32_t spray_max_users;
+        uint32_t delay_step_ms;
+        uint32_t delay_max_ms;
+        bool user_hard_lock;
+        bool deny_root;
+        unsigned ipv6_prefix;
+        struct sg_cidr_list allowlist; /* owned by the caller; the policy keeps a pointer copy */
+        size_t max_keys;               /* memory bound: least recently used unlocked keys go first */
+};
+
+struct sg_verdict {
+        bool allowed;             /* false = locked: compute no hash */
+        uint32_t delay_ms;        /* growing delay before hashing (0 when none) */
+        enum sg_lock_kind kind;   /* when !allowed: which lock */
+        uint64_t until_usec;      /* when !allowed */
+        uint64_t reservation;     /* when allowed: hand back to sg_policy_settle */
+};
+
+/* A lock that sg_policy_reserve/settle just created, for the store and the audit log. */
+struct sg_lock_info {
+        enum sg_lock_kind kind;
+        char key[320];
+        uint64_t until_usec;
+        uint32_t level;
+        uint64_t last_lock_usec;
+        uint64_t cleared_usec;
+        uint32_t failures;
+};
+
+typedef struct sg_policy sg_policy;
+
+int sg_policy_new(const struct sg_policy_config *c, sg_policy **ret);
+sg_policy *sg_policy_free(sg_policy *p);
+/* Swaps the config (SIGHUP) keeping every counter and lock. */
+void sg_policy_set_config(sg_policy *p, const struct sg_policy_config *c);
+
+/* Decides for one attempt and, when allowed, reserves it (counted as a failure now).
+ * rhost is PAM_RHOST ("" = local). New locks triggered by this attempt are written to
+ * new_locks (up to max_new), count in *ret_new. */
+void sg_policy_reserve(sg_policy *p, const char *user, const char *rhost, uint64_t now_usec,
+                       struct sg_verdict *ret, struct sg_lock_info *new_locks, size_t max_new,
+                       size_t *ret_new);
+/* Settles a reservation: success resets user and (user, source) and removes the reserved
+ * failure from the source's count; failure keeps it. Settling twice is a no-op. */
+void sg_policy_settle(sg_policy *p, const char *user, const char *rhost, uint64_t reservation,
+                      bool success, uint64_t now_usec);
+
+/* Read-only check (account phase): true when user or source is locked now. */
+bool sg_policy_is_locked(sg_policy *p, const char *user, const char *rhost, uint64_t now_usec,
+                         struct sg_verdict *ret);
+
+/* Replay on start, oldest first. */
+void sg_policy_replay_failure(sg_policy *p, const char *user, const char *source_key, uint64_t time_usec);
+void sg_policy_replay_success(sg_policy *p, const char *user, const char *source_key, uint64_t time_usec);
+void sg_policy_load_lock(sg_policy *p, const struct sg_lock_info *l);
+
+/* Clears a lock and the key's counters (history level kept). key as listed. -ENOENT if
+ * the key has no lock or counters. The updated row is written to ret for the store. */
+int sg_policy_unlock(sg_policy *p, enum sg_lock_kind kind, const char *key, uint64_t now_usec,
+                     struct sg_lock_info *ret);
+
+typedef int (*sg_policy_lock_cb)(void *userdata, const struct sg_lock_info *l);
+/* Locks in force at now_usec. */
+int sg_policy_foreach_lock(sg_policy *p, uint64_t now_usec, sg_policy_lock_cb cb, void *userdata);
+size_t sg_policy_lock_count(sg_policy *p, uint64_t now_usec);
+
+/* Forgets counters older than the window and history older than history_usec. */
+void sg_policy_gc(sg_policy *p, uint64_t now_usec);
+
+const char *sg_lock_kind_name(enum sg_lock_kind k);
+int sg_lock_kind_from_name(const char *s); /* -EINVAL */

@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The daemon's SQLite store: the durable copy of attempts, locks and the audit trail.
+ * Only secguardd opens it. WAL, busy_timeout, foreign keys, defensive mode, migrations by
+ * PRAGMA user_version on open, every statement prepared once (SQLITE_PREPARE_PERSISTENT) and
+ * bound. SQLite result codes never leave store.c: every function returns 0 or -errno.
+ *
+ * Writes are grouped: the manager calls sg_store_begin() before the first write of an event
+ * loop iteration and sg_store_commit() once after it (group commit); replies that depend on
+ * those writes are sent only after the commit returns 0.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SG_STORE_SCHEMA_VERSION 1
+#define SG_AUDIT_KEY_BYTES 32
+#define SG_MAC_BYTES 32
+
+typedef struct sg_store sg_store;
+
+struct sg_store_options {
+        const char *state_dir;    /* must exist, owned by euid, not group/world writable */
+        bool sync_full;           /* PRAGMA synchronous=FULL, else NORMAL */
+        const uint8_t *audit_key; /* SG_AUDIT_KEY_BYTES, copied into sodium_malloc'ed memory */
+};
+
+/* Opens (creating if absent) <state_dir>/secguard.db. Refuses, with a message in err naming
+ * the path and the fix: a state dir or db with unsafe owner/mode (-EPERM), a db that is not
+ * SQLite or corrupt (-EBADMSG), a schema newer than this build (-EPROTO). Never recreates
+ * an existing file. */
+int sg_store_open(const struct sg_store_options *o, sg_store **ret, char *err, size_t errsize);
+sg_store *sg_store_free(sg_store *s); /* NULL-safe; finalizes all statements; returns NULL */
+
+int sg_store_begin(sg_store *s);
+int sg_store_commit(sg_store *s);
+int sg_store_rollback(sg_store *s);
+bool sg_store_in_transaction(const sg_store *s);
+
+/* ---- attempts: the durable log the rate limiter is rebuilt from ---- */
+enum sg_attempt_state {
+        SG_ATTEMPT_PENDING = 0, /* reserved by PRECHECK, not yet reported */
+        SG_ATTEMPT_FAILURE = 1,
+        SG_ATTEMPT_SUCCESS = 2,
+};
+
+int sg_store_attempt_add(sg_store *s, uint64_t time_usec, const char *user, const char *source,
+                         enum sg_attempt_state state, uint64_t *ret_id);
+int sg_store_attempt_settle(sg_store *s, uint64_t id, enum sg_attempt_state state);
+/* On start: every PENDING row becomes FAILURE (the connection was lost: "abandoned").
+ * *ret_count = rows changed. */
+int sg_store_attempt_abandon_pending(sg_store *s, uint64_t *ret_count);
+typedef int (*sg_attempt_cb)(void *userdata, uint64_t id, uint64_t time_usec, const char *user,
+                             const char *source, enum sg_attempt_state state);
+/* Rows with time_usec >= since_usec, oldest first. A callback returning < 0 stops the walk
+ * and that value is returned. */
+int sg_store_attempt_foreach(sg_store *s, uint64_t since_usec, sg_attempt_cb cb, void *userdata);
+int sg_store_attempt_prune(sg_store *s, uint64_t before_usec);
+
+/* ---- locks and their history (backoff level survives the lock itself) ---- */
+struct sg_lock_row {
+        const char *kind;      /* "user", "source", "user_source", "spray" */
+        const char *key;
+        uint64_t until_usec;   /* 0 = not locked now */
+        uint32_t level;        /* how many locks so far (backoff exponent) */
+        uint64_t last_lock_usec;
+        uint64_t cleared_usec; /* failures at or before this time are ignored (unlock/success) */
+        uint32_t failures;     /* failures that led to the last lock */
+};
+int sg_store_lock_put(sg_store *s, const struct sg_lock_row *l); /* insert or replace */
+typedef int (*sg_lock_cb)(void *userdata, const struct sg_lock_row *l);
+int sg_store_lock_foreach(sg_store *s, sg_lock_cb cb, void *userdata);
+/* Deletes history whose last lock and clear are both older than before_usec. */
+int sg_store_lock_prune(sg_store *s, uint64_t before_usec);
+
+/* ---- audit trail with an HMAC-SHA256 chain ---- */
+struct sg_audit_event {
+        uint64_t time_usec;    /* UTC microseconds */
+        const char *event;     /* INTERFACE.md keyword */
+        const char *reason;    /* may be NULL */
+        const char *user;      /* NULL when sealed */
+        const uint8_t *user_sealed; size_t user_sealed_len; /* crypto_box_seal, or NULL */
+        const char *service, *rhost, *tty; /* may be NULL */
+        int64_t pid, uid;      /* of the peer (SO_PEERCRED); -1 unknown */
+        const char *session_id;/* may be NULL */
+        const char *detail;    /* may be NULL */
+};
+
+struct sg_audit_row {
+        uint64_t id;
+        struct sg_audit_event ev;
+};
+
+struct sg_audit_filter {
+        const char *user, *event, *rhost; /* exact match; NULL = any */
+        uint64_t since_usec, until_usec;  /* 0 = open */
+        uint64_t limit;                   /* newest `limit` rows, returned oldest first; 0 = 100 */
+};
+
+/* Appends one row; mac = HMAC-SHA256(key, prev_mac || canonical(fields)). The canonical form
+ * length-prefixes every field so no two different rows encode alike. */
+int sg_store_audit_append(sg_store *s, const struct sg_audit_event *ev, uint64_t *ret_id);
+typedef int (*sg_audit_cb)(void *userdata, const struct sg_audit_row *r);
+int sg_store_audit_query(sg_store *s, const struct sg_audit_filter *f, sg_audit_cb cb, void *userdata);
+int sg_store_audit_count(sg_store *s, uint64_t *ret);
+/* Walks the chain from the anchor. 0 = intact; 1 = broken, *ret_bad_id = first bad row id
+ * (for a deletion: the row after the gap) and a sentence in detail. -errno on I/O error. */
+int sg_store_audit_verify(sg_store *s, uint64_t *ret_bad_id, char *detail, size_t detailsize);
+/* Deletes from the head: rows older than before_usec (0 = no age limit) and beyond max_rows
+ * (0 = no row limit), recording the last deleted row's id and mac as the anchor. */
+int sg_store_audit_prune(sg_store *s, uint64_t before_usec, uint64_t max_rows, uint64_t *ret_deleted);
+
+/* Maps a SQLite result code to -errno (the only place that knows SQLite codes). */
+int sg_store_errno(int sqlite_rc);

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Reading and atomically updating a shadow(5) file. The path is a parameter (shadow=), so
+ * tests use their own file; /etc/shadow is updated under lckpwdf().
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "hashes.h"
+
+struct sg_shadow_entry {
+        char hash[SG_HASH_MAX];
+        long last_change; /* days since epoch; -1 empty */
+        long min_days, max_days, warn_days, inactive_days, expire; /* -1 when empty */
+};
+
+/* Parses one shadow line (without the newline) for user. Pure code (the fuzzer's target).
+ * 1 = this line is user's and ret filled; 0 = another user's line; -EINVAL malformed. */
+int sg_shadow_parse_line(const char *line, size_t len, const char *user, struct sg_shadow_entry *ret);
+
+/* Looks user up in path (opened O_RDONLY|O_NOFOLLOW|O_CLOEXEC). 0 found, -ENOENT not found,
+ * other -errno on I/O error. Reads the whole file; lines longer than 4 KiB are malformed. */
+int sg_shadow_lookup(const char *path, const char *user, struct sg_shadow_entry *ret);
+
+/* Replaces user's hash (and, when set_last_change, field 3 with today) atomically:
+ * lckpwdf() when path is /etc/shadow, plus an flock on "<path>.lock" (works for any path
+ * and serialises concurrent module instances), temp file in the same directory with the
+ * same owner and mode, every other line byte for byte, fsync, rename, fsync of the
+ * directory. expect_old_hash, when not NULL, must still be the current hash (-ESTALE if
+ * another writer changed it). 0, -ENOENT (no such user), or -errno. */
+int sg_shadow_update(const char *path, const char *user, const char *new_hash,
+                     const char *expect_old_hash, bool set_last_change);

@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT */
+#include "log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <systemd/sd-journal.h>
+
+#define JOURNAL_SOCKET "/run/systemd/journal/socket"
+
+static enum sg_log_target log_target = SG_LOG_STDERR;
+static bool log_debug_on;
+
+int sg_log_parse_target(const char *s) {
+        if (strcmp(s, "auto") == 0)
+                return SG_LOG_AUTO;
+        if (strcmp(s, "journal") == 0)
+                return SG_LOG_JOURNAL;
+        if (strcmp(s, "stderr") == 0)
+                return SG_LOG_STDERR;
+        return -EINVAL;
+}
+
+void sg_log_open(enum sg_log_target t) {
+        if (t == SG_LOG_AUTO)
+                t = access(JOURNAL_SOCKET, W_OK) == 0 ? SG_LOG_JOURNAL : SG_LOG_STDERR;
+        log_target = t;
+}
+
+bool sg_log_to_journal(void) {
+        return log_target == SG_LOG_JOURNAL;
+}
+
+void sg_log_set_debug(bool on) {
+        log_debug_on = on;
+}
+
+static void log_va(int prio, const char *suffix, const char *fmt, va_list ap) {
+        char buf[2048];
+
+        if (prio == LOG_DEBUG && !log_debug_on)
+                return;
+        vsnprintf(buf, sizeof buf, fmt, ap);
+        if (log_target == SG_LOG_JOURNAL) {
+                sd_journal_send("MESSAGE=%s%s", buf, suffix ? suffix : "",
+                                "PRIORITY=%i", prio,
+                                "SYSLOG_IDENTIFIER=secguardd", NULL);
+                return;
+        }
+        fprintf(stderr, "secguardd: %s%s\n", buf, suffix ? suffix : "");
+}
+
+void sg_log(int prio, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        log_va(prio, NULL, fmt, ap);
+        va_end(ap);
+}
+
+int sg_log_errno(int prio, int r, const char *fmt, ...) {
+        char suffix[256];
+        va_list ap;
+
+        snprintf(suffix, sizeof suffix, ": %s", strerror(r < 0 ? -r : r));
+        va_start(ap, fmt);
+        log_va(prio, suffix, fmt, ap);
+        va_end(ap);
+        return r < 0 ? r : -r;
+}
+
+void sg_log_structured(int prio, struct iovec *iov, int n) {
+        if (log_target == SG_LOG_JOURNAL) {
+                (void) sd_journal_sendv(iov, n);
+                return;
+        }
+        if (prio == LOG_DEBUG && !log_debug_on)
+                return;
+        /* One line: the MESSAGE first, then the SECGUARD_* fields. */
+        for (int pass = 0; pass < 2; pass++)
+                for (int i = 0; i < n; i++) {
+                        const char *f = iov[i].iov_base;
+                        bool is_msg = iov[i].iov_len > 8 && memcmp(f, "MESSAGE=", 8) == 0;
+                        bool is_sg = iov[i].iov_len > 9 && memcmp(f, "SECGUARD_", 9) == 0;
+
+                        if (pass == 0 && is_msg)
+                                fprintf(stderr, "secguardd: %.*s", (int) iov[i].iov_len - 8, f + 8);
+                        else if (pass == 1 && is_sg)
+                                fprintf(stderr, " %.*s", (int) iov[i].iov_len, f);
+                }
+        fputc('\n', stderr);
+}

@@ -1,0 +1,466 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pam_secguard.so: the PAM entry points. The login steps are in DESIGN.md; in short:
+ * validate input -> prompt -> look up the shadow entry -> PRECHECK (the daemon reserves the
+ * attempt and hands a hash permit) -> verify (or a dummy of the same cost) -> REPORT ->
+ * optional hash upgrade. Every failure returns PAM_AUTH_ERR and shows nothing of its own:
+ * the application prints one message (pam_strerror) whatever the cause; the cause is only in
+ * the audit log.
+ *
+ * No static state: everything lives in a per-call struct; PAM return codes appear only in
+ * this file.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <security/pam_ext.h>
+#include <security/pam_modules.h>
+#include <sodium.h>
+
+#include "config.h"
+#include "hashes.h"
+#include "io.h"
+#include "protocol.h"
+#include "shadow.h"
+#include "validate.h"
+
+#define DEFAULT_SHADOW "/etc/shadow"
+/* What sshd passes as the password of an invalid user (auth-pam.c); it must never match. */
+#define SSHD_FAKE_PASSWORD "\b\n\r\177INCORRECT"
+
+struct args {
+        const char *config;
+        const char *socket;
+        const char *shadow;
+        bool config_given, debug;
+};
+
+struct login {
+        pam_handle_t *pamh;
+        struct args args;
+        struct sg_config cfg;
+        const char *user, *rhost, *tty, *service;
+        bool input_valid;
+        struct sg_shadow_entry entry;
+        bool user_known;
+        int fd;
+        struct sg_msg *msg;
+};
+
+static int parse_args(pam_handle_t *pamh, int argc, const char **argv, struct args *a) {
+        *a = (struct args) { .config = SG_DEFAULT_CONFIG, .shadow = DEFAULT_SHADOW };
+        for (int i = 0; i < argc; i++) {
+                if (strncmp(argv[i], "config=", 7) == 0) {
+                        a->config = argv[i] + 7;
+                        a->config_given = true;
+                } else if (strncmp(argv[i], "socket=", 7) == 0)
+                        a->socket = argv[i] + 7;
+                else if (strncmp(argv[i], "shadow=", 7) == 0)
+                        a->shadow = argv[i] + 7;
+                else if (strcmp(argv[i], "debug") == 0)
+                        a->debug = true;
+                else {
+                        pam_syslog(pamh, LOG_ERR, "unknown option \"%s\"", argv[i]);
+                        return -EINVAL;
+                }
+        }
+        if (a->shadow[0] != '/' || (a->socket && a->socket[0] != '/')) {
+                pam_syslog(pamh, LOG_ERR, "shadow= and socket= need absolute paths");
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int login_init(struct login *l, pam_handle_t *pamh, int argc, const char **argv) {
+        char err[512];
+        int r;
+
+        memset(l, 0, sizeof *l);
+        l->pamh = pamh;
+        l->fd = -1;
+        if (sodium_init() < 0)
+                return -EIO;
+        r = parse_args(pamh, argc, argv, &l->args);
+        if (r < 0)
+                return r;
+        sg_config_defaults(&l->cfg);
+        r = sg_config_load(&l->cfg, l->args.config, !l->args.config_given, err, sizeof err);
+        if (r >= 0 && l->args.socket)
+                snprintf(l->cfg.socket, sizeof l->cfg.socket, "%s", l->args.socket);
+        if (r >= 0)
+                r = sg_config_check(&l->cfg, err, sizeof err);
+        if (r < 0) {
+                pam_syslog(pamh, LOG_ERR, "%s", err);
+                return r;
+        }
+        l->msg = malloc(sizeof *l->msg);
+        return l->msg ? 0 : -ENOMEM;
+}
+
+static void login_done(struct login *l) {
+        if (l->fd >= 0)
+                close(l->fd);
+        l->fd = -1;
+        sodium_memzero(&l->entry, sizeof l->entry);
+        free(l->msg);
+        l->msg = NULL;
+}
+
+static const char *item_str(pam_handle_t *pamh, int item) {
+        const void *v = NULL;
+
+        if (pam_get_item(pamh, item, &v) != PAM_SUCCESS || !v)
+                return "";
+        return v;
+}
+
+/* Reads user, rhost, tty, service and validates them (step 1). Never fails: invalid input
+ * is carried on as a failure-to-be, so the user sees the same prompt and outcome. */
+static void login_read_items(struct login *l) {
+        const char *user = NULL;
+
+        if (pam_get_user(l->pamh, &user, NULL) != PAM_SUCCESS || !user)
+                user = "";
+        l->user = user;
+        l->rhost = item_str(l->pamh, PAM_RHOST);
+        l->tty = item_str(l->pamh, PAM_TTY);
+        l->service = item_str(l->pamh, PAM_SERVICE);
+        l->input_valid = sg_valid_user(l->user) && (!*l->rhost || sg_valid_rhost(l->rhost)) &&
+                         sg_valid_tty(l->tty) && sg_valid_service(l->service);
+}
+
+static void login_lookup(struct login *l) {
+        int r;
+
+        l->user_known = false;
+        if (!l->input_valid)
+                return;
+        r = sg_shadow_lookup(l->args.shadow, l->user, &l->entry);
+        if (r == 0)
+                l->user_known = true;
+        else if (r != -ENOENT)
+                pam_syslog(l->pamh, LOG_ERR, "cannot read %s: %s", l->args.shadow, strerror(-r));
+}
+
+static void put_items(struct login *l, struct sg_writer *w) {
+        sg_writer_strn(w, SG_F_USER, l->user, strnlen(l->user, SG_FIELD_WIRE_MAX));
+        sg_writer_strn(w, SG_F_SERVICE, l->service, strnlen(l->service, SG_FIELD_WIRE_MAX));
+        if (*l->rhost)
+                sg_writer_strn(w, SG_F_RHOST, l->rhost, strnlen(l->rhost, SG_FIELD_WIRE_MAX));
+        if (*l->tty)
+                sg_writer_strn(w, SG_F_TTY, l->tty, strnlen(l->tty, SG_FIELD_WIRE_MAX));
+}
+
+static uint64_t deadline(const struct login *l) {
+        return sg_now_mono_usec() + (uint64_t) l->cfg.timeout_ms * 1000;
+}
+
+/* Step 2+3: connect, check the server is root, PRECHECK. Returns the decision or -errno. */
+static int login_precheck(struct login *l, uint32_t *ret_delay_ms) {
+        struct sg_writer *w;
+        uint64_t until = deadline(l);
+        int r;
+
+        r = sg_connect(l->cfg.socket, until, 0);
+        if (r < 0)
+                return r;
+        l->fd = r;
+        w = malloc(sizeof *w);
+        if (!w)
+                return -ENOMEM;
+        sg_writer_init(w, SG_MSG_PRECHECK);
+        put_items(l, w);
+        sg_writer_u64(w, SG_F_USER_KNOWN, l->user_known);
+        r = sg_call(l->fd, w, l->msg, until);
+        free(w);
+        if (r < 0)
+                return r;
+        if (l->msg->type != SG_MSG_OK || !sg_msg_has(l->msg, SG_F_DECISION))
+                return -EPROTO;
+        *ret_delay_ms = (uint32_t) sg_msg_u64(l->msg, SG_F_DELAY_MS, 0);
+        return (int) sg_msg_u64(l->msg, SG_F_DECISION, 0);
+}
+
+static int login_report(struct login *l, bool success, const char *reason) {
+        struct sg_writer *w = malloc(sizeof *w);
+        int r;
+
+        if (!w)
+                return -ENOMEM;
+        sg_writer_init(w, SG_MSG_REPORT);
+        sg_writer_u64(w, SG_F_RESULT, success ? SG_RESULT_SUCCESS : SG_RESULT_FAILURE);
+        if (!success)
+                sg_writer_str(w, SG_F_REASON, reason);
+        r = sg_call(l->fd, w, l->msg, deadline(l));
+        free(w);
+        if (r < 0)
+                return r;
+        return l->msg->type == SG_MSG_OK ? 0 : -EPROTO;
+}
+
+static int login_event(struct login *l, const char *event, const char *detail) {
+        struct sg_writer *w = malloc(sizeof *w);
+        uint64_t until = deadline(l);
+        int r = 0;
+
+        if (!w)
+                return -ENOMEM;
+        if (l->fd < 0) {
+                r = sg_connect(l->cfg.socket, until, 0);
+                if (r >= 0)
+                        l->fd = r;
+        }
+        if (r >= 0) {
+                sg_writer_init(w, SG_MSG_EVENT);
+                sg_writer_str(w, SG_F_EVENT, event);
+                put_items(l, w);
+                if (detail)
+                        sg_writer_str(w, SG_F_DETAIL, detail);
+                r = sg_call(l->fd, w, l->msg, until);
+                if (r >= 0 && l->msg->type != SG_MSG_OK)
+                        r = -EPROTO;
+        }
+        free(w);
+        if (r < 0)
+                pam_syslog(l->pamh, LOG_WARNING, "could not record %s for the audit log: %s", event,
+                           strerror(-r));
+        return r;
+}
+
+static struct sg_hash_caps caps_of(const struct sg_config *c) {
+        return (struct sg_hash_caps) {
+                .argon2_memlimit = c->max_argon2_memlimit,
+                .argon2_opslimit = c->max_argon2_opslimit,
+                .argon2_threads = c->max_argon2_threads,
+                .bcrypt_cost = c->max_bcrypt_cost,
+                .yescrypt_n_log2 = c->max_yescrypt_cost,
+                .sha_rounds = c->max_sha_rounds,
+        };
+}
+
+static struct sg_hash_pref pref_of(const struct sg_config *c) {
+        return (struct sg_hash_pref) { .opslimit = c->argon2_opslimit, .memlimit = c->argon2_memlimit };
+}
+
+/* Step 4: verify, or burn the same time. Returns NULL on success, else the audit reason. */
+static const char *login_verify(struct login *l, const char *pw) {
+        struct sg_hash_caps caps = caps_of(&l->cfg);
+        struct sg_hash_pref pref = pref_of(&l->cfg);
+        size_t len = strlen(pw);
+        enum sg_scheme scheme;
+        int r;
+
+        if (!l->user_known) {
+                (void) sg_hash_dummy_verify(pw, len, &pref);
+                return "unknown_user";
+        }
+        scheme = sg_hash_scheme(l->entry.hash);
+        if (scheme == SG_SCHEME_NONE || scheme == SG_SCHEME_UNKNOWN) {
+                (void) sg_hash_dummy_verify(pw, len, &pref);
+                return scheme == SG_SCHEME_NONE ? "locked_hash" : "unsupported_hash";
+        }
+        r = sg_hash_verify(l->entry.hash, pw, len, &caps);
+        if (r == -E2BIG) {
+                pam_syslog(l->pamh, LOG_WARNING, "refusing a stored hash above the configured cost caps");
+                return "hash_cost";
+        }
+        if (r == -EINVAL)
+                return "unsupported_hash";
+        if (r < 0)
+                return "bad_password";
+        /* sshd's stand-in for an invalid user's password can never be right. */
+        if (strncmp(pw, SSHD_FAKE_PASSWORD, strlen(SSHD_FAKE_PASSWORD)) == 0)
+                return "bad_password";
+        return NULL;
+}
+
+/* Step 6: upgrade an outdated hash in place. Failures are logged, never fatal to the login. */
+static void login_upgrade(struct login *l, const char *pw) {
+        struct sg_hash_pref pref = pref_of(&l->cfg);
+        char *hash;
+        int r;
+
+        if (!l->cfg.upgrade_hashes || !sg_hash_needs_upgrade(l->entry.hash, &pref))
+                return;
+        hash = malloc(SG_HASH_MAX);
+        if (!hash)
+                return;
+        r = sg_hash_create(SG_SCHEME_ARGON2ID, pw, strlen(pw), &pref, false, hash, SG_HASH_MAX);
+        if (r >= 0)
+                r = sg_shadow_update(l->args.shadow, l->user, hash, l->entry.hash, false);
+        if (r < 0)
+                pam_syslog(l->pamh, LOG_WARNING, "hash upgrade for a user failed: %s", strerror(-r));
+        else {
+                char detail[64];
+
+                snprintf(detail, sizeof detail, "from %s to argon2id",
+                         sg_scheme_name(sg_hash_scheme(l->entry.hash)));
+                (void) login_event(l, "hash_upgraded", detail);
+        }
+        sodium_memzero(hash, SG_HASH_MAX);
+        free(hash);
+}
+
+/* The daemon could not be asked. Policy allow_local: root at a local console may still log
+ * in with the right password, so an administrator is never locked out of the machine. */
+static bool unreachable_allows(struct login *l, int err, const char *pw) {
+        bool local_root = strcmp(l->user, "root") == 0 && !*l->rhost && l->input_valid;
+
+        pam_syslog(l->pamh, LOG_ERR, "secguardd unreachable at %s: %s", l->cfg.socket, strerror(-err));
+        if (l->cfg.unreachable != SG_UNREACHABLE_ALLOW_LOCAL || !local_root || !l->user_known)
+                return false;
+        if (login_verify(l, pw) != NULL)
+                return false;
+        pam_syslog(l->pamh, LOG_NOTICE, "local root login allowed without secguardd (unreachable=allow_local)");
+        return true;
+}
+
+static int authenticate(struct login *l) {
+        const char *pw = NULL, *reason;
+        uint32_t delay_ms = 0;
+        int decision, r;
+
+        (void) pam_fail_delay(l->pamh, (unsigned) l->cfg.fail_delay_ms * 1000u);
+        login_read_items(l);
+        r = pam_get_authtok(l->pamh, PAM_AUTHTOK, &pw, NULL);
+        if (r != PAM_SUCCESS || !pw)
+                pw = "";
+        login_lookup(l);
+
+        decision = login_precheck(l, &delay_ms);
+        if (decision < 0)
+                return unreachable_allows(l, decision, pw) ? 0 : -EACCES;
+        if (delay_ms)
+                (void) pam_fail_delay(l->pamh, (l->cfg.fail_delay_ms + delay_ms) * 1000u);
+        if (decision == SG_DECISION_DENY)
+                return -EACCES; /* locked or invalid: the daemon audited it; no hash */
+        if (decision == SG_DECISION_OVERLOAD) {
+                (void) login_report(l, false, "overload");
+                return -EACCES;
+        }
+        if (decision != SG_DECISION_ALLOW)
+                return -EPROTO;
+
+        if (!l->input_valid)
+                reason = "invalid_input";
+        else if (strlen(pw) > l->cfg.password_max_len)
+                reason = "password_too_long"; /* refused without hashing */
+        else
+                reason = login_verify(l, pw);
+        r = login_report(l, reason == NULL, reason);
+        if (r < 0) {
+                pam_syslog(l->pamh, LOG_ERR, "secguardd did not confirm the result: %s", strerror(-r));
+                return -EACCES; /* an unrecorded success is not a success */
+        }
+        if (reason)
+                return -EACCES;
+        login_upgrade(l, pw);
+        return 0;
+}
+
+PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+        struct login l;
+        int r;
+
+        (void) flags;
+        r = login_init(&l, pamh, argc, argv);
+        if (r >= 0)
+                r = authenticate(&l);
+        login_done(&l);
+        return r < 0 ? PAM_AUTH_ERR : PAM_SUCCESS;
+}
+
+PAM_EXTERN int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+        (void) pamh;
+        (void) flags;
+        (void) argc;
+        (void) argv;
+        return PAM_SUCCESS; /* we hand out no credentials */
+}
+
+/* Shadow expiry as pam_unix does it, and (optionally) the daemon's locks for logins that
+ * did not go through our auth (SSH keys). */
+PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+        struct login l;
+        long today = (long) (time(NULL) / 86400);
+        int r, ret = PAM_SUCCESS;
+
+        (void) flags;
+        r = login_init(&l, pamh, argc, argv);
+        if (r < 0) {
+                login_done(&l);
+                return PAM_AUTH_ERR;
+        }
+        login_read_items(&l);
+        login_lookup(&l);
+        if (!l.input_valid)
+                ret = PAM_USER_UNKNOWN;
+        else if (l.user_known) {
+                if (l.entry.expire > 0 && today >= l.entry.expire)
+                        ret = PAM_ACCT_EXPIRED;
+                else if (l.entry.last_change == 0)
+                        ret = PAM_NEW_AUTHTOK_REQD; /* forced change (passwd -e) */
+                else if (l.entry.max_days > 0 && l.entry.last_change > 0 &&
+                         l.entry.inactive_days >= 0 &&
+                         today > l.entry.last_change + l.entry.max_days + l.entry.inactive_days)
+                        ret = PAM_ACCT_EXPIRED;
+                else if (l.entry.max_days > 0 && l.entry.last_change > 0 &&
+                         today > l.entry.last_change + l.entry.max_days)
+                        ret = PAM_NEW_AUTHTOK_REQD;
+        }
+        if (ret == PAM_SUCCESS && l.cfg.account_locks) {
+                struct sg_writer *w = malloc(sizeof *w);
+                uint64_t until = deadline(&l);
+
+                r = w ? sg_connect(l.cfg.socket, until, 0) : -ENOMEM;
+                if (r >= 0) {
+                        l.fd = r;
+                        sg_writer_init(w, SG_MSG_ACCOUNT);
+                        put_items(&l, w);
+                        r = sg_call(l.fd, w, l.msg, until);
+                }
+                free(w);
+                if (r < 0) {
+                        pam_syslog(pamh, LOG_ERR, "secguardd unreachable for the account check: %s",
+                                   strerror(-r));
+                        if (l.cfg.unreachable != SG_UNREACHABLE_ALLOW_LOCAL || *l.rhost ||
+                            strcmp(l.user, "root") != 0)
+                                ret = PAM_PERM_DENIED;
+                } else if (l.msg->type != SG_MSG_OK ||
+                           sg_msg_u64(l.msg, SG_F_DECISION, 0) != SG_DECISION_ALLOW)
+                        ret = PAM_PERM_DENIED;
+        }
+        login_done(&l);
+        return ret;
+}
+
+PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+        (void) pamh;
+        (void) flags;
+        (void) argc;
+        (void) argv;
+        return PAM_IGNORE; /* session tracking is not implemented yet: stay out of the stack's way */
+}
+
+PAM_EXTERN int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+        (void) pamh;
+        (void) flags;
+        (void) argc;
+        (void) argv;
+        return PAM_IGNORE;
+}
+
+PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+        (void) flags;
+        (void) argc;
+        (void) argv;
+        pam_syslog(pamh, LOG_ERR, "password change is not implemented yet");
+        return PAM_AUTHTOK_ERR;
+}

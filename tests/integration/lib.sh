@@ -1,0 +1,211 @@
+# shellcheck shell=bash
+# Integration test helpers: a private daemon on temp dirs, the built module driven by
+# pamtester through pam_wrapper + nss_wrapper, and teardown on exit. Source it from a test:
+#
+#   . "$(dirname "$0")/lib.sh"
+#   sg_setup            # temp dir, config, passwd/group/shadow, PAM service files
+#   sg_start_daemon
+#   sg_auth alice 'right password'   # exit status: 0 accepted, else refused
+#
+# Nothing here touches the host's /etc, journal or PAM stack.
+
+set -euo pipefail
+
+: "${SG_BUILD:?SG_BUILD must point at the build directory}"
+SG_SRC=${SG_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+SECGUARDD="$SG_BUILD/secguardd"
+SECGUARDCTL="$SG_BUILD/secguardctl"
+PAM_MODULE="$SG_BUILD/pam_secguard.so"
+PY=/usr/bin/python3
+SG_DAEMON_PID=
+SG_PASSED=0
+# PAM clients (pamtester, libpamtest programs) load our module. Under the sanitizers the
+# ASan runtime must come first, pam_wrapper must not use RTLD_DEEPBIND, and leaks are
+# checked in our own programs (daemon, CLI), not in pamtester's.
+SG_PRELOAD="libpam_wrapper.so:libnss_wrapper.so"
+if [ -n "${SG_SANITIZE:-}" ]; then
+        SG_PRELOAD="$SG_LIBASAN:$SG_PRELOAD"
+        export PAM_WRAPPER_DISABLE_DEEPBIND=1
+        SG_CLIENT_ASAN="detect_leaks=0:verify_asan_link_order=0:abort_on_error=1"
+fi
+SG_FAILED=0
+
+sg_log() { printf '# %s\n' "$*" >&2; }
+
+fail() {
+        printf 'FAIL: %s\n' "$*" >&2
+        if [ -n "${T:-}" ] && [ -f "$T/daemon.log" ]; then
+                echo "--- daemon log (last 30 lines) ---" >&2
+                tail -n 30 "$T/daemon.log" >&2 || true
+        fi
+        exit 1
+}
+
+# check "description" command...: runs the command, counts it.
+check() {
+        local what=$1
+        shift
+        if "$@"; then
+                SG_PASSED=$((SG_PASSED + 1))
+                printf 'ok - %s\n' "$what"
+        else
+                SG_FAILED=$((SG_FAILED + 1))
+                fail "$what"
+        fi
+}
+
+sg_require_root() {
+        if [ "$(id -u)" -ne 0 ]; then
+                echo "SKIP: $(basename "$0") needs root (the daemon checks peers by uid; CI runs as root)"
+                exit 77
+        fi
+}
+
+sg_cleanup() {
+        local rc=$?
+        sg_stop_daemon 2>/dev/null || true
+        if [ -n "${T:-}" ] && [ -d "$T" ]; then
+                if [ "$rc" -ne 0 ] && [ -n "${SG_KEEP_TMP:-}" ]; then
+                        echo "# kept $T" >&2
+                else
+                        rm -rf "$T"
+                fi
+        fi
+        exit "$rc"
+}
+
+# Writes $T/secguard.conf: fast hashing and no fail delay for tests, plus "$@" lines
+# appended as-is ("[ratelimit]" then "user_max_failures = 3", ...).
+sg_write_config() {
+        {
+                echo "[daemon]"
+                echo "socket = $T/run/secguardd.sock"
+                echo "state_dir = $T/state"
+                echo "timeout_ms = ${SG_TIMEOUT_MS:-3000}"
+                echo "[auth]"
+                echo "fail_delay_ms = 0"
+                echo "argon2_opslimit = 1"
+                echo "argon2_memlimit = 8M"
+                printf '%s\n' "$@"
+        } >"$T/secguard.conf"
+        chmod 0644 "$T/secguard.conf"
+}
+
+# Prints a hash of password $2 in scheme $1 (password read from stdin, never on argv).
+sg_hash() {
+        printf '%s\n' "$2" | "$SECGUARDCTL" --config "$T/secguard.conf" hash --scheme "$1"
+}
+
+sg_setup() {
+        sg_require_root
+        T=$(mktemp -d /tmp/secguard-test.XXXXXX)
+        chmod 0755 "$T"
+        trap sg_cleanup EXIT
+        mkdir -m 0755 "$T/run" "$T/pam.d"
+        mkdir -m 0700 "$T/state"
+        sg_write_config "$@"
+        cat >"$T/passwd" <<EOF
+root:x:0:0:root:/root:/bin/sh
+alice:x:1000:1000:Alice:/home/alice:/bin/sh
+bob:x:1001:1001:Bob:/home/bob:/bin/sh
+carol:x:1002:1002:Carol:/home/carol:/bin/sh
+locked:x:1003:1003:Locked:/home/locked:/bin/sh
+nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin
+EOF
+        cat >"$T/group" <<EOF
+root:x:0:
+alice:x:1000:
+bob:x:1001:
+carol:x:1002:
+locked:x:1003:
+nogroup:x:65534:
+EOF
+        SG_PW_ALICE='correct horse alice'
+        SG_PW_BOB='battery staple bob'
+        SG_PW_CAROL='carol-sha512-pw'
+        SG_PW_ROOT='root console pw'
+        {
+                echo "root:$(sg_hash argon2id "$SG_PW_ROOT"):20000:0:99999:7:::"
+                echo "alice:$(sg_hash argon2id "$SG_PW_ALICE"):20000:0:99999:7:::"
+                echo "bob:$(sg_hash yescrypt "$SG_PW_BOB"):20000:0:99999:7:::"
+                echo "carol:$(sg_hash sha512crypt "$SG_PW_CAROL"):20000:0:99999:7:::"
+                echo "locked:!$(sg_hash argon2id 'whatever'):20000:0:99999:7:::"
+        } >"$T/shadow"
+        chmod 0600 "$T/shadow"
+        sg_write_pam_service sgtest
+        printf 'auth required pam_deny.so\naccount required pam_deny.so\npassword required pam_deny.so\nsession required pam_deny.so\n' >"$T/pam.d/other"
+}
+
+# A PAM service file using the built module with our config and shadow file.
+sg_write_pam_service() {
+        local name=$1 args="config=$T/secguard.conf shadow=$T/shadow"
+        cat >"$T/pam.d/$name" <<EOF
+auth     required $PAM_MODULE $args
+account  required $PAM_MODULE $args
+password required $PAM_MODULE $args
+session  required $PAM_MODULE $args
+EOF
+}
+
+sg_start_daemon() {
+        local i
+        "$SECGUARDD" --config "$T/secguard.conf" --log-target stderr "$@" >>"$T/daemon.log" 2>&1 &
+        SG_DAEMON_PID=$!
+        for i in $(seq 1 100); do
+                [ -S "$T/run/secguardd.sock" ] && "$SECGUARDCTL" --config "$T/secguard.conf" status >/dev/null 2>&1 && return 0
+                kill -0 "$SG_DAEMON_PID" 2>/dev/null || fail "secguardd exited during start-up"
+                sleep 0.05
+        done
+        fail "secguardd did not come up within 5 s"
+}
+
+sg_stop_daemon() {
+        [ -n "$SG_DAEMON_PID" ] || return 0
+        kill -TERM "$SG_DAEMON_PID" 2>/dev/null || true
+        local rc=0
+        wait "$SG_DAEMON_PID" || rc=$?
+        SG_DAEMON_PID=
+        return "$rc"
+}
+
+sg_kill9_daemon() {
+        [ -n "$SG_DAEMON_PID" ] || return 0
+        kill -KILL "$SG_DAEMON_PID" 2>/dev/null || true
+        wait "$SG_DAEMON_PID" 2>/dev/null || true
+        SG_DAEMON_PID=
+}
+
+# Runs pamtester with the wrappers: sg_pam [-I item=value]... USER OPERATION... (stdin = answers)
+sg_pam() {
+        local items=()
+        while [ "${1:-}" = "-I" ]; do
+                items+=("-I" "$2")
+                shift 2
+        done
+        local user=$1
+        shift
+        ASAN_OPTIONS="${SG_CLIENT_ASAN:-${ASAN_OPTIONS:-}}" LD_PRELOAD="$SG_PRELOAD" \
+                PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$T/pam.d" \
+                NSS_WRAPPER_PASSWD="$T/passwd" NSS_WRAPPER_GROUP="$T/group" \
+                timeout 30 pamtester "${items[@]}" sgtest "$user" "$@"
+}
+
+# sg_auth USER PASSWORD [RHOST]: 0 when accepted. Output kept in $T/pam.out.
+sg_auth() {
+        local user=$1 pw=$2 rhost=${3:-}
+        local items=()
+        [ -n "$rhost" ] && items=(-I "rhost=$rhost")
+        printf '%s\n' "$pw" | sg_pam "${items[@]}" "$user" authenticate >"$T/pam.out" 2>&1
+}
+
+sgctl() { "$SECGUARDCTL" --config "$T/secguard.conf" "$@"; }
+
+# Number of audit rows matching filters (JSON lines).
+sg_audit_count() { sgctl --json audit --limit 100000 "$@" | grep -c . || true; }
+
+sg_sql() { sqlite3 -batch "$T/state/secguard.db" "$@"; }
+
+sg_done() {
+        echo "$SG_PASSED passed, $SG_FAILED failed"
+        [ "$SG_FAILED" -eq 0 ]
+}

@@ -1,0 +1,83 @@
+#!/bin/bash
+# Password authentication through the real module and daemon: every scheme, every failure
+# kind (with one identical outcome), sshd's fake password, cost caps, hash upgrade.
+. "$(dirname "$0")/lib.sh"
+sg_setup "[ratelimit]" "user_max_failures = 1000" "source_max_failures = 1000" \
+        "user_source_max_failures = 1000" "spray_max_users = 1000" "delay_step_ms = 0"
+SG_PW_DAVE='dave bcrypt pw'
+echo "dave:$(sg_hash bcrypt "$SG_PW_DAVE"):20000:0:99999:7:::" >>"$T/shadow"
+# A planted hash asking for 4 GiB of memory: must fail fast without allocating it.
+echo 'planted:$argon2id$v=19$m=4194304,t=3,p=1$c29tZXNhbHRzb21lc2FsdA$zVMsI3Ecw6SWfZHL8vhC0yKAN1IkIGcPXj9kcY2RBdw:20000:0:99999:7:::' >>"$T/shadow"
+echo 'olddes:abJnggxhB/yWI:20000:0:99999:7:::' >>"$T/shadow"
+printf 'dave:x:1004:1004::/:/bin/sh\nplanted:x:1005:1005::/:/bin/sh\nolddes:x:1006:1006::/:/bin/sh\n' >>"$T/passwd"
+sg_start_daemon
+
+check "argon2id: right password accepted" sg_auth alice "$SG_PW_ALICE"
+check "argon2id: wrong password refused" ! sg_auth alice "wrong"
+check "yescrypt: right password accepted" sg_auth bob "$SG_PW_BOB"
+check "yescrypt: wrong password refused" ! sg_auth bob "wrong"
+check "sha512crypt: right password accepted" sg_auth carol "$SG_PW_CAROL"
+check "sha512crypt: wrong password refused" ! sg_auth carol "wrong"
+check "bcrypt: right password accepted" sg_auth dave "$SG_PW_DAVE"
+check "bcrypt: wrong password refused" ! sg_auth dave "wrong"
+
+# Every failure kind: refused, and the application sees the same thing each time.
+declare -A outputs
+expect_fail() { # name user password [rhost]
+        local name=$1
+        shift
+        if sg_auth "$@"; then fail "$name was accepted"; fi
+        # pamtester names the user in its output; take it out to compare the rest.
+        outputs[$name]=$(sed "s/$2/USER/g" "$T/pam.out" 2>/dev/null || cat "$T/pam.out")
+        SG_PASSED=$((SG_PASSED + 1))
+        echo "ok - $name refused"
+}
+expect_fail wrong_password alice "not the password"
+expect_fail unknown_user mallory "anything"
+expect_fail locked_hash locked "whatever"
+expect_fail unsupported_hash olddes "anything"
+expect_fail too_long alice "$(head -c 2000 /dev/zero | tr '\0' a)"
+expect_fail sshd_fake alice $'\b\n\r\177INCORRECT\b\n\r\177INCORRECT'
+expect_fail planted_hash planted "anything"
+ref=${outputs[wrong_password]}
+for k in "${!outputs[@]}"; do
+        check "outcome of $k identical to a wrong password" test "${outputs[$k]}" = "$ref"
+done
+
+# Invalid input: control bytes, SQL, overlong names. Refused, never crash the daemon.
+for u in $'ali\x1bce' "x'; DROP TABLE audit;--" "$(head -c 300 /dev/zero | tr '\0' u)" 'a%n%n%s' '-rf'; do
+        if sg_auth "$u" "pw"; then fail "invalid user accepted"; fi
+done
+check "invalid input audited as invalid_input" test "$(sgctl --json audit --limit 1000 | grep -c '"reason":"invalid_input"')" -ge 4
+check "SQL payload stored verbatim" test "$(sg_sql "SELECT count(*) FROM audit WHERE user = 'x''; DROP TABLE audit;--';")" -eq 1
+check "daemon still answers after hostile input" sgctl status >/dev/null
+
+# The audit log holds the truth the user never sees.
+for reason in bad_password unknown_user locked_hash unsupported_hash password_too_long hash_cost; do
+        check "audit has reason $reason" grep -q "\"reason\":\"$reason\"" <(sgctl --json audit --event auth_failure --limit 1000)
+done
+check "sshd fake password counted as bad_password" test "$(sgctl --json audit --user alice --event auth_failure --limit 1000 | grep -c bad_password)" -ge 3
+
+# Planted hash: refused before hashing (well under the time a 4 GiB argon2 would take).
+start=$(date +%s%N)
+sg_auth planted "anything" || true
+elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+check "planted m=4194304 hash fails fast (${elapsed_ms} ms)" test "$elapsed_ms" -lt 1500
+
+# Upgrade on login: carol's sha512crypt becomes argon2id; no other line changes.
+sg_stop_daemon
+sg_write_config "upgrade_hashes = yes" "[ratelimit]" "user_max_failures = 1000"
+sg_start_daemon
+grep -v '^carol:' "$T/shadow" >"$T/others.before"
+check "upgrade: login accepted" sg_auth carol "$SG_PW_CAROL"
+check "upgrade: carol now has argon2id" grep -q '^carol:\$argon2id\$' "$T/shadow"
+grep -v '^carol:' "$T/shadow" >"$T/others.after"
+check "upgrade: every other line byte for byte" cmp -s "$T/others.before" "$T/others.after"
+check "upgrade: shadow mode kept" test "$(stat -c %a "$T/shadow")" = 600
+check "upgrade: hash_upgraded audited" test "$(sg_audit_count --event hash_upgraded --user carol)" -eq 1
+check "upgrade: new hash verifies" sg_auth carol "$SG_PW_CAROL"
+check "upgrade: no second upgrade" test "$(sg_audit_count --event hash_upgraded --user carol)" -eq 1
+check "bcrypt upgraded too" sg_auth dave "$SG_PW_DAVE"
+check "bcrypt now argon2id" grep -q '^dave:\$argon2id\$' "$T/shadow"
+
+sg_done

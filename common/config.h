@@ -93,6 +93,8 @@ void sg_config_defaults(struct sg_config *c);
  * A missing file is not an error when missing_ok. On error returns -errno/-EINVAL and writes
  * "FILE:LINE: message" into err (errsize bytes). */
 int sg_config_load(struct sg_config *c, const char *path, bool missing_ok, char *err, size_t errsize);
+/* The same over a string (tests, fuzzing); name is used in messages. */
+int sg_config_load_string(struct sg_config *c, const char *name, const char *text, char *err, size_t errsize);
 
 /* Cross-field checks after loading and flag overrides (e.g. socket path absolute). */
 int sg_config_check(const struct sg_config *c, char *err, size_t errsize);

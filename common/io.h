@@ -28,7 +28,9 @@ int sg_write_frame(int fd, const uint8_t *buf, size_t len, uint64_t deadline_use
  * if not NULL). */
 int sg_read_msg(int fd, struct sg_msg *m, uint64_t deadline_usec, int *ret_proto_err);
 
-/* Finishes w, sends it, reads the reply into m. */
+/* Finishes w, sends it (then wipes w's frame: it may hold a token), reads the reply into m.
+ * A reply type other than OK/ERROR/ROW is -EBADMSG; a writer error is -EMSGSIZE (too long)
+ * or -EINVAL. */
 int sg_call(int fd, struct sg_writer *w, struct sg_msg *m, uint64_t deadline_usec);
 
 /* Peer credentials of a connected Unix socket. */

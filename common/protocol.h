@@ -135,7 +135,7 @@ enum sg_proto_err {
 };
 
 /* A decoded message. Strings are copied out NUL-terminated, so callers may use them as C
- * strings; bytes fields are not terminated (use len). Heap-allocate it (it is ~130 KiB). */
+ * strings; bytes fields are not terminated (use len). Heap-allocate it (it is ~66 KiB). */
 struct sg_msg {
         uint8_t type;
         uint64_t present; /* bit (1 << tag) */

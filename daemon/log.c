@@ -38,6 +38,7 @@ void sg_log_set_debug(bool on) {
         log_debug_on = on;
 }
 
+__attribute__((format(printf, 3, 0)))
 static void log_va(int prio, const char *suffix, const char *fmt, va_list ap) {
         char buf[2048];
 

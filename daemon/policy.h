@@ -54,10 +54,14 @@ struct sg_verdict {
         uint64_t reservation;     /* when allowed: hand back to sg_policy_settle */
 };
 
+/* Longest key + NUL. A "user@source" longer than that (a 64-byte user with a host name of
+ * 255) cannot be counted: such an attempt is denied (fails closed). */
+#define SG_POLICY_KEY_MAX 320
+
 /* A lock that sg_policy_reserve/settle just created, for the store and the audit log. */
 struct sg_lock_info {
         enum sg_lock_kind kind;
-        char key[320];
+        char key[SG_POLICY_KEY_MAX];
         uint64_t until_usec;
         uint32_t level;
         uint64_t last_lock_usec;
@@ -104,6 +108,8 @@ size_t sg_policy_lock_count(sg_policy *p, uint64_t now_usec);
 
 /* Forgets counters older than the window and history older than history_usec. */
 void sg_policy_gc(sg_policy *p, uint64_t now_usec);
+/* Keys held in memory (status, tests). */
+size_t sg_policy_key_count(const sg_policy *p);
 
 const char *sg_lock_kind_name(enum sg_lock_kind k);
 int sg_lock_kind_from_name(const char *s); /* -EINVAL */

@@ -48,7 +48,7 @@ enum sg_attempt_state {
 
 int sg_store_attempt_add(sg_store *s, uint64_t time_usec, const char *user, const char *source,
                          enum sg_attempt_state state, uint64_t *ret_id);
-int sg_store_attempt_settle(sg_store *s, uint64_t id, enum sg_attempt_state state);
+int sg_store_attempt_settle(sg_store *s, uint64_t id, enum sg_attempt_state state); /* -ENOENT: no such id */
 /* On start: every PENDING row becomes FAILURE (the connection was lost: "abandoned").
  * *ret_count = rows changed. */
 int sg_store_attempt_abandon_pending(sg_store *s, uint64_t *ret_count);
@@ -57,7 +57,7 @@ typedef int (*sg_attempt_cb)(void *userdata, uint64_t id, uint64_t time_usec, co
 /* Rows with time_usec >= since_usec, oldest first. A callback returning < 0 stops the walk
  * and that value is returned. */
 int sg_store_attempt_foreach(sg_store *s, uint64_t since_usec, sg_attempt_cb cb, void *userdata);
-int sg_store_attempt_prune(sg_store *s, uint64_t before_usec);
+int sg_store_attempt_prune(sg_store *s, uint64_t before_usec); /* settled rows only; PENDING stay */
 
 /* ---- locks and their history (backoff level survives the lock itself) ---- */
 struct sg_lock_row {
@@ -95,7 +95,7 @@ struct sg_audit_row {
 
 struct sg_audit_filter {
         const char *user, *event, *rhost; /* exact match; NULL = any */
-        uint64_t since_usec, until_usec;  /* 0 = open */
+        uint64_t since_usec, until_usec;  /* since <= time_usec <= until; 0 = open */
         uint64_t limit;                   /* newest `limit` rows, returned oldest first; 0 = 100 */
 };
 
@@ -106,7 +106,9 @@ typedef int (*sg_audit_cb)(void *userdata, const struct sg_audit_row *r);
 int sg_store_audit_query(sg_store *s, const struct sg_audit_filter *f, sg_audit_cb cb, void *userdata);
 int sg_store_audit_count(sg_store *s, uint64_t *ret);
 /* Walks the chain from the anchor. 0 = intact; 1 = broken, *ret_bad_id = first bad row id
- * (for a deletion: the row after the gap) and a sentence in detail. -errno on I/O error. */
+ * (for a deletion: the row after the gap) and a sentence in detail. -errno on I/O error.
+ * Newest rows deleted are caught only while the store that wrote them is open (the chain
+ * alone cannot tell a shortened tail; that needs the latest mac kept elsewhere). */
 int sg_store_audit_verify(sg_store *s, uint64_t *ret_bad_id, char *detail, size_t detailsize);
 /* Deletes from the head: rows older than before_usec (0 = no age limit) and beyond max_rows
  * (0 = no row limit), recording the last deleted row's id and mac as the anchor. */

@@ -12,6 +12,10 @@
 #include <stdint.h>
 
 #define SG_HASH_MAX 512 /* longest hash string we accept from a shadow file */
+/* Longest password verify/create accept (-EINVAL above), a bound on the work a client can
+ * ask for. libxcrypt schemes stop earlier, at 511 bytes (CRYPT_MAX_PASSPHRASE_SIZE): a longer
+ * password never matches them (-EACCES) and cannot be hashed with them (-E2BIG). */
+#define SG_HASH_PASSWORD_MAX 4096
 
 enum sg_scheme {
         SG_SCHEME_NONE = 0,     /* empty, "!", "*", "!..." (locked) */
@@ -33,6 +37,8 @@ struct sg_hash_cost {
         uint32_t yescrypt_n_log2; /* N = 2^n */
         uint32_t yescrypt_r;
         uint32_t sha_rounds;   /* 5000 when absent */
+        uint32_t yescrypt_p;   /* 1 when absent */
+        uint32_t yescrypt_t;   /* 0 when absent */
 };
 
 /* Caps a stored hash must respect before we spend memory or time on it. */
@@ -41,7 +47,8 @@ struct sg_hash_caps {
         uint64_t argon2_opslimit;
         uint32_t argon2_threads;
         uint32_t bcrypt_cost;
-        uint32_t yescrypt_n_log2;
+        uint32_t yescrypt_n_log2; /* N log2 at libxcrypt's r=32, p=1, t=0; a larger r*p or t
+                                   * counts as the equivalent larger N */
         uint32_t sha_rounds;
 };
 

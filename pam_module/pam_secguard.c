@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -322,18 +323,13 @@ static bool unreachable_allows(struct login *l, int err, const char *pw) {
         return true;
 }
 
-static int authenticate(struct login *l) {
-        const char *pw = NULL, *reason;
+/* Steps 2-5 for a password already read: PRECHECK, verify, REPORT. 0 = verified. */
+static int check_password(struct login *l, const char *pw) {
+        const char *reason;
         uint32_t delay_ms = 0;
         int decision, r;
 
-        (void) pam_fail_delay(l->pamh, (unsigned) l->cfg.fail_delay_ms * 1000u);
-        login_read_items(l);
-        r = pam_get_authtok(l->pamh, PAM_AUTHTOK, &pw, NULL);
-        if (r != PAM_SUCCESS || !pw)
-                pw = "";
         login_lookup(l);
-
         decision = login_precheck(l, &delay_ms);
         if (decision < 0)
                 return unreachable_allows(l, decision, pw) ? 0 : -EACCES;
@@ -359,8 +355,27 @@ static int authenticate(struct login *l) {
                 pam_syslog(l->pamh, LOG_ERR, "secguardd did not confirm the result: %s", strerror(-r));
                 return -EACCES; /* an unrecorded success is not a success */
         }
-        if (reason)
-                return -EACCES;
+        return reason ? -EACCES : 0;
+}
+
+static const char *get_token(struct login *l, int item, const char *prompt) {
+        const char *pw = NULL;
+
+        if (pam_get_authtok(l->pamh, item, &pw, prompt) != PAM_SUCCESS || !pw)
+                return "";
+        return pw;
+}
+
+static int authenticate(struct login *l) {
+        const char *pw;
+        int r;
+
+        (void) pam_fail_delay(l->pamh, (unsigned) l->cfg.fail_delay_ms * 1000u);
+        login_read_items(l);
+        pw = get_token(l, PAM_AUTHTOK, NULL);
+        r = check_password(l, pw);
+        if (r < 0)
+                return r;
         login_upgrade(l, pw);
         return 0;
 }
@@ -457,10 +472,76 @@ PAM_EXTERN int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, con
         return PAM_IGNORE;
 }
 
+/* Quality checks for a new password; NULL when acceptable, else what to tell the user. */
+static const char *new_password_problem(const struct login *l, const char *old, const char *pw) {
+        size_t len = strlen(pw);
+
+        if (len < l->cfg.min_password_len)
+                return "the new password is too short";
+        if (len > l->cfg.password_max_len)
+                return "the new password is too long";
+        if (old && strcmp(old, pw) == 0)
+                return "the new password is the same as the old one";
+        if (strcasecmp(pw, l->user) == 0)
+                return "the new password is the user name";
+        return NULL;
+}
+
+static int change_password(struct login *l, int flags) {
+        struct sg_hash_pref pref = pref_of(&l->cfg);
+        const void *old = NULL;
+        const char *pw, *problem;
+        char *hash;
+        int r;
+
+        login_read_items(l);
+        if (!l->input_valid)
+                return -EINVAL;
+        if (flags & PAM_PRELIM_CHECK) {
+                /* root (passwd USER) changes a password without the old one, as pam_unix does. */
+                if (getuid() == 0 && !(flags & PAM_CHANGE_EXPIRED_AUTHTOK))
+                        return 0;
+                (void) pam_fail_delay(l->pamh, (unsigned) l->cfg.fail_delay_ms * 1000u);
+                return check_password(l, get_token(l, PAM_OLDAUTHTOK, "Current password: "));
+        }
+        if (!(flags & PAM_UPDATE_AUTHTOK))
+                return -EINVAL;
+        login_lookup(l);
+        if (!l->user_known)
+                return -ENOENT;
+        (void) pam_get_item(l->pamh, PAM_OLDAUTHTOK, &old);
+        pw = get_token(l, PAM_AUTHTOK, NULL);
+        problem = new_password_problem(l, old, pw);
+        if (problem) {
+                pam_error(l->pamh, "BAD PASSWORD: %s", problem);
+                (void) pam_set_item(l->pamh, PAM_AUTHTOK, NULL);
+                return -EINVAL;
+        }
+        hash = malloc(SG_HASH_MAX);
+        if (!hash)
+                return -ENOMEM;
+        r = sg_hash_create(SG_SCHEME_ARGON2ID, pw, strlen(pw), &pref, false, hash, SG_HASH_MAX);
+        if (r >= 0)
+                r = sg_shadow_update(l->args.shadow, l->user, hash, NULL, true);
+        sodium_memzero(hash, SG_HASH_MAX);
+        free(hash);
+        if (r < 0) {
+                pam_syslog(l->pamh, LOG_ERR, "cannot update %s: %s", l->args.shadow, strerror(-r));
+                return r;
+        }
+        (void) login_event(l, "password_changed", "argon2id");
+        return 0;
+}
+
 PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const char **argv) {
-        (void) flags;
-        (void) argc;
-        (void) argv;
-        pam_syslog(pamh, LOG_ERR, "password change is not implemented yet");
-        return PAM_AUTHTOK_ERR;
+        struct login l;
+        int r;
+
+        r = login_init(&l, pamh, argc, argv);
+        if (r >= 0)
+                r = change_password(&l, flags);
+        login_done(&l);
+        if (r >= 0)
+                return PAM_SUCCESS;
+        return (flags & PAM_PRELIM_CHECK) ? PAM_AUTH_ERR : PAM_AUTHTOK_ERR;
 }

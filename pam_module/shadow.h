@@ -25,10 +25,12 @@ int sg_shadow_parse_line(const char *line, size_t len, const char *user, struct 
 int sg_shadow_lookup(const char *path, const char *user, struct sg_shadow_entry *ret);
 
 /* Replaces user's hash (and, when set_last_change, field 3 with today) atomically:
- * lckpwdf() when path is /etc/shadow, plus an flock on "<path>.lock" (works for any path
- * and serialises concurrent module instances), temp file in the same directory with the
- * same owner and mode, every other line byte for byte, fsync, rename, fsync of the
- * directory. expect_old_hash, when not NULL, must still be the current hash (-ESTALE if
- * another writer changed it). 0, -ENOENT (no such user), or -errno. */
+ * lckpwdf() when path is /etc/shadow, plus an flock on "<path>.secguard.lock" (works for any
+ * path and serialises concurrent module instances; not "<path>.lock": shadow-utils uses that
+ * name as a link lock holding a PID and refuses to run while one without a PID exists),
+ * temp file in the same directory with the same owner and mode, every other line byte for
+ * byte, fsync, rename, fsync of the directory. expect_old_hash, when not NULL, must still be
+ * the current hash (-ESTALE if another writer changed it). 0, -ENOENT (no such user),
+ * -ETIMEDOUT (lock not obtained within ~5 s), or -errno. */
 int sg_shadow_update(const char *path, const char *user, const char *new_hash,
                      const char *expect_old_hash, bool set_last_change);

@@ -42,10 +42,17 @@ fail() {
 }
 
 # check "description" command...: runs the command, counts it.
+# "check what ! command..." expects the command to fail.
 check() {
-        local what=$1
+        local what=$1 negate=
         shift
-        if "$@"; then
+        if [ "$1" = "!" ]; then
+                negate=1
+                shift
+        fi
+        local ok=
+        if "$@"; then ok=1; fi
+        if { [ -n "$ok" ] && [ -z "$negate" ]; } || { [ -z "$ok" ] && [ -n "$negate" ]; }; then
                 SG_PASSED=$((SG_PASSED + 1))
                 printf 'ok - %s\n' "$what"
         else
@@ -93,7 +100,10 @@ sg_write_config() {
 
 # Prints a hash of password $2 in scheme $1 (password read from stdin, never on argv).
 sg_hash() {
-        printf '%s\n' "$2" | "$SECGUARDCTL" --config "$T/secguard.conf" hash --scheme "$1"
+        local h
+        h=$(printf '%s\n' "$2" | "$SECGUARDCTL" --config "$T/secguard.conf" hash --scheme "$1") ||
+                fail "secguardctl hash --scheme $1 failed"
+        printf '%s\n' "$h"
 }
 
 sg_setup() {
@@ -132,6 +142,7 @@ EOF
                 echo "locked:!$(sg_hash argon2id 'whatever'):20000:0:99999:7:::"
         } >"$T/shadow"
         chmod 0600 "$T/shadow"
+        grep -q '^alice:\$argon2id\$' "$T/shadow" || fail "could not make the test shadow file"
         sg_write_pam_service sgtest
         printf 'auth required pam_deny.so\naccount required pam_deny.so\npassword required pam_deny.so\nsession required pam_deny.so\n' >"$T/pam.d/other"
 }

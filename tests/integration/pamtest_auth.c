@@ -106,7 +106,7 @@ static int cmp_double(const void *a, const void *b) {
  * statistic over n*n) must be near 1/2. A real leak (a skipped hash) puts it near 0 or 1.
  */
 static void test_timing_does_not_reveal_the_user(void **state) {
-        enum { N = 60 };
+        enum { N = 100 };
         double known[N], unknown[N], mk, mu, ratio, u = 0, p;
         struct outcome o;
 

@@ -2,8 +2,8 @@
 # Runs a libpamtest program against a private daemon: sets up like every integration test,
 # then exports where things are and preloads pam_wrapper.
 . "$(dirname "$0")/lib.sh"
-sg_setup "[ratelimit]" "user_max_failures = 100000" "user_source_max_failures = 100000" \
-        "source_max_failures = 100000" "spray_max_users = 100000" "delay_step_ms = 0"
+sg_setup "[ratelimit]" "user_max_failures = 1000" "user_source_max_failures = 1000" \
+        "source_max_failures = 1000" "spray_max_users = 1000" "delay_step_ms = 0"
 sg_start_daemon
 export SG_T="$T" SG_PW_ALICE
 rc=0

@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+#include "keyfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+/* Messages name the path and, where there is one, the fix; they never contain key bytes. */
+static int fail(int r, char *err, size_t errsize, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int fail(int r, char *err, size_t errsize, const char *fmt, ...) {
+        va_list ap;
+
+        if (err && errsize > 0) {
+                va_start(ap, fmt);
+                vsnprintf(err, errsize, fmt, ap);
+                va_end(ap);
+        }
+        return r;
+}
+
+static int check_key_fd(int fd, const char *path, size_t len, char *err, size_t errsize) {
+        struct stat st;
+
+        /* fstat on the descriptor we read from: no window for a swap between check and use. */
+        if (fstat(fd, &st) < 0)
+                return fail(-errno, err, errsize, "cannot stat %s: %m", path);
+        if (!S_ISREG(st.st_mode))
+                return fail(-EPERM, err, errsize, "%s is not a regular file (fix: replace it with a key file)",
+                            path);
+        if (st.st_uid != geteuid() && st.st_uid != 0)
+                return fail(-EPERM, err, errsize, "%s is owned by uid %u (fix: chown %u %s)", path,
+                            (unsigned) st.st_uid, (unsigned) geteuid(), path);
+        if (st.st_mode & 077)
+                return fail(-EPERM, err, errsize,
+                            "%s has mode %04o: group or others may access the key (fix: chmod 0600 %s)",
+                            path, (unsigned) (st.st_mode & 07777), path);
+        if (st.st_size < 0 || (uint64_t) st.st_size != len)
+                return fail(-EBADMSG, err, errsize, "%s holds %lld bytes, expected a %zu-byte key", path,
+                            (long long) st.st_size, len);
+        return 0;
+}
+
+int sg_key_read(const char *path, uint8_t *key, size_t len, char *err, size_t errsize) {
+        size_t got = 0;
+        int fd, r;
+
+        if (!path || !key)
+                return fail(-EINVAL, err, errsize, "no key path given");
+        /* O_NONBLOCK: a FIFO planted at the path must not block us; S_ISREG refuses it below. */
+        fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0) {
+                if (errno == ELOOP)
+                        return fail(-ELOOP, err, errsize,
+                                    "%s is a symbolic link; refusing to follow it (fix: put the key file itself there)",
+                                    path);
+                return fail(-errno, err, errsize, "cannot open %s: %m", path);
+        }
+        r = check_key_fd(fd, path, len, err, errsize);
+        while (r == 0 && got < len) {
+                ssize_t n = read(fd, key + got, len - got);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        r = fail(-errno, err, errsize, "cannot read %s: %m", path);
+                else if (n == 0)
+                        r = fail(-EBADMSG, err, errsize, "%s shrank while being read", path);
+                else
+                        got += (size_t) n;
+        }
+        if (r < 0 && got > 0)
+                sodium_memzero(key, len);
+        close(fd);
+        return r;
+}
+
+static int fsync_parent(const char *path) {
+        char buf[PATH_MAX];
+        int fd, r = 0;
+
+        if ((size_t) snprintf(buf, sizeof buf, "%s", path) >= sizeof buf)
+                return -ENAMETOOLONG;
+        fd = open(dirname(buf), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (fsync(fd) < 0)
+                r = -errno;
+        close(fd);
+        return r;
+}
+
+int sg_key_write(const char *path, const uint8_t *key, size_t len, char *err, size_t errsize) {
+        size_t done = 0;
+        int fd, r = 0;
+
+        if (!path || !key)
+                return fail(-EINVAL, err, errsize, "no key path given");
+        /* O_EXCL|O_NOFOLLOW: never write through a planted file or link; mode 0600 from the start
+         * (umask can only remove bits). */
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+        if (fd < 0)
+                return fail(-errno, err, errsize, "cannot create %s: %m", path);
+        while (done < len) {
+                ssize_t n = write(fd, key + done, len - done);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        r = n < 0 ? -errno : -EIO;
+                        break;
+                }
+                done += (size_t) n;
+        }
+        if (r == 0 && fsync(fd) < 0)
+                r = -errno;
+        if (close(fd) < 0 && r == 0)
+                r = -errno;
+        if (r == 0)
+                r = fsync_parent(path);
+        if (r < 0) {
+                (void) unlink(path);
+                errno = -r;
+                return fail(r, err, errsize, "cannot write %s: %m", path);
+        }
+        return 0;
+}
+
+int sg_key_load(const char *cred_name, const char *path, bool create, uint8_t *key, size_t len,
+                bool *ret_created, char *err, size_t errsize) {
+        const char *creds = getenv("CREDENTIALS_DIRECTORY");
+        int r;
+
+        if (creds && *creds && cred_name && *cred_name) {
+                char cpath[PATH_MAX];
+
+                if (strchr(cred_name, '/'))
+                        return fail(-EINVAL, err, errsize, "bad credential name %s", cred_name);
+                if ((size_t) snprintf(cpath, sizeof cpath, "%s/%s", creds, cred_name) >= sizeof cpath)
+                        return fail(-ENAMETOOLONG, err, errsize, "credentials directory path too long");
+                r = sg_key_read(cpath, key, len, err, errsize);
+                if (r != -ENOENT) {
+                        if (r == 0 && ret_created)
+                                *ret_created = false;
+                        return r;
+                }
+        }
+        r = sg_key_read(path, key, len, err, errsize);
+        if (r != -ENOENT || !create) {
+                if (r == 0 && ret_created)
+                        *ret_created = false;
+                return r;
+        }
+        if (sodium_init() < 0)
+                return fail(-EIO, err, errsize, "libsodium failed to initialise");
+        randombytes_buf(key, len);
+        r = sg_key_write(path, key, len, err, errsize);
+        if (r == -EEXIST) {
+                /* Someone created it between our read and write: use theirs. */
+                sodium_memzero(key, len);
+                r = sg_key_read(path, key, len, err, errsize);
+                if (r == 0 && ret_created)
+                        *ret_created = false;
+                return r;
+        }
+        if (r < 0) {
+                sodium_memzero(key, len);
+                return r;
+        }
+        if (ret_created)
+                *ret_created = true;
+        return 0;
+}

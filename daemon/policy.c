@@ -1,0 +1,1091 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Rate-limit policy: pure code, every time comes from the caller.
+ *
+ * Each key (kind + string) keeps a sorted ring of its newest failure timestamps, only as many
+ * as its threshold (or the growing delay) needs; the spray key keeps (user hash, last time)
+ * slots instead. Keys live in a chained hash table keyed with SipHash (crypto_shorthash) under
+ * a random per-policy key, so a client choosing user names or host names cannot flood one
+ * bucket. An LRU list bounds memory at max_keys.
+ *
+ * Choices the header leaves open, made here:
+ * - Allowlisted sources are exempt from every lock (user locks too) and their attempts count
+ *   nowhere: no source, user_source, spray or user failures, no delay.
+ * - A lock is created by the reservation that reaches the threshold; that reservation is still
+ *   allowed. If it then succeeds, the locks it created are lifted (a success counts nowhere, so
+ *   without it no threshold was reached): a user who mistypes 4 times and gets the 5th right is
+ *   not locked out. The stored row is not rewritten (settle has no output); on restart
+ *   replay_success() lifts it again, knowing it by last_lock_usec == the success's time.
+ * - Thresholds of 0 disable that kind of lock. Thresholds above RING_MAX act as RING_MAX.
+ * - The user key locks only with user_hard_lock, and never "root" unless deny_root.
+ * - Any lock in force denies, whatever the config says now (loaded or created earlier).
+ * - A reservation is a unique, monotone stamp: max(now, previous stamp + 1). It is also the
+ *   timestamp stored in the rings, so settle() finds the exact entry to remove.
+ * - Success clears user and user_source up to the reservation's stamp (cleared_usec), as
+ *   replay_success() does with the attempt's time, so live and replayed state agree.
+ * - sg_policy_unlock() touches only the named key (the caller unlocks SOURCE and SPRAY for an
+ *   address; user_source keys "user@source" are their own keys).
+ * - A key that does not fit SG_POLICY_KEY_MAX cannot be counted: the attempt is denied.
+ * - When max_keys is reached, the least recently used key without a lock in force is evicted
+ *   (its history level is lost: the store keeps the durable copy). When every key is locked,
+ *   a new key is not created and the attempt is decided without it: never a wrong denial.
+ */
+#include "policy.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#define RING_MAX 1024U           /* timestamps per key: bounds memory per key */
+#define PENDING_MAX 4096U        /* reservations awaiting settle (beyond: settle is a no-op) */
+#define DEFAULT_MAX_KEYS 65536U  /* when the config says 0 */
+#define MIN_MAX_KEYS 8U          /* one attempt touches up to 4 keys */
+#define BUCKETS_MIN 64U
+#define BUCKETS_MAX (1U << 24)
+
+enum {
+        SEED_KEY,     /* table keys */
+        SEED_USER,    /* user names in spray sets */
+        SEED_BINDING, /* ties a reservation to its (user, source) */
+        SEED_MAX,
+};
+
+struct spray_slot {
+        uint64_t user_hash;
+        uint64_t last_usec;
+};
+
+struct entry {
+        struct entry *hnext;
+        struct entry *lru_prev, *lru_next; /* prev: more recently used */
+        uint64_t hash;
+        uint64_t pin; /* == policy op: in use by the current call, not evictable */
+
+        uint64_t until_usec, last_lock_usec, cleared_usec;
+        uint64_t lock_stamp; /* the reservation that created the lock (0: loaded) */
+        uint32_t level, failures;
+
+        /* SPRAY: slots[0..n) unordered; others: ring of cap timestamps, oldest at head */
+        uint32_t cap, n, head;
+        uint64_t *ring;
+        struct spray_slot *slots;
+
+        enum sg_lock_kind kind;
+        size_t keylen;
+        char key[];
+};
+
+struct pending {
+        uint64_t stamp; /* 0 = free or settled */
+        uint64_t binding;
+};
+
+struct sg_policy {
+        struct sg_policy_config c;
+        uint8_t seed[SEED_MAX][crypto_shorthash_KEYBYTES];
+
+        struct entry **buckets;
+        size_t nbuckets, n;
+        struct entry *lru_head, *lru_tail;
+
+        uint64_t op;
+        uint64_t last_stamp;
+        uint64_t now_hint; /* newest time seen, for calls that carry none (load_lock) */
+
+        struct pending pending[PENDING_MAX];
+        size_t pending_next;
+};
+
+/* The keys one attempt counts under. */
+struct attempt_keys {
+        bool local;       /* rhost "": user key only */
+        bool allowlisted;
+        size_t user_len, source_len, user_source_len;
+        char user[SG_POLICY_KEY_MAX];
+        char source[SG_POLICY_KEY_MAX];
+        char user_source[SG_POLICY_KEY_MAX];
+};
+
+static const char *const kind_names[SG_LOCK_KIND_MAX] = {
+        [SG_LOCK_USER] = "user",
+        [SG_LOCK_SOURCE] = "source",
+        [SG_LOCK_USER_SOURCE] = "user_source",
+        [SG_LOCK_SPRAY] = "spray",
+};
+
+const char *sg_lock_kind_name(enum sg_lock_kind k) {
+        if ((unsigned) k >= SG_LOCK_KIND_MAX)
+                return NULL;
+        return kind_names[k];
+}
+
+int sg_lock_kind_from_name(const char *s) {
+        if (!s)
+                return -EINVAL;
+        for (int k = 0; k < SG_LOCK_KIND_MAX; k++)
+                if (strcmp(s, kind_names[k]) == 0)
+                        return k;
+        return -EINVAL;
+}
+
+/* ---- small arithmetic helpers ---- */
+
+static uint64_t sat_add(uint64_t a, uint64_t b) {
+        return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+static uint64_t window_cutoff(const sg_policy *p, uint64_t now) {
+        return now > p->c.window_usec ? now - p->c.window_usec : 0;
+}
+
+static void note_now(sg_policy *p, uint64_t now) {
+        if (now > p->now_hint)
+                p->now_hint = now;
+}
+
+/* Unique and monotone, never 0: bursts within one microsecond drift by a few microseconds. */
+static uint64_t next_stamp(sg_policy *p, uint64_t now) {
+        p->last_stamp = now > p->last_stamp ? now : p->last_stamp + 1;
+        return p->last_stamp;
+}
+
+static uint64_t hash_bytes(const sg_policy *p, unsigned seed, const void *a, size_t alen,
+                           const void *b, size_t blen) {
+        uint8_t buf[1 + 2 * SG_POLICY_KEY_MAX + 1], out[crypto_shorthash_BYTES];
+        uint64_t h;
+
+        assert(alen + blen + 1 <= sizeof buf);
+        memcpy(buf, a, alen);
+        buf[alen] = 0; /* separator: neither part holds a NUL */
+        if (blen > 0)
+                memcpy(buf + alen + 1, b, blen);
+        crypto_shorthash(out, buf, alen + 1 + blen, p->seed[seed]);
+        memcpy(&h, out, sizeof h);
+        return h;
+}
+
+static uint64_t key_hash(const sg_policy *p, enum sg_lock_kind kind, const char *key, size_t len) {
+        uint8_t k = (uint8_t) kind;
+
+        return hash_bytes(p, SEED_KEY, &k, 1, key, len);
+}
+
+static uint64_t user_hash(const sg_policy *p, const struct attempt_keys *k) {
+        return hash_bytes(p, SEED_USER, k->user, k->user_len, NULL, 0);
+}
+
+/* ---- per-key capacities ---- */
+
+static uint32_t clamp_cap(uint64_t v) {
+        return v < 1 ? 1 : v > RING_MAX ? RING_MAX : (uint32_t) v;
+}
+
+static uint32_t threshold(const sg_policy *p, enum sg_lock_kind kind) {
+        uint32_t t = 0;
+
+        switch (kind) {
+        case SG_LOCK_USER:
+                t = p->c.user_max_failures;
+                break;
+        case SG_LOCK_SOURCE:
+                t = p->c.source_max_failures;
+                break;
+        case SG_LOCK_USER_SOURCE:
+                t = p->c.user_source_max_failures;
+                break;
+        case SG_LOCK_SPRAY:
+                t = p->c.spray_max_users;
+                break;
+        default:
+                break;
+        }
+        return t > RING_MAX ? RING_MAX : t;
+}
+
+/* Failures needed to reach delay_max: the user keys must count that far even without a lock. */
+static uint64_t delay_need(const sg_policy *p) {
+        if (p->c.delay_step_ms == 0)
+                return 0;
+        return ((uint64_t) p->c.delay_max_ms + p->c.delay_step_ms - 1) / p->c.delay_step_ms;
+}
+
+static uint32_t wanted_cap(const sg_policy *p, enum sg_lock_kind kind) {
+        uint64_t t = threshold(p, kind);
+
+        if (kind == SG_LOCK_USER || kind == SG_LOCK_USER_SOURCE)
+                t = t > delay_need(p) ? t : delay_need(p);
+        return clamp_cap(t);
+}
+
+/* ---- timestamp ring, sorted oldest first ---- */
+
+static uint64_t *ring_at(struct entry *e, uint32_t i) {
+        return &e->ring[(e->head + i) % e->cap];
+}
+
+static void ring_insert(struct entry *e, uint64_t t) {
+        uint32_t i;
+
+        if (e->n == e->cap) {
+                if (*ring_at(e, 0) > t)
+                        return; /* older than everything kept: the threshold does not need it */
+                e->head = (e->head + 1) % e->cap;
+                e->n--;
+        }
+        for (i = e->n; i > 0 && *ring_at(e, i - 1) > t; i--)
+                *ring_at(e, i) = *ring_at(e, i - 1);
+        *ring_at(e, i) = t;
+        e->n++;
+}
+
+static bool ring_remove(struct entry *e, uint64_t t) {
+        for (uint32_t i = e->n; i > 0; i--) {
+                if (*ring_at(e, i - 1) != t)
+                        continue;
+                for (uint32_t j = i - 1; j + 1 < e->n; j++)
+                        *ring_at(e, j) = *ring_at(e, j + 1);
+                e->n--;
+                return true;
+        }
+        return false;
+}
+
+/* Drops every entry <= t (those are sorted first). */
+static void ring_drop_upto(struct entry *e, uint64_t t) {
+        while (e->n > 0 && *ring_at(e, 0) <= t) {
+                e->head = (e->head + 1) % e->cap;
+                e->n--;
+        }
+}
+
+static uint32_t ring_count(struct entry *e, uint64_t cutoff) {
+        uint32_t c = 0;
+
+        for (uint32_t i = e->n; i > 0 && *ring_at(e, i - 1) >= cutoff; i--)
+                c++;
+        return c;
+}
+
+/* ---- spray slots ---- */
+
+static void spray_upsert(struct entry *e, uint64_t uh, uint64_t t) {
+        uint32_t oldest = 0;
+
+        for (uint32_t i = 0; i < e->n; i++) {
+                if (e->slots[i].user_hash == uh) {
+                        if (t > e->slots[i].last_usec)
+                                e->slots[i].last_usec = t;
+                        return;
+                }
+                if (e->slots[i].last_usec < e->slots[oldest].last_usec)
+                        oldest = i;
+        }
+        if (e->n < e->cap) {
+                e->slots[e->n++] = (struct spray_slot) { uh, t };
+                return;
+        }
+        /* Full: keep the most recent users, that is what the window looks at. */
+        if (e->slots[oldest].last_usec <= t)
+                e->slots[oldest] = (struct spray_slot) { uh, t };
+}
+
+static void spray_remove_at(struct entry *e, uint32_t i) {
+        e->slots[i] = e->slots[--e->n];
+}
+
+static void spray_remove_user(struct entry *e, uint64_t uh, uint64_t upto) {
+        for (uint32_t i = 0; i < e->n; i++)
+                if (e->slots[i].user_hash == uh && e->slots[i].last_usec <= upto) {
+                        spray_remove_at(e, i);
+                        return;
+                }
+}
+
+static void spray_drop_upto(struct entry *e, uint64_t t) {
+        for (uint32_t i = 0; i < e->n;)
+                if (e->slots[i].last_usec <= t)
+                        spray_remove_at(e, i);
+                else
+                        i++;
+}
+
+static uint32_t spray_count(struct entry *e, uint64_t cutoff) {
+        uint32_t c = 0;
+
+        for (uint32_t i = 0; i < e->n; i++)
+                if (e->slots[i].last_usec >= cutoff)
+                        c++;
+        return c;
+}
+
+/* ---- counters of any kind ---- */
+
+static uint32_t entry_count(struct entry *e, uint64_t cutoff) {
+        return e->kind == SG_LOCK_SPRAY ? spray_count(e, cutoff) : ring_count(e, cutoff);
+}
+
+static void entry_drop_upto(struct entry *e, uint64_t t) {
+        if (e->kind == SG_LOCK_SPRAY)
+                spray_drop_upto(e, t);
+        else
+                ring_drop_upto(e, t);
+}
+
+static void entry_clear_counters(struct entry *e) {
+        e->n = 0;
+        e->head = 0;
+}
+
+/* Reallocates the counters when the config changed their size, keeping the newest. On
+ * allocation failure the old size stays: still correct, just less precise. */
+static void entry_resize(sg_policy *p, struct entry *e) {
+        uint32_t cap = wanted_cap(p, e->kind);
+
+        if (cap == e->cap)
+                return;
+        if (e->kind == SG_LOCK_SPRAY) {
+                struct spray_slot *s = calloc(cap, sizeof *s);
+
+                if (!s)
+                        return;
+                /* keep the newest `cap` slots */
+                while (e->n > cap) {
+                        uint32_t oldest = 0;
+
+                        for (uint32_t i = 1; i < e->n; i++)
+                                if (e->slots[i].last_usec < e->slots[oldest].last_usec)
+                                        oldest = i;
+                        spray_remove_at(e, oldest);
+                }
+                memcpy(s, e->slots, e->n * sizeof *s);
+                free(e->slots);
+                e->slots = s;
+        } else {
+                uint64_t *r = calloc(cap, sizeof *r);
+                uint32_t keep = e->n < cap ? e->n : cap;
+
+                if (!r)
+                        return;
+                for (uint32_t i = 0; i < keep; i++)
+                        r[i] = *ring_at(e, e->n - keep + i);
+                free(e->ring);
+                e->ring = r;
+                e->n = keep;
+                e->head = 0;
+        }
+        e->cap = cap;
+}
+
+/* ---- table and LRU ---- */
+
+static void lru_unlink(sg_policy *p, struct entry *e) {
+        if (e->lru_prev)
+                e->lru_prev->lru_next = e->lru_next;
+        else
+                p->lru_head = e->lru_next;
+        if (e->lru_next)
+                e->lru_next->lru_prev = e->lru_prev;
+        else
+                p->lru_tail = e->lru_prev;
+        e->lru_prev = e->lru_next = NULL;
+}
+
+static void lru_push_head(sg_policy *p, struct entry *e) {
+        e->lru_prev = NULL;
+        e->lru_next = p->lru_head;
+        if (p->lru_head)
+                p->lru_head->lru_prev = e;
+        else
+                p->lru_tail = e;
+        p->lru_head = e;
+}
+
+static void lru_touch(sg_policy *p, struct entry *e) {
+        if (p->lru_head == e)
+                return;
+        lru_unlink(p, e);
+        lru_push_head(p, e);
+}
+
+static struct entry *entry_free(struct entry *e) {
+        if (!e)
+                return NULL;
+        free(e->ring);
+        free(e->slots);
+        free(e);
+        return NULL;
+}
+
+static void entry_remove(sg_policy *p, struct entry *e) {
+        struct entry **pp = &p->buckets[e->hash & (p->nbuckets - 1)];
+
+        while (*pp != e)
+                pp = &(*pp)->hnext;
+        *pp = e->hnext;
+        lru_unlink(p, e);
+        p->n--;
+        entry_free(e);
+}
+
+static struct entry *entry_find(sg_policy *p, enum sg_lock_kind kind, const char *key, size_t len) {
+        uint64_t h = key_hash(p, kind, key, len);
+
+        for (struct entry *e = p->buckets[h & (p->nbuckets - 1)]; e; e = e->hnext)
+                if (e->hash == h && e->kind == kind && e->keylen == len && memcmp(e->key, key, len) == 0)
+                        return e;
+        return NULL;
+}
+
+static size_t max_keys(const sg_policy *p) {
+        if (p->c.max_keys == 0)
+                return DEFAULT_MAX_KEYS;
+        return p->c.max_keys < MIN_MAX_KEYS ? MIN_MAX_KEYS : p->c.max_keys;
+}
+
+/* Frees the least recently used key without a lock in force and not used by this call.
+ * Locked keys met on the way go to the head so the next search does not walk them again. */
+static bool evict_one(sg_policy *p, uint64_t now) {
+        size_t steps = p->n;
+        struct entry *e = p->lru_tail;
+
+        while (e && steps-- > 0) {
+                struct entry *prev = e->lru_prev;
+
+                if (e->pin == p->op) {
+                        e = prev;
+                        continue;
+                }
+                if (e->until_usec <= now) {
+                        entry_remove(p, e);
+                        return true;
+                }
+                lru_touch(p, e);
+                e = prev;
+        }
+        return false;
+}
+
+static void table_grow(sg_policy *p) {
+        size_t nb = p->nbuckets * 2;
+        struct entry **b;
+
+        if (nb > BUCKETS_MAX)
+                return;
+        b = calloc(nb, sizeof *b);
+        if (!b)
+                return; /* longer chains, still correct */
+        for (size_t i = 0; i < p->nbuckets; i++)
+                for (struct entry *e = p->buckets[i], *next; e; e = next) {
+                        next = e->hnext;
+                        e->hnext = b[e->hash & (nb - 1)];
+                        b[e->hash & (nb - 1)] = e;
+                }
+        free(p->buckets);
+        p->buckets = b;
+        p->nbuckets = nb;
+}
+
+/* Finds or creates a key, marks it used by this call. NULL when the table is full of locked
+ * keys or memory ran out: the caller then decides without this key. */
+static struct entry *entry_get(sg_policy *p, enum sg_lock_kind kind, const char *key, size_t len,
+                               uint64_t now) {
+        struct entry *e = entry_find(p, kind, key, len);
+        uint32_t cap;
+
+        if (e) {
+                entry_resize(p, e);
+                lru_touch(p, e);
+                e->pin = p->op;
+                return e;
+        }
+        while (p->n >= max_keys(p))
+                if (!evict_one(p, now))
+                        return NULL;
+
+        cap = wanted_cap(p, kind);
+        e = calloc(1, sizeof *e + len + 1);
+        if (!e)
+                return NULL;
+        if (kind == SG_LOCK_SPRAY)
+                e->slots = calloc(cap, sizeof *e->slots);
+        else
+                e->ring = calloc(cap, sizeof *e->ring);
+        if (!e->slots && !e->ring)
+                return entry_free(e);
+        e->cap = cap;
+        e->kind = kind;
+        e->keylen = len;
+        memcpy(e->key, key, len);
+        e->hash = key_hash(p, kind, key, len);
+        e->pin = p->op;
+
+        if (p->n >= p->nbuckets)
+                table_grow(p);
+        e->hnext = p->buckets[e->hash & (p->nbuckets - 1)];
+        p->buckets[e->hash & (p->nbuckets - 1)] = e;
+        lru_push_head(p, e);
+        p->n++;
+        return e;
+}
+
+/* ---- keys of an attempt ---- */
+
+static bool source_allowlisted(const sg_policy *p, const char *rhost) {
+        struct sg_addr a;
+        struct sg_cidr net;
+
+        if (p->c.allowlist.n == 0)
+                return false;
+        if (sg_addr_parse(rhost, &a) == 0)
+                return sg_cidr_list_match(&p->c.allowlist, &a);
+        /* a replayed source key "2001:db8::/64": exact when the allowlist covers the group */
+        if (sg_cidr_parse(rhost, &net) == 0)
+                return sg_cidr_list_match(&p->c.allowlist, &net.addr);
+        return false;
+}
+
+/* rhost, or an already grouped key (replay, stored locks): sg_source_key() keeps a key as it
+ * is; should it refuse one ("2001:db8::/64" is no host name), the key is taken verbatim. */
+static int source_key(const sg_policy *p, const char *s, char *out, size_t outsize) {
+        size_t len = strlen(s);
+
+        if (sg_source_key(s, p->c.ipv6_prefix, out, outsize) >= 0)
+                return 0;
+        if (len >= outsize)
+                return -ENAMETOOLONG;
+        memcpy(out, s, len + 1);
+        return 0;
+}
+
+static int attempt_keys(const sg_policy *p, const char *user, const char *rhost,
+                        struct attempt_keys *k) {
+        int r;
+
+        if (!user || !rhost)
+                return -EINVAL;
+        k->user_len = strlen(user);
+        if (k->user_len == 0 || k->user_len >= sizeof k->user)
+                return -EINVAL;
+        memcpy(k->user, user, k->user_len + 1);
+
+        r = source_key(p, rhost, k->source, sizeof k->source);
+        if (r < 0)
+                return r;
+        k->source_len = strlen(k->source);
+        k->local = k->source_len == 0;
+        k->allowlisted = !k->local && source_allowlisted(p, rhost);
+        k->user_source_len = 0;
+        k->user_source[0] = '\0';
+        if (!k->local) {
+                if (k->user_len + 1 + k->source_len >= sizeof k->user_source)
+                        return -ENAMETOOLONG;
+                memcpy(k->user_source, k->user, k->user_len);
+                k->user_source[k->user_len] = '@';
+                memcpy(k->user_source + k->user_len + 1, k->source, k->source_len + 1);
+                k->user_source_len = k->user_len + 1 + k->source_len;
+        }
+        return 0;
+}
+
+static bool kind_applies(const struct attempt_keys *k, enum sg_lock_kind kind) {
+        return kind == SG_LOCK_USER || !k->local;
+}
+
+static const char *attempt_key(const struct attempt_keys *k, enum sg_lock_kind kind, size_t *ret_len) {
+        switch (kind) {
+        case SG_LOCK_USER:
+                *ret_len = k->user_len;
+                return k->user;
+        case SG_LOCK_USER_SOURCE:
+                *ret_len = k->user_source_len;
+                return k->user_source;
+        default:
+                *ret_len = k->source_len;
+                return k->source;
+        }
+}
+
+static uint64_t attempt_binding(const sg_policy *p, const struct attempt_keys *k) {
+        return hash_bytes(p, SEED_BINDING, k->user, k->user_len, k->source, k->source_len);
+}
+
+static void find_all(sg_policy *p, const struct attempt_keys *k, struct entry *e[SG_LOCK_KIND_MAX]) {
+        for (int kind = 0; kind < SG_LOCK_KIND_MAX; kind++) {
+                const char *key;
+                size_t len;
+
+                e[kind] = NULL;
+                if (!kind_applies(k, kind))
+                        continue;
+                key = attempt_key(k, kind, &len);
+                e[kind] = entry_find(p, kind, key, len);
+        }
+}
+
+/* The lock in force that ends last, if any. */
+static bool lock_in_force(struct entry *e[SG_LOCK_KIND_MAX], uint64_t now, struct sg_verdict *v) {
+        bool locked = false;
+
+        for (int kind = 0; kind < SG_LOCK_KIND_MAX; kind++) {
+                if (!e[kind] || e[kind]->until_usec <= now)
+                        continue;
+                if (!locked || e[kind]->until_usec > v->until_usec) {
+                        v->kind = kind;
+                        v->until_usec = e[kind]->until_usec;
+                }
+                locked = true;
+        }
+        return locked;
+}
+
+static uint32_t delay_for(const sg_policy *p, struct entry *e[SG_LOCK_KIND_MAX], uint64_t cutoff) {
+        uint64_t n = 0, d;
+
+        if (e[SG_LOCK_USER])
+                n = ring_count(e[SG_LOCK_USER], cutoff);
+        if (e[SG_LOCK_USER_SOURCE]) {
+                uint64_t m = ring_count(e[SG_LOCK_USER_SOURCE], cutoff);
+
+                n = m > n ? m : n;
+        }
+        d = n * p->c.delay_step_ms;
+        return d > p->c.delay_max_ms ? p->c.delay_max_ms : (uint32_t) d;
+}
+
+/* ---- locks ---- */
+
+static uint64_t lock_duration(const sg_policy *p, uint32_t level) {
+        uint64_t d = p->c.lock_time_usec, cap = p->c.lock_max_usec ? p->c.lock_max_usec : UINT64_MAX;
+        uint32_t f = p->c.lock_factor ? p->c.lock_factor : 1;
+
+        for (uint32_t i = 0; i < level && f > 1 && d < cap; i++)
+                d = d > cap / f ? cap : d * f;
+        return d > cap ? cap : d;
+}
+
+static void lock_fill(const struct entry *e, struct sg_lock_info *l) {
+        *l = (struct sg_lock_info) {
+                .kind = e->kind,
+                .until_usec = e->until_usec,
+                .level = e->level,
+                .last_lock_usec = e->last_lock_usec,
+                .cleared_usec = e->cleared_usec,
+                .failures = e->failures,
+        };
+        memcpy(l->key, e->key, e->keylen);
+        l->key[e->keylen] = '\0';
+}
+
+static void lock_create(sg_policy *p, struct entry *e, uint32_t failures, uint64_t now,
+                        uint64_t stamp, struct sg_lock_info *out, size_t max_out, size_t *n_out) {
+        /* the level counts previous locks only while they are within history */
+        bool recent = e->last_lock_usec != 0 &&
+                      (e->last_lock_usec >= now || now - e->last_lock_usec <= p->c.history_usec);
+        uint32_t level = recent ? e->level : 0;
+
+        e->until_usec = sat_add(now, lock_duration(p, level));
+        e->level = level + 1;
+        e->last_lock_usec = now;
+        e->lock_stamp = stamp;
+        e->failures = failures;
+        if (out && *n_out < max_out)
+                lock_fill(e, &out[(*n_out)++]);
+}
+
+/* Undoes a lock whose only cause turned out to be a success. last_lock_usec stays: it only
+ * makes the backoff history remember a little longer. */
+static void lock_lift(struct entry *e) {
+        e->until_usec = 0;
+        e->lock_stamp = 0;
+        if (e->level > 0)
+                e->level--;
+}
+
+static bool user_lock_applies(const sg_policy *p, const char *user) {
+        return p->c.user_hard_lock && (p->c.deny_root || strcmp(user, "root") != 0);
+}
+
+/* ---- pending reservations ---- */
+
+static void pending_add(sg_policy *p, uint64_t stamp, uint64_t binding) {
+        p->pending[p->pending_next] = (struct pending) { stamp, binding };
+        p->pending_next = (p->pending_next + 1) % PENDING_MAX;
+}
+
+static bool pending_take(sg_policy *p, uint64_t stamp, uint64_t binding) {
+        if (stamp == 0)
+                return false;
+        /* newest first; stamps grow along the ring, so stop at the first older one */
+        for (size_t i = 1; i <= PENDING_MAX; i++) {
+                struct pending *q = &p->pending[(p->pending_next + PENDING_MAX - i) % PENDING_MAX];
+
+                if (q->stamp == 0)
+                        continue;
+                if (q->stamp < stamp)
+                        return false;
+                if (q->stamp != stamp)
+                        continue;
+                if (q->binding != binding)
+                        return false;
+                q->stamp = 0;
+                return true;
+        }
+        return false;
+}
+
+/* ---- public API ---- */
+
+int sg_policy_new(const struct sg_policy_config *c, sg_policy **ret) {
+        sg_policy *p;
+
+        if (!c || !ret)
+                return -EINVAL;
+        if (sodium_init() < 0)
+                return -EIO;
+        p = calloc(1, sizeof *p);
+        if (!p)
+                return -ENOMEM;
+        p->nbuckets = BUCKETS_MIN;
+        p->buckets = calloc(p->nbuckets, sizeof *p->buckets);
+        if (!p->buckets) {
+                free(p);
+                return -ENOMEM;
+        }
+        p->c = *c;
+        randombytes_buf(p->seed, sizeof p->seed);
+        *ret = p;
+        return 0;
+}
+
+sg_policy *sg_policy_free(sg_policy *p) {
+        if (!p)
+                return NULL;
+        while (p->lru_head)
+                entry_remove(p, p->lru_head);
+        free(p->buckets);
+        sodium_memzero(p->seed, sizeof p->seed);
+        free(p);
+        return NULL;
+}
+
+void sg_policy_set_config(sg_policy *p, const struct sg_policy_config *c) {
+        assert(p && c);
+        /* counters are resized lazily, when each key is next used */
+        p->c = *c;
+}
+
+size_t sg_policy_key_count(const sg_policy *p) {
+        return p ? p->n : 0;
+}
+
+void sg_policy_reserve(sg_policy *p, const char *user, const char *rhost, uint64_t now_usec,
+                       struct sg_verdict *ret, struct sg_lock_info *new_locks, size_t max_new,
+                       size_t *ret_new) {
+        struct sg_verdict v = { .allowed = false };
+        struct entry *e[SG_LOCK_KIND_MAX];
+        struct attempt_keys k;
+        uint64_t cutoff = window_cutoff(p, now_usec), stamp;
+        size_t n_new = 0;
+
+        assert(p && ret);
+        p->op++;
+        note_now(p, now_usec);
+
+        if (attempt_keys(p, user, rhost ?: "", &k) < 0) {
+                /* cannot be counted (input validated upstream should never get here): deny */
+                v.kind = SG_LOCK_SOURCE;
+                v.until_usec = now_usec;
+                goto finish;
+        }
+        if (k.allowlisted) {
+                stamp = next_stamp(p, now_usec);
+                pending_add(p, stamp, attempt_binding(p, &k));
+                v = (struct sg_verdict) { .allowed = true, .reservation = stamp };
+                goto finish;
+        }
+
+        find_all(p, &k, e);
+        if (lock_in_force(e, now_usec, &v)) {
+                /* nothing counted, nothing created; the delay still looks like a failure's */
+                v.delay_ms = delay_for(p, e, cutoff);
+                goto finish;
+        }
+
+        for (int kind = 0; kind < SG_LOCK_KIND_MAX; kind++) {
+                const char *key;
+                size_t len;
+
+                if (!kind_applies(&k, kind))
+                        continue;
+                key = attempt_key(&k, kind, &len);
+                e[kind] = entry_get(p, kind, key, len, now_usec);
+        }
+        v.delay_ms = delay_for(p, e, cutoff);
+
+        stamp = next_stamp(p, now_usec);
+        if (e[SG_LOCK_USER])
+                ring_insert(e[SG_LOCK_USER], stamp);
+        if (e[SG_LOCK_SOURCE])
+                ring_insert(e[SG_LOCK_SOURCE], stamp);
+        if (e[SG_LOCK_USER_SOURCE])
+                ring_insert(e[SG_LOCK_USER_SOURCE], stamp);
+        if (e[SG_LOCK_SPRAY])
+                spray_upsert(e[SG_LOCK_SPRAY], user_hash(p, &k), stamp);
+
+        for (int kind = 0; kind < SG_LOCK_KIND_MAX; kind++) {
+                uint32_t t = threshold(p, kind), n;
+
+                if (!e[kind] || t == 0)
+                        continue;
+                if (kind == SG_LOCK_USER && !user_lock_applies(p, user))
+                        continue;
+                n = entry_count(e[kind], cutoff);
+                if (n >= t)
+                        lock_create(p, e[kind], n, now_usec, stamp, new_locks, max_new, &n_new);
+        }
+
+        pending_add(p, stamp, attempt_binding(p, &k));
+        v.allowed = true;
+        v.reservation = stamp;
+        v.kind = 0;
+        v.until_usec = 0;
+
+finish:
+        *ret = v;
+        if (ret_new)
+                *ret_new = n_new;
+}
+
+/* Success proves the user: clears user and (user, source) up to t, and the user's place in the
+ * source's spray set. The source keeps failures against other users. Locks created by this very
+ * attempt are lifted: live they are known by their reservation, on replay by their time. */
+static void clear_on_success(sg_policy *p, const struct attempt_keys *k, uint64_t t, bool replay) {
+        static const enum sg_lock_kind reset[] = { SG_LOCK_USER, SG_LOCK_USER_SOURCE };
+        struct entry *e[SG_LOCK_KIND_MAX];
+
+        find_all(p, k, e);
+        for (int kind = 0; kind < SG_LOCK_KIND_MAX; kind++) {
+                struct entry *x = e[kind];
+
+                if (!x || x->until_usec == 0)
+                        continue;
+                if (replay ? x->last_lock_usec == t : x->lock_stamp == t)
+                        lock_lift(x);
+        }
+        for (size_t i = 0; i < sizeof reset / sizeof reset[0]; i++) {
+                struct entry *x = e[reset[i]];
+
+                if (!x)
+                        continue;
+                ring_drop_upto(x, t);
+                if (t > x->cleared_usec)
+                        x->cleared_usec = t;
+        }
+        if (e[SG_LOCK_SPRAY])
+                spray_remove_user(e[SG_LOCK_SPRAY], user_hash(p, k), t);
+}
+
+void sg_policy_settle(sg_policy *p, const char *user, const char *rhost, uint64_t reservation,
+                      bool success, uint64_t now_usec) {
+        struct attempt_keys k;
+        struct entry *src;
+
+        assert(p);
+        note_now(p, now_usec);
+        if (attempt_keys(p, user, rhost ?: "", &k) < 0)
+                return;
+        if (!pending_take(p, reservation, attempt_binding(p, &k)))
+                return; /* unknown, already settled, or pushed out of the pending ring */
+        if (!success)
+                return; /* counted as a failure at reserve time */
+
+        if (!k.local) {
+                src = entry_find(p, SG_LOCK_SOURCE, k.source, k.source_len);
+                if (src)
+                        ring_remove(src, reservation);
+        }
+        clear_on_success(p, &k, reservation, false);
+}
+
+bool sg_policy_is_locked(sg_policy *p, const char *user, const char *rhost, uint64_t now_usec,
+                         struct sg_verdict *ret) {
+        struct sg_verdict v = { .allowed = true };
+        struct entry *e[SG_LOCK_KIND_MAX];
+        struct attempt_keys k;
+        bool locked = false;
+
+        assert(p);
+        if (attempt_keys(p, user, rhost ?: "", &k) < 0) {
+                v = (struct sg_verdict) { .allowed = false, .kind = SG_LOCK_SOURCE, .until_usec = now_usec };
+                locked = true;
+        } else if (!k.allowlisted) {
+                find_all(p, &k, e);
+                locked = lock_in_force(e, now_usec, &v);
+                v.allowed = !locked;
+        }
+        if (ret)
+                *ret = v;
+        return locked;
+}
+
+void sg_policy_replay_failure(sg_policy *p, const char *user, const char *source_key, uint64_t time_usec) {
+        struct attempt_keys k;
+
+        assert(p);
+        if (attempt_keys(p, user, source_key ?: "", &k) < 0 || k.allowlisted)
+                return;
+        p->op++;
+        note_now(p, time_usec);
+        if (time_usec > p->last_stamp)
+                p->last_stamp = time_usec; /* later reservations never equal a replayed entry */
+
+        for (int kind = 0; kind < SG_LOCK_KIND_MAX; kind++) {
+                struct entry *e;
+                const char *key;
+                size_t len;
+
+                if (!kind_applies(&k, kind))
+                        continue;
+                key = attempt_key(&k, kind, &len);
+                e = entry_get(p, kind, key, len, time_usec);
+                if (!e || time_usec <= e->cleared_usec)
+                        continue;
+                if (kind == SG_LOCK_SPRAY)
+                        spray_upsert(e, user_hash(p, &k), time_usec);
+                else
+                        ring_insert(e, time_usec);
+        }
+}
+
+void sg_policy_replay_success(sg_policy *p, const char *user, const char *source_key, uint64_t time_usec) {
+        struct attempt_keys k;
+
+        assert(p);
+        if (attempt_keys(p, user, source_key ?: "", &k) < 0)
+                return;
+        note_now(p, time_usec);
+        if (time_usec > p->last_stamp)
+                p->last_stamp = time_usec;
+        clear_on_success(p, &k, time_usec, true);
+}
+
+/* Accepts a key as listed, or for source kinds a raw address (grouped here). */
+static int normalize_key(const sg_policy *p, enum sg_lock_kind kind, const char *key,
+                         char out[static SG_POLICY_KEY_MAX]) {
+        const char *at;
+        size_t ulen;
+
+        if (!key || strlen(key) >= SG_POLICY_KEY_MAX)
+                return -EINVAL;
+        switch (kind) {
+        case SG_LOCK_SOURCE:
+        case SG_LOCK_SPRAY:
+                return source_key(p, key, out, SG_POLICY_KEY_MAX);
+        case SG_LOCK_USER_SOURCE:
+                at = strchr(key, '@');
+                if (!at)
+                        return -EINVAL;
+                ulen = (size_t) (at - key) + 1;
+                memcpy(out, key, ulen);
+                return source_key(p, at + 1, out + ulen, SG_POLICY_KEY_MAX - ulen);
+        default:
+                memcpy(out, key, strlen(key) + 1);
+                return 0;
+        }
+}
+
+void sg_policy_load_lock(sg_policy *p, const struct sg_lock_info *l) {
+        char key[SG_POLICY_KEY_MAX];
+        struct entry *e;
+
+        assert(p);
+        if (!l || (unsigned) l->kind >= SG_LOCK_KIND_MAX ||
+            strnlen(l->key, sizeof l->key) >= sizeof l->key || l->key[0] == '\0')
+                return;
+        if (normalize_key(p, l->kind, l->key, key) < 0)
+                return;
+        p->op++;
+        e = entry_get(p, l->kind, key, strlen(key), p->now_hint);
+        if (!e)
+                return;
+        e->until_usec = l->until_usec;
+        e->level = l->level;
+        e->last_lock_usec = l->last_lock_usec;
+        e->cleared_usec = l->cleared_usec;
+        e->failures = l->failures;
+        e->lock_stamp = 0;
+        entry_drop_upto(e, e->cleared_usec);
+        note_now(p, l->last_lock_usec);
+}
+
+int sg_policy_unlock(sg_policy *p, enum sg_lock_kind kind, const char *key, uint64_t now_usec,
+                     struct sg_lock_info *ret) {
+        char k[SG_POLICY_KEY_MAX];
+        struct entry *e;
+
+        assert(p);
+        if ((unsigned) kind >= SG_LOCK_KIND_MAX)
+                return -EINVAL;
+        if (normalize_key(p, kind, key, k) < 0)
+                return -ENOENT; /* such a key cannot have been counted */
+        e = entry_find(p, kind, k, strlen(k));
+        if (!e || (e->until_usec <= now_usec && entry_count(e, window_cutoff(p, now_usec)) == 0))
+                return -ENOENT;
+
+        note_now(p, now_usec);
+        e->until_usec = 0;
+        entry_clear_counters(e);
+        if (now_usec > e->cleared_usec)
+                e->cleared_usec = now_usec;
+        if (ret)
+                lock_fill(e, ret);
+        return 0;
+}
+
+int sg_policy_foreach_lock(sg_policy *p, uint64_t now_usec, sg_policy_lock_cb cb, void *userdata) {
+        assert(p && cb);
+        for (struct entry *e = p->lru_head; e; e = e->lru_next) {
+                struct sg_lock_info l;
+                int r;
+
+                if (e->until_usec <= now_usec)
+                        continue;
+                lock_fill(e, &l);
+                r = cb(userdata, &l);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+size_t sg_policy_lock_count(sg_policy *p, uint64_t now_usec) {
+        size_t n = 0;
+
+        assert(p);
+        for (struct entry *e = p->lru_head; e; e = e->lru_next)
+                if (e->until_usec > now_usec)
+                        n++;
+        return n;
+}
+
+void sg_policy_gc(sg_policy *p, uint64_t now_usec) {
+        uint64_t cutoff = window_cutoff(p, now_usec);
+
+        assert(p);
+        note_now(p, now_usec);
+        for (struct entry *e = p->lru_head, *next; e; e = next) {
+                bool history = e->last_lock_usec != 0 &&
+                               (e->last_lock_usec >= now_usec ||
+                                now_usec - e->last_lock_usec <= p->c.history_usec);
+
+                next = e->lru_next;
+                if (cutoff > 0)
+                        entry_drop_upto(e, cutoff - 1);
+                if (e->until_usec > now_usec || e->n > 0 || history)
+                        continue;
+                entry_remove(p, e);
+        }
+}

@@ -1,0 +1,914 @@
+/* SPDX-License-Identifier: MIT */
+/* The rate-limit policy, driven with a fake clock. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cidr.h"
+#include "policy.h"
+
+#define USEC 1000000ULL
+#define MINUTE (60 * USEC)
+#define HOUR (60 * MINUTE)
+#define DAY (24 * HOUR)
+#define T0 (1700000000ULL * USEC)
+
+struct result {
+        struct sg_verdict v;
+        size_t n;
+        struct sg_lock_info locks[SG_LOCK_KIND_MAX];
+};
+
+static struct sg_policy_config base_config(void) {
+        return (struct sg_policy_config) {
+                .window_usec = 15 * MINUTE,
+                .lock_time_usec = 15 * MINUTE,
+                .lock_factor = 2,
+                .lock_max_usec = DAY,
+                .history_usec = 30 * DAY,
+                .user_max_failures = 5,
+                .source_max_failures = 20,
+                .user_source_max_failures = 5,
+                .spray_max_users = 10,
+                .delay_step_ms = 500,
+                .delay_max_ms = 5000,
+                .user_hard_lock = false,
+                .deny_root = false,
+                .ipv6_prefix = 64,
+                .max_keys = 1000,
+        };
+}
+
+static sg_policy *mk(const struct sg_policy_config *c) {
+        sg_policy *p = NULL;
+
+        assert_int_equal(sg_policy_new(c, &p), 0);
+        assert_non_null(p);
+        return p;
+}
+
+static struct result reserve(sg_policy *p, const char *user, const char *rhost, uint64_t now) {
+        struct result r;
+
+        memset(&r, 0xaa, sizeof r);
+        sg_policy_reserve(p, user, rhost, now, &r.v, r.locks, SG_LOCK_KIND_MAX, &r.n);
+        return r;
+}
+
+/* One wrong password: reserve, then settle as a failure when it was allowed. */
+static struct result fail_once(sg_policy *p, const char *user, const char *rhost, uint64_t now) {
+        struct result r = reserve(p, user, rhost, now);
+
+        if (r.v.allowed)
+                sg_policy_settle(p, user, rhost, r.v.reservation, false, now);
+        return r;
+}
+
+static void assert_allowed_no_lock(const struct result *r) {
+        assert_true(r->v.allowed);
+        assert_int_equal(r->n, 0);
+}
+
+static void assert_new_lock(const struct result *r, enum sg_lock_kind kind, const char *key) {
+        assert_true(r->v.allowed); /* the attempt that reaches the threshold is still hashed */
+        assert_int_equal(r->n, 1);
+        assert_int_equal(r->locks[0].kind, kind);
+        assert_string_equal(r->locks[0].key, key);
+}
+
+static void assert_denied(const struct result *r, enum sg_lock_kind kind) {
+        assert_false(r->v.allowed);
+        assert_int_equal(r->v.kind, kind);
+        assert_int_equal(r->n, 0);
+}
+
+static void test_kind_names(void **state) {
+        (void) state;
+        assert_string_equal(sg_lock_kind_name(SG_LOCK_USER), "user");
+        assert_string_equal(sg_lock_kind_name(SG_LOCK_SOURCE), "source");
+        assert_string_equal(sg_lock_kind_name(SG_LOCK_USER_SOURCE), "user_source");
+        assert_string_equal(sg_lock_kind_name(SG_LOCK_SPRAY), "spray");
+        assert_null(sg_lock_kind_name(SG_LOCK_KIND_MAX));
+        for (int k = 0; k < SG_LOCK_KIND_MAX; k++)
+                assert_int_equal(sg_lock_kind_from_name(sg_lock_kind_name(k)), k);
+        assert_int_equal(sg_lock_kind_from_name("users"), -EINVAL);
+        assert_int_equal(sg_lock_kind_from_name(""), -EINVAL);
+        assert_int_equal(sg_lock_kind_from_name(NULL), -EINVAL);
+}
+
+static void test_user_source_threshold_exact(void **state) {
+        struct sg_policy_config c = base_config();
+        sg_policy *p = mk(&c);
+        struct result r;
+        struct sg_verdict v;
+        uint64_t until = T0 + 4 * USEC + 15 * MINUTE;
+
+        (void) state;
+        for (int i = 0; i < 4; i++) {
+                r = fail_once(p, "alice", "192.0.2.1", T0 + i * USEC);
+                assert_allowed_no_lock(&r);
+        }
+        r = fail_once(p, "alice", "192.0.2.1", T0 + 4 * USEC);
+        assert_new_lock(&r, SG_LOCK_USER_SOURCE, "alice@192.0.2.1");
+        assert_int_equal(r.locks[0].until_usec, until);
+        assert_int_equal(r.locks[0].level, 1);
+        assert_int_equal(r.locks[0].last_lock_usec, T0 + 4 * USEC);
+        assert_int_equal(r.locks[0].failures, 5);
+
+        r = reserve(p, "alice", "192.0.2.1", T0 + 5 * USEC);
+        assert_denied(&r, SG_LOCK_USER_SOURCE);
+        assert_int_equal(r.v.until_usec, until);
+        assert_true(sg_policy_is_locked(p, "alice", "192.0.2.1", T0 + 5 * USEC, &v));
+        assert_int_equal(v.kind, SG_LOCK_USER_SOURCE);
+        assert_false(sg_policy_is_locked(p, "alice", "192.0.2.2", T0 + 5 * USEC, NULL));
+        assert_false(sg_policy_is_locked(p, "alice", "", T0 + 5 * USEC, NULL));
+
+        /* another user from the same source is not affected */
+        r = fail_once(p, "bob", "192.0.2.1", T0 + 6 * USEC);
+        assert_allowed_no_lock(&r);
+
+        assert_int_equal(sg_policy_lock_count(p, T0 + 6 * USEC), 1);
+        assert_int_equal(sg_policy_lock_count(p, until), 0);
+        r = fail_once(p, "alice", "192.0.2.1", until + 16 * MINUTE);
+        assert_allowed_no_lock(&r);
+        sg_policy_free(p);
+}
+
+static void test_source_threshold_exact(void **state) {
+        struct sg_policy_config c = base_config();
+        sg_policy *p;
+        struct result r;
+        char user[16];
+
+        (void) state;
+        c.spray_max_users = 0; /* disabled: look at the source count alone */
+        p = mk(&c);
+        for (int i = 0; i < 19; i++) {
+                snprintf(user, sizeof user, "u%d", i);
+                r = fail_once(p, user, "198.51.100.7", T0 + i * USEC);
+                assert_allowed_no_lock(&r);
+        }
+        r = fail_once(p, "u19", "198.51.100.7", T0 + 19 * USEC);
+        assert_new_lock(&r, SG_LOCK_SOURCE, "198.51.100.7");
+        assert_int_equal(r.locks[0].failures, 20);
+        r = reserve(p, "u20", "198.51.100.7", T0 + 20 * USEC);
+        assert_denied(&r, SG_LOCK_SOURCE);
+        r = fail_once(p, "u20", "198.51.100.8", T0 + 20 * USEC);
+        assert_allowed_no_lock(&r);
+        sg_policy_free(p);
+}
+
+static void test_spray_lock(void **state) {
+        struct sg_policy_config c = base_config();
+        sg_policy *p;
+        struct result r;
+
+        (void) state;
+        c.spray_max_users = 3;
+        c.source_max_failures = 100;
+        p = mk(&c);
+        /* repeats of one user are not distinct users */
+        assert_allowed_no_lock((r = fail_once(p, "a", "203.0.113.5", T0), &r));
+        assert_allowed_no_lock((r = fail_once(p, "a", "203.0.113.5", T0 + 1), &r));
+        assert_allowed_no_lock((r = fail_once(p, "b", "203.0.113.5", T0 + 2), &r));
+        assert_allowed_no_lock((r = fail_once(p, "b", "203.0.113.5", T0 + 3), &r));
+        r = fail_once(p, "c", "203.0.113.5", T0 + 4);
+        assert_new_lock(&r, SG_LOCK_SPRAY, "203.0.113.5");
+        assert_int_equal(r.locks[0].failures, 3);
+        r = reserve(p, "d", "203.0.113.5", T0 + 5);
+        assert_denied(&r, SG_LOCK_SPRAY);
+        r = reserve(p, "a", "203.0.113.5", T0 + 5);
+        assert_denied(&r, SG_LOCK_SPRAY);
+        /* users spread over the window do not make a spray */
+        r = fail_once(p, "e", "203.0.113.6", T0);
+        r = fail_once(p, "f", "203.0.113.6", T0 + 10 * MINUTE);
+        r = fail_once(p, "g", "203.0.113.6", T0 + 26 * MINUTE);
+        assert_allowed_no_lock(&r);
+        sg_policy_free(p);
+}
+
+static void test_user_hard_lock(void **state) {
+        struct sg_policy_config c = base_config();
+        sg_policy *p;
+        struct result r;
+        char rhost[32];
+
+        (void) state;
+        c.user_hard_lock = true;
+        p = mk(&c);
+        /* spread over sources so only the user key reaches its threshold */
+        for (int i = 0; i < 4; i++) {
+                snprintf(rhost, sizeof rhost, "192.0.2.%d", i + 1);
+                r = fail_once(p, "alice", rhost, T0 + i * USEC);
+                assert_allowed_no_lock(&r);
+        }
+        r = fail_once(p, "alice", "", T0 + 4 * USEC);
+        assert_new_lock(&r, SG_LOCK_USER, "alice");
+        r = reserve(p, "alice", "192.0.2.99", T0 + 5 * USEC);
+        assert_denied(&r, SG_LOCK_USER);
+        r = reserve(p, "alice", "", T0 + 5 * USEC);
+        assert_denied(&r, SG_LOCK_USER);
+        r = fail_once(p, "bob", "", T0 + 5 * USEC);
+        assert_allowed_no_lock(&r);
+        sg_policy_free(p);
+}
+
+static void test_user_soft_delays_only(void **state) {
+        struct sg_policy_config c = base_config();
+        sg_policy *p = mk(&c);
+        struct result r;
+
+        (void) state;
+        for (unsigned i = 0; i < 14; i++) {
+                r = fail_once(p, "alice", "", T0 + i * USEC);
+                assert_allowed_no_lock(&r);
+                assert_int_equal(r.v.delay_ms, i * 500 > 5000 ? 5000 : i * 500);
+        }
+        assert_int_equal(sg_policy_lock_count(p, T0 + 20 * USEC), 0);
+        sg_policy_free(p);
+}
+
+static void test_root_exempt_unless_deny_root(void **state) {
+        struct sg_policy_config c = base_config();
+        sg_policy *p;
+        struct result r;
+
+        (void) state;
+        c.user_hard_lock = true;
+        p = mk(&c);
+        for (int i = 0; i < 10; i++) {
+                r = fail_once(p, "root", "", T0 + i * USEC);
+                assert_allowed_no_lock(&r);
+        }
+        sg_policy_free(p);
+
+        c.deny_root = true;
+        p = mk(&c);
+        for (int i = 0; i < 4; i++)
+                assert_allowed_no_lock((r = fail_once(p, "root", "", T0 + i * USEC), &r));
+        r = fail_once(p, "root", "", T0 + 4 * USEC);
+        assert_new_lock(&r, SG_LOCK_USER, "root");
+        r = reserve(p, "root", "", T0 + 5 * USEC);
+        assert_denied(&r, SG_LOCK_USER);
+        sg_policy_free(p);
+}
+
+static void test_parallel_reservations(void **state) {
+        struct sg_policy_config c = base_config();
+        sg_policy *p;
+        struct result r[50];
+        int allowed = 0;
+        char user[16];
+
+        (void) state;
+        c.spray_max_users = 0;
+        p = mk(&c);
+        for (int i = 0; i < 50; i++) {
+                r[i] = reserve(p, "alice", "192.0.2.1", T0);
+                allowed += r[i].v.allowed;
+        }
+        assert_int_equal(allowed, 5);
+        for (int i = 0; i < 50; i++)
+                if (r[i].v.allowed)
+                        sg_policy_settle(p, "alice", "192.0.2.1", r[i].v.reservation, false, T0 + USEC);
+
+        /* many users at once from one source: at most the source threshold */
+        allowed = 0;
+        for (int i = 0; i < 50; i++) {
+                snprintf(user, sizeof user, "u%d", i);
+                allowed += reserve(p, user, "198.51.100.1", T0).v.allowed;
+        }
+        assert_int_equal(allowed, 20);
+        sg_policy_free(p);
+}
+
+static void test_success_resets_user_not_source(void **state) {
+        struct sg_policy_config c = base_config();
+        sg_policy *p;
+        struct result r;
+
+        (void) state;
+        c.source_max_failures = 10;
+        c.spray_max_users = 0;
+        p = mk(&c);
+        for (int i = 0; i < 4; i++)
+                fail_once(p, "alice", "192.0.2.1", T0 + i * USEC);
+        for (int i = 0; i < 3; i++)
+                fail_once(p, "bob", "192.0.2.1", T0 + (10 + i) * USEC);
+
+        /* the 5th reaches the (alice, source) threshold, but it succeeds: the lock is lifted */
+        r = reserve(p, "alice", "192.0.2.1", T0 + 20 * USEC);
+        assert_new_lock(&r, SG_LOCK_USER_SOURCE, "alice@192.0.2.1");
+        assert_int_equal(r.v.delay_ms, 2000);
+        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, true, T0 + 21 * USEC);
+        assert_int_equal(sg_policy_lock_count(p, T0 + 21 * USEC), 0);
+        assert_false(sg_policy_is_locked(p, "alice", "192.0.2.1", T0 + 21 * USEC, NULL));
+
+        /* alice's user and (alice, source) counts are gone (each success resets them again) */
+        for (int i = 0; i < 4; i++) {
+                r = reserve(p, "alice", "192.0.2.1", T0 + (30 + i) * USEC);
+                assert_allowed_no_lock(&r);
+                assert_int_equal(r.v.delay_ms, 0);
+                sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, true, T0 + (30 + i) * USEC);
+        }
+
+        /* the source keeps alice's 4 failures and bob's 3, not the successes: 7 */
+        assert_allowed_no_lock((r = fail_once(p, "carol", "192.0.2.1", T0 + 40 * USEC), &r));
+        assert_allowed_no_lock((r = fail_once(p, "carol", "192.0.2.1", T0 + 41 * USEC), &r));
+        r = fail_once(p, "carol", "192.0.2.1", T0 + 42 * USEC);
+        assert_new_lock(&r, SG_LOCK_SOURCE, "192.0.2.1");
+        assert_int_equal(r.locks[0].failures, 10);
+        sg_policy_free(p);
+}
+
+/* Five failures from alice@src starting at t; returns the new lock. */
+static struct sg_lock_info lock_alice(sg_policy *p, uint64_t t) {
+        struct result r;
+
+        for (int i = 0; i < 4; i++)
+                assert_allowed_no_lock((r = fail_once(p, "alice", "192.0.2.1", t + i * USEC), &r));
+        r = fail_once(p, "alice", "192.0.2.1", t + 4 * USEC);
+        assert_new_lock(&r, SG_LOCK_USER_SOURCE, "alice@192.0.2.1");
+        return r.locks[0];
+}
+
+static void test_backoff(void **state) {
+        struct sg_policy_config c = base_config();
+        struct sg_lock_info l;
+        struct result r;
+        sg_policy *p;
+        uint64_t t;
+
+        (void) state;
+        c.lock_max_usec = 45 * MINUTE;
+        c.history_usec = DAY;
+        p = mk(&c);
+
+        l = lock_alice(p, T0);
+        assert_int_equal(l.until_usec - l.last_lock_usec, 15 * MINUTE);
+        assert_int_equal(l.level, 1);
+        t = l.until_usec + USEC; /* expired, earlier failures out of the window */
+        l = lock_alice(p, t);
+        assert_int_equal(l.until_usec - l.last_lock_usec, 30 * MINUTE);
+        assert_int_equal(l.level, 2);
+        t = l.until_usec + USEC;
+        l = lock_alice(p, t);
+        assert_int_equal(l.until_usec - l.last_lock_usec, 45 * MINUTE); /* 60 capped at lock_max */
+        assert_int_equal(l.level, 3);
+        t = l.until_usec + 2 * DAY; /* quiet longer than history: forgotten */
+        l = lock_alice(p, t);
+        assert_int_equal(l.until_usec - l.last_lock_usec, 15 * MINUTE);
+        assert_int_equal(l.level, 1);
+        sg_policy_free(p);
+
+        /* a lock shorter than the window: failures still in the window relock at once, longer */
+        c = base_config();
+        c.window_usec = HOUR;
+        p = mk(&c);
+        l = lock_alice(p, T0);
+        r = fail_once(p, "alice", "192.0.2.1", l.until_usec);
+        assert_new_lock(&r, SG_LOCK_USER_SOURCE, "alice@192.0.2.1");
+        assert_int_equal(r.locks[0].level, 2);
+        assert_int_equal(r.locks[0].until_usec, l.until_usec + 30 * MINUTE);
+        sg_policy_free(p);
+}
+
+static void test_allowlist(void **state) {
+        struct sg_policy_config c = base_config();
+        struct sg_cidr_list list = { 0 };
+        const char *hosts[] = { "192.0.2.7", "2001:db8:aa:1::5", "2001:db8:aa::1" };
+        sg_policy *p;
+        struct result r;
+
+        (void) state;
+        assert_int_equal(sg_cidr_list_parse("192.0.2.0/24, 2001:db8:aa::/48", &list, NULL), 0);
+        c.allowlist = list;
+        c.user_hard_lock = true;
+        c.deny_root = true;
+        p = mk(&c);
+        for (size_t h = 0; h < sizeof hosts / sizeof hosts[0]; h++)
+                for (int i = 0; i < 100; i++) {
+                        r = fail_once(p, i % 2 ? "alice" : "root", hosts[h], T0 + i * USEC);
+                        assert_allowed_no_lock(&r);
+                        assert_int_equal(r.v.delay_ms, 0);
+                        assert_false(sg_policy_is_locked(p, "alice", hosts[h], T0 + i * USEC, NULL));
+                }
+        assert_int_equal(sg_policy_key_count(p), 0);
+        assert_int_equal(sg_policy_lock_count(p, T0), 0);
+
+        /* next to them, an address outside the list is locked */
+        for (int i = 0; i < 4; i++)
+                assert_allowed_no_lock((r = fail_once(p, "bob", "192.0.3.1", T0 + i * USEC), &r));
+        r = fail_once(p, "bob", "192.0.3.1", T0 + 5 * USEC);
+        assert_true(r.v.allowed);
+        assert_int_equal(r.n, 2); /* user_source and (hard) user */
+        assert_denied((r = reserve(p, "bob", "2001:db8:ab::1", T0 + 6 * USEC), &r), SG_LOCK_USER);
+        /* a user lock does not reach an allowlisted source */
+        assert_true(reserve(p, "bob", "192.0.2.7", T0 + 7 * USEC).v.allowed);
+        assert_false(sg_policy_is_locked(p, "bob", "2001:db8:aa::9", T0 + 7 * USEC, NULL));
+        sg_policy_free(p);
+        sg_cidr_list_free(&list);
+}
+
+static void test_ipv6_grouping(void **state) {
+        struct sg_policy_config c = base_config();
+        struct sg_verdict v;
+        sg_policy *p;
+        struct result r;
+
+        (void) state;
+        c.source_max_failures = 4;
+        c.user_source_max_failures = 100;
+        c.spray_max_users = 0;
+        p = mk(&c);
+        assert_allowed_no_lock((r = fail_once(p, "alice", "2001:db8:1:2::1", T0), &r));
+        assert_allowed_no_lock((r = fail_once(p, "alice", "2001:db8:1:2::1", T0 + 1), &r));
+        assert_allowed_no_lock((r = fail_once(p, "alice", "2001:db8:1:2::ffff", T0 + 2), &r));
+        for (int i = 0; i < 3; i++) /* another /64 counts on its own */
+                assert_allowed_no_lock((r = fail_once(p, "alice", "2001:db8:1:3::1", T0 + 3 + i), &r));
+        r = fail_once(p, "alice", "2001:db8:1:2:abcd::9", T0 + 10);
+        assert_new_lock(&r, SG_LOCK_SOURCE, "2001:db8:1:2::/64");
+        assert_true(sg_policy_is_locked(p, "bob", "2001:db8:1:2::77", T0 + 11, &v));
+        assert_int_equal(v.kind, SG_LOCK_SOURCE);
+        assert_false(sg_policy_is_locked(p, "bob", "2001:db8:1:3::1", T0 + 11, NULL));
+        sg_policy_free(p);
+
+        c.ipv6_prefix = 48;
+        p = mk(&c);
+        assert_allowed_no_lock((r = fail_once(p, "alice", "2001:db8:1:2::1", T0), &r));
+        assert_allowed_no_lock((r = fail_once(p, "alice", "2001:db8:1:2::1", T0 + 1), &r));
+        assert_allowed_no_lock((r = fail_once(p, "alice", "2001:db8:1:3::1", T0 + 2), &r));
+        r = fail_once(p, "alice", "2001:db8:1:ffff::1", T0 + 3);
+        assert_new_lock(&r, SG_LOCK_SOURCE, "2001:db8:1::/48");
+        assert_false(sg_policy_is_locked(p, "alice", "2001:db8:2::1", T0 + 4, NULL));
+        assert_true(sg_policy_is_locked(p, "alice", "2001:db8:1:9::1", T0 + 4, NULL));
+        sg_policy_free(p);
+}
+
+static void test_sliding_window(void **state) {
+        struct sg_policy_config c = base_config();
+        sg_policy *p = mk(&c);
+        struct result r;
+
+        (void) state;
+        for (int i = 0; i < 4; i++)
+                fail_once(p, "alice", "192.0.2.1", T0 + i * USEC);
+        /* window [now - 15m, now]: failures at T0+2s and T0+3s are still in it */
+        r = fail_once(p, "alice", "192.0.2.1", T0 + 15 * MINUTE + 2 * USEC);
+        assert_allowed_no_lock(&r);
+        assert_int_equal(r.v.delay_ms, 1000);
+        r = fail_once(p, "alice", "192.0.2.1", T0 + 20 * MINUTE);
+        assert_allowed_no_lock(&r);
+        assert_int_equal(r.v.delay_ms, 500);
+        r = fail_once(p, "alice", "192.0.2.1", T0 + 40 * MINUTE);
+        assert_allowed_no_lock(&r);
+        assert_int_equal(r.v.delay_ms, 0);
+        assert_int_equal(sg_policy_lock_count(p, T0 + 40 * MINUTE), 0);
+        sg_policy_free(p);
+}
+
+static void test_growing_delay(void **state) {
+        struct sg_policy_config c = base_config();
+        sg_policy *p = mk(&c);
+        struct result r;
+
+        (void) state;
+        for (unsigned i = 0; i < 4; i++) {
+                r = fail_once(p, "alice", "192.0.2.1", T0 + i * USEC);
+                assert_int_equal(r.v.delay_ms, i * 500);
+        }
+        /* from a new source: the user count (4) still applies */
+        r = fail_once(p, "alice", "192.0.2.2", T0 + 10 * USEC);
+        assert_int_equal(r.v.delay_ms, 2000);
+        r = fail_once(p, "alice", "", T0 + 11 * USEC);
+        assert_int_equal(r.v.delay_ms, 2500);
+        /* other users see none */
+        r = fail_once(p, "bob", "192.0.2.1", T0 + 12 * USEC);
+        assert_int_equal(r.v.delay_ms, 0);
+        sg_policy_free(p);
+}
+
+static void test_unlock(void **state) {
+        struct sg_policy_config c = base_config();
+        struct sg_lock_info info, l;
+        sg_policy *p = mk(&c);
+        struct result r;
+        uint64_t now = T0 + MINUTE;
+
+        (void) state;
+        assert_int_equal(sg_policy_unlock(p, SG_LOCK_USER_SOURCE, "alice@192.0.2.1", T0, &info), -ENOENT);
+        assert_int_equal(sg_policy_unlock(p, SG_LOCK_USER, "nobody", T0, &info), -ENOENT);
+        l = lock_alice(p, T0);
+
+        memset(&info, 0, sizeof info);
+        assert_int_equal(sg_policy_unlock(p, SG_LOCK_USER_SOURCE, "alice@192.0.2.1", now, &info), 0);
+        assert_int_equal(info.kind, SG_LOCK_USER_SOURCE);
+        assert_string_equal(info.key, "alice@192.0.2.1");
+        assert_int_equal(info.until_usec, 0);
+        assert_int_equal(info.level, 1);
+        assert_int_equal(info.last_lock_usec, l.last_lock_usec);
+        assert_int_equal(info.cleared_usec, now);
+        assert_int_equal(sg_policy_lock_count(p, now), 0);
+        assert_int_equal(sg_policy_unlock(p, SG_LOCK_USER_SOURCE, "alice@192.0.2.1", now, NULL), -ENOENT);
+
+        /* counters cleared: another 4 failures pass before the next lock, at level 2 */
+        for (int i = 0; i < 4; i++)
+                assert_allowed_no_lock((r = fail_once(p, "alice", "192.0.2.1", now + (i + 1) * USEC), &r));
+        r = fail_once(p, "alice", "192.0.2.1", now + 5 * USEC);
+        assert_new_lock(&r, SG_LOCK_USER_SOURCE, "alice@192.0.2.1");
+        assert_int_equal(r.locks[0].level, 2);
+
+        /* counters alone (no lock) can be cleared too; the user key is its own key */
+        assert_int_equal(sg_policy_unlock(p, SG_LOCK_USER, "alice", now + 6 * USEC, &info), 0);
+        assert_int_equal(sg_policy_unlock(p, SG_LOCK_USER, "alice", now + 6 * USEC, &info), -ENOENT);
+        assert_true(sg_policy_is_locked(p, "alice", "192.0.2.1", now + 6 * USEC, NULL));
+
+        /* a source given as a raw IPv6 address is grouped like the counters */
+        c.source_max_failures = 2;
+        c.spray_max_users = 0;
+        sg_policy_set_config(p, &c);
+        fail_once(p, "x", "2001:db8::1", now);
+        r = fail_once(p, "y", "2001:db8::2", now + 1);
+        assert_new_lock(&r, SG_LOCK_SOURCE, "2001:db8::/64");
+        assert_int_equal(sg_policy_unlock(p, SG_LOCK_SOURCE, "2001:db8::5", now + 2, &info), 0);
+        assert_string_equal(info.key, "2001:db8::/64");
+        assert_true(reserve(p, "z", "2001:db8::3", now + 3).v.allowed);
+        assert_int_equal(sg_policy_unlock(p, SG_LOCK_KIND_MAX, "x", now, &info), -EINVAL);
+        sg_policy_free(p);
+}
+
+static void test_replay(void **state) {
+        struct sg_policy_config c = base_config();
+        struct sg_lock_info hist = {
+                .kind = SG_LOCK_USER_SOURCE,
+                .key = "alice@192.0.2.1",
+                .until_usec = 0,
+                .level = 1,
+                .last_lock_usec = T0 - HOUR,
+                .cleared_usec = T0 - 58 * USEC,
+                .failures = 5,
+        };
+        sg_policy *p;
+        struct result r;
+
+        (void) state;
+        /* rebuilt counts, and never a lock while replaying */
+        p = mk(&c);
+        for (int i = 0; i < 30; i++)
+                sg_policy_replay_failure(p, "alice", "192.0.2.1", T0 - (60 - i) * USEC);
+        assert_int_equal(sg_policy_lock_count(p, T0), 0);
+        r = reserve(p, "alice", "192.0.2.1", T0);
+        assert_true(r.v.allowed);
+        assert_int_equal(r.v.delay_ms, 5000);
+        assert_int_equal(r.n, 2); /* source and user_source reach their thresholds now */
+        sg_policy_free(p);
+
+        p = mk(&c);
+        for (int i = 0; i < 4; i++)
+                sg_policy_replay_failure(p, "alice", "192.0.2.1", T0 - (60 - i) * USEC);
+        r = reserve(p, "alice", "192.0.2.1", T0);
+        assert_new_lock(&r, SG_LOCK_USER_SOURCE, "alice@192.0.2.1");
+        assert_int_equal(r.v.delay_ms, 2000);
+        sg_policy_free(p);
+
+        /* cleared_usec honoured, lock loaded before the replay (the manager's order) */
+        p = mk(&c);
+        sg_policy_load_lock(p, &hist);
+        for (int i = 0; i < 4; i++) /* T0-60s .. T0-57s: only T0-57s is after the clear */
+                sg_policy_replay_failure(p, "alice", "192.0.2.1", T0 - (60 - i) * USEC);
+        for (int i = 0; i < 3; i++)
+                assert_allowed_no_lock((r = fail_once(p, "alice", "192.0.2.1", T0 + i * USEC), &r));
+        r = fail_once(p, "alice", "192.0.2.1", T0 + 3 * USEC);
+        assert_new_lock(&r, SG_LOCK_USER_SOURCE, "alice@192.0.2.1");
+        assert_int_equal(r.locks[0].level, 2); /* history level restored too */
+        assert_int_equal(r.locks[0].until_usec, T0 + 3 * USEC + 30 * MINUTE);
+        sg_policy_free(p);
+
+        /* ... and loaded after it */
+        p = mk(&c);
+        for (int i = 0; i < 4; i++)
+                sg_policy_replay_failure(p, "alice", "192.0.2.1", T0 - (60 - i) * USEC);
+        sg_policy_load_lock(p, &hist);
+        for (int i = 0; i < 3; i++)
+                assert_allowed_no_lock((r = fail_once(p, "alice", "192.0.2.1", T0 + i * USEC), &r));
+        sg_policy_free(p);
+
+        /* a lock created by an attempt that succeeded is lifted by its replayed success */
+        p = mk(&c);
+        hist = (struct sg_lock_info) { .kind = SG_LOCK_USER_SOURCE, .key = "alice@192.0.2.1",
+                                       .until_usec = T0 + 15 * MINUTE, .level = 1,
+                                       .last_lock_usec = T0, .failures = 5 };
+        sg_policy_load_lock(p, &hist);
+        for (int i = 0; i < 4; i++)
+                sg_policy_replay_failure(p, "alice", "192.0.2.1", T0 - (4 - i) * USEC);
+        sg_policy_replay_success(p, "alice", "192.0.2.1", T0 - USEC / 2); /* another attempt */
+        assert_true(sg_policy_is_locked(p, "alice", "192.0.2.1", T0 + USEC, NULL));
+        sg_policy_replay_success(p, "alice", "192.0.2.1", T0);
+        assert_false(sg_policy_is_locked(p, "alice", "192.0.2.1", T0 + USEC, NULL));
+        assert_int_equal(lock_alice(p, T0 + MINUTE).level, 1);
+        sg_policy_free(p);
+
+        /* a replayed success resets user and (user, source) */
+        p = mk(&c);
+        for (int i = 0; i < 4; i++)
+                sg_policy_replay_failure(p, "alice", "192.0.2.1", T0 - (60 - i) * USEC);
+        sg_policy_replay_success(p, "alice", "192.0.2.1", T0 - 50 * USEC);
+        sg_policy_replay_failure(p, "alice", "192.0.2.1", T0 - 40 * USEC);
+        r = reserve(p, "alice", "192.0.2.1", T0);
+        assert_allowed_no_lock(&r);
+        assert_int_equal(r.v.delay_ms, 500);
+        sg_policy_free(p);
+}
+
+struct collected {
+        size_t n;
+        struct sg_lock_info l[8];
+};
+
+static int collect(void *userdata, const struct sg_lock_info *l) {
+        struct collected *c = userdata;
+
+        if (c->n < 8)
+                c->l[c->n] = *l;
+        c->n++;
+        return 0;
+}
+
+static int stop(void *userdata, const struct sg_lock_info *l) {
+        (void) l;
+        ++*(int *) userdata;
+        return -42;
+}
+
+static void test_load_lock(void **state) {
+        struct sg_policy_config c = base_config();
+        struct sg_lock_info in = {
+                .kind = SG_LOCK_SOURCE,
+                .key = "198.51.100.9",
+                .until_usec = T0 + 10 * MINUTE,
+                .level = 2,
+                .last_lock_usec = T0 - 5 * MINUTE,
+                .cleared_usec = 0,
+                .failures = 3,
+        };
+        struct collected got = { 0 };
+        struct sg_verdict v;
+        struct result r;
+        sg_policy *p;
+        int calls = 0;
+
+        (void) state;
+        c.source_max_failures = 3;
+        c.spray_max_users = 0;
+        p = mk(&c);
+        sg_policy_load_lock(p, &in);
+        r = reserve(p, "alice", "198.51.100.9", T0);
+        assert_denied(&r, SG_LOCK_SOURCE);
+        assert_int_equal(r.v.until_usec, T0 + 10 * MINUTE);
+        assert_true(sg_policy_is_locked(p, "bob", "198.51.100.9", T0, &v));
+        assert_false(v.allowed);
+        assert_int_equal(v.until_usec, T0 + 10 * MINUTE);
+        assert_int_equal(sg_policy_lock_count(p, T0), 1);
+        assert_int_equal(sg_policy_foreach_lock(p, T0, collect, &got), 0);
+        assert_int_equal(got.n, 1);
+        assert_int_equal(got.l[0].kind, SG_LOCK_SOURCE);
+        assert_string_equal(got.l[0].key, "198.51.100.9");
+        assert_int_equal(got.l[0].until_usec, in.until_usec);
+        assert_int_equal(got.l[0].level, 2);
+        assert_int_equal(got.l[0].last_lock_usec, in.last_lock_usec);
+        assert_int_equal(got.l[0].failures, 3);
+        assert_int_equal(sg_policy_foreach_lock(p, T0, stop, &calls), -42);
+        assert_int_equal(calls, 1);
+
+        /* expired: allowed again, the next lock continues the backoff from level 2 */
+        for (int i = 0; i < 2; i++)
+                assert_allowed_no_lock((r = fail_once(p, "alice", "198.51.100.9", T0 + 10 * MINUTE + i), &r));
+        r = fail_once(p, "alice", "198.51.100.9", T0 + 10 * MINUTE + 2);
+        assert_new_lock(&r, SG_LOCK_SOURCE, "198.51.100.9");
+        assert_int_equal(r.locks[0].level, 3);
+        assert_int_equal(r.locks[0].until_usec - r.locks[0].last_lock_usec, 60 * MINUTE);
+
+        /* junk rows are ignored */
+        in.kind = SG_LOCK_KIND_MAX;
+        sg_policy_load_lock(p, &in);
+        in.kind = SG_LOCK_USER;
+        in.key[0] = '\0';
+        sg_policy_load_lock(p, &in);
+        assert_int_equal(sg_policy_lock_count(p, T0 + 11 * MINUTE), 1);
+        sg_policy_free(p);
+}
+
+static void test_gc(void **state) {
+        struct sg_policy_config c = base_config();
+        sg_policy *p = mk(&c);
+
+        (void) state;
+        fail_once(p, "bob", "192.0.2.1", T0);
+        assert_int_equal(sg_policy_key_count(p), 4); /* user, source, user_source, spray */
+        sg_policy_gc(p, T0 + MINUTE);
+        assert_int_equal(sg_policy_key_count(p), 4);
+        sg_policy_gc(p, T0 + 16 * MINUTE);
+        assert_int_equal(sg_policy_key_count(p), 0);
+
+        lock_alice(p, T0 + HOUR);
+        assert_int_equal(sg_policy_key_count(p), 4);
+        sg_policy_gc(p, T0 + 2 * HOUR); /* expired, but the lock history stays */
+        assert_int_equal(sg_policy_key_count(p), 1);
+        assert_int_equal(sg_policy_lock_count(p, T0 + 2 * HOUR), 0);
+        sg_policy_gc(p, T0 + 31 * DAY);
+        assert_int_equal(sg_policy_key_count(p), 0);
+        /* the history is gone: a new lock starts at level 1 */
+        assert_int_equal(lock_alice(p, T0 + 32 * DAY).level, 1);
+        sg_policy_free(p);
+}
+
+static void test_max_keys_eviction(void **state) {
+        struct sg_policy_config c = base_config();
+        struct result r;
+        sg_policy *p;
+        char user[16];
+
+        (void) state;
+        c.max_keys = 8;
+        c.user_hard_lock = true;
+        c.user_max_failures = 2;
+        p = mk(&c);
+        fail_once(p, "lockme", "", T0);
+        r = fail_once(p, "lockme", "", T0 + 1);
+        assert_new_lock(&r, SG_LOCK_USER, "lockme");
+
+        for (int i = 0; i < 20; i++) {
+                snprintf(user, sizeof user, "u%d", i);
+                assert_allowed_no_lock((r = fail_once(p, user, "", T0 + 10 + i), &r));
+                assert_true(sg_policy_key_count(p) <= 8);
+        }
+        assert_denied((r = reserve(p, "lockme", "", T0 + 40), &r), SG_LOCK_USER);
+
+        /* fill the table with locks: a new key is not created, nobody is wrongly denied */
+        for (int i = 0; i < 7; i++) {
+                snprintf(user, sizeof user, "locker%d", i);
+                fail_once(p, user, "", T0 + 50 + 2 * i);
+                r = fail_once(p, user, "", T0 + 51 + 2 * i);
+                assert_new_lock(&r, SG_LOCK_USER, user);
+        }
+        assert_int_equal(sg_policy_lock_count(p, T0 + 100), 8);
+        for (int i = 0; i < 5; i++) {
+                r = fail_once(p, "newbie", "", T0 + 100 + i);
+                assert_allowed_no_lock(&r);
+                assert_int_equal(r.v.delay_ms, 0);
+        }
+        r = fail_once(p, "newbie", "192.0.2.1", T0 + 110);
+        assert_allowed_no_lock(&r);
+        assert_int_equal(sg_policy_key_count(p), 8);
+        assert_int_equal(sg_policy_lock_count(p, T0 + 110), 8);
+        assert_denied((r = reserve(p, "lockme", "", T0 + 111), &r), SG_LOCK_USER);
+        assert_denied((r = reserve(p, "locker6", "", T0 + 111), &r), SG_LOCK_USER);
+        sg_policy_free(p);
+}
+
+static void test_settle_twice_noop(void **state) {
+        struct sg_policy_config c = base_config();
+        sg_policy *p = mk(&c);
+        struct result r, first, r4, r5;
+
+        (void) state;
+        for (int i = 0; i < 3; i++)
+                fail_once(p, "alice", "192.0.2.1", T0 + i);
+        first = reserve(p, "alice", "192.0.2.1", T0 + 10);
+        assert_int_equal(first.v.delay_ms, 1500);
+        sg_policy_settle(p, "alice", "192.0.2.1", first.v.reservation, true, T0 + 11);
+        assert_int_equal(fail_once(p, "alice", "192.0.2.1", T0 + 20).v.delay_ms, 0);
+        assert_int_equal(fail_once(p, "alice", "192.0.2.1", T0 + 21).v.delay_ms, 500);
+
+        sg_policy_settle(p, "alice", "192.0.2.1", first.v.reservation, true, T0 + 22); /* again */
+        sg_policy_settle(p, "alice", "192.0.2.1", 12345, true, T0 + 22);              /* unknown */
+        sg_policy_settle(p, "alice", "192.0.2.1", 0, true, T0 + 22);
+        r4 = reserve(p, "alice", "192.0.2.1", T0 + 30);
+        assert_int_equal(r4.v.delay_ms, 1000);
+
+        /* someone else's user or source cannot settle it */
+        sg_policy_settle(p, "bob", "192.0.2.1", r4.v.reservation, true, T0 + 31);
+        sg_policy_settle(p, "alice", "192.0.2.2", r4.v.reservation, true, T0 + 31);
+        r5 = reserve(p, "alice", "192.0.2.1", T0 + 32);
+        assert_int_equal(r5.v.delay_ms, 1500);
+        /* the rightful settle still works; r5, reserved later, stays counted */
+        sg_policy_settle(p, "alice", "192.0.2.1", r4.v.reservation, true, T0 + 33);
+        r = reserve(p, "alice", "192.0.2.1", T0 + 34);
+        assert_int_equal(r.v.delay_ms, 500);
+
+        /* a failure settle, then a success for the same reservation: the success is a no-op */
+        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, false, T0 + 35);
+        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, true, T0 + 36);
+        assert_int_equal(reserve(p, "alice", "192.0.2.1", T0 + 37).v.delay_ms, 1000);
+        sg_policy_free(p);
+}
+
+static void test_locked_attempt_counts_nothing(void **state) {
+        struct sg_policy_config c = base_config();
+        sg_policy *p;
+        struct result r;
+
+        (void) state;
+        c.source_max_failures = 8;
+        c.spray_max_users = 3;
+        p = mk(&c);
+        lock_alice(p, T0);
+        for (int i = 0; i < 100; i++) {
+                r = reserve(p, "alice", "192.0.2.1", T0 + 10 * USEC + i);
+                assert_denied(&r, SG_LOCK_USER_SOURCE);
+        }
+        /* source: still 5 of 8; spray: still 1 of 3 users */
+        assert_allowed_no_lock((r = fail_once(p, "bob", "192.0.2.1", T0 + 20 * USEC), &r));
+        assert_allowed_no_lock((r = fail_once(p, "bob", "192.0.2.1", T0 + 21 * USEC), &r));
+        r = fail_once(p, "bob", "192.0.2.1", T0 + 22 * USEC);
+        assert_new_lock(&r, SG_LOCK_SOURCE, "192.0.2.1");
+        assert_int_equal(r.locks[0].failures, 8);
+        /* a denied attempt for a new user creates no key */
+        assert_int_equal(sg_policy_key_count(p), 6);
+        assert_denied((r = reserve(p, "carol", "192.0.2.1", T0 + 23 * USEC), &r), SG_LOCK_SOURCE);
+        assert_int_equal(sg_policy_key_count(p), 6);
+        sg_policy_free(p);
+}
+
+static void test_set_config_keeps_counters(void **state) {
+        struct sg_policy_config c = base_config();
+        sg_policy *p = mk(&c);
+        struct result r;
+
+        (void) state;
+        for (int i = 0; i < 3; i++)
+                fail_once(p, "alice", "192.0.2.1", T0 + i);
+        c.user_source_max_failures = 4;
+        sg_policy_set_config(p, &c);
+        r = fail_once(p, "alice", "192.0.2.1", T0 + 3);
+        assert_new_lock(&r, SG_LOCK_USER_SOURCE, "alice@192.0.2.1");
+        assert_int_equal(r.v.delay_ms, 1500);
+        sg_policy_free(p);
+}
+
+static void test_long_keys(void **state) {
+        struct sg_policy_config c = base_config();
+        sg_policy *p = mk(&c);
+        char user[65], host[256];
+        struct result r;
+
+        (void) state;
+        memset(user, 'u', 64);
+        user[64] = '\0';
+        memset(host, 'h', 254);
+        host[254] = '\0';
+        for (int i = 0; i < 4; i++)
+                assert_allowed_no_lock((r = fail_once(p, user, host, T0 + i), &r));
+        r = fail_once(p, user, host, T0 + 4);
+        assert_int_equal(r.n, 1);
+        assert_int_equal(strlen(r.locks[0].key), SG_POLICY_KEY_MAX - 1);
+        assert_false(reserve(p, user, host, T0 + 5).v.allowed);
+
+        /* one byte more does not fit a key: denied, and nothing counted */
+        host[254] = 'h';
+        host[255] = '\0';
+        r = reserve(p, "bob", "192.0.2.1", T0 + 6);
+        assert_true(r.v.allowed);
+        r = reserve(p, user, host, T0 + 7);
+        assert_false(r.v.allowed);
+        assert_int_equal(r.n, 0);
+        assert_true(sg_policy_is_locked(p, user, host, T0 + 7, NULL));
+        assert_null(sg_policy_free(p));
+        assert_null(sg_policy_free(NULL));
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_kind_names),
+                cmocka_unit_test(test_user_source_threshold_exact),
+                cmocka_unit_test(test_source_threshold_exact),
+                cmocka_unit_test(test_spray_lock),
+                cmocka_unit_test(test_user_hard_lock),
+                cmocka_unit_test(test_user_soft_delays_only),
+                cmocka_unit_test(test_root_exempt_unless_deny_root),
+                cmocka_unit_test(test_parallel_reservations),
+                cmocka_unit_test(test_success_resets_user_not_source),
+                cmocka_unit_test(test_backoff),
+                cmocka_unit_test(test_allowlist),
+                cmocka_unit_test(test_ipv6_grouping),
+                cmocka_unit_test(test_sliding_window),
+                cmocka_unit_test(test_growing_delay),
+                cmocka_unit_test(test_unlock),
+                cmocka_unit_test(test_replay),
+                cmocka_unit_test(test_load_lock),
+                cmocka_unit_test(test_gc),
+                cmocka_unit_test(test_max_keys_eviction),
+                cmocka_unit_test(test_settle_twice_noop),
+                cmocka_unit_test(test_locked_attempt_counts_nothing),
+                cmocka_unit_test(test_set_config_keeps_counters),
+                cmocka_unit_test(test_long_keys),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -43,6 +43,7 @@ struct Conn {
         bool closing;                /* close once out is flushed */
 
         /* The attempt PRECHECK reserved on this connection. */
+        bool login;                  /* a PRECHECK came in on this connection */
         bool attempt_open, has_permit, user_known;
         uint64_t attempt_id, reservation;
         char user[SG_FIELD_WIRE_MAX + 1], rhost[SG_FIELD_WIRE_MAX + 1];
@@ -106,6 +107,10 @@ void request_dispatch(Conn *c);
 void request_abandon(Conn *c);          /* connection lost with an open attempt */
 void permits_release(Manager *m, Conn *c);
 int request_permit_timeout(Conn *c);
+
+/* The [daemon] disk_full policy: true when a login may go on although the store could not
+ * record it (a local login under fail_remote). The event already went to journald. */
+bool store_error_tolerated(Conn *c, int r);
 
 /* manager.c */
 /* Opens the group-commit transaction if needed; the commit runs when the loop is idle. */

@@ -179,7 +179,7 @@ static void manager_commit(Manager *m) {
                 held = c->held_next;
                 c->held = false;
                 c->held_next = NULL;
-                if (r < 0) {
+                if (r < 0 && !store_error_tolerated(c, r)) {
                         /* Nothing we promised is durable: take the replies back. */
                         c->out_len = c->held_mark;
                         if (c->out_off > c->out_len)

@@ -169,6 +169,21 @@ static void permit_wait(Conn *c) {
 
 /* ---- login attempts ---- */
 
+bool store_error_tolerated(Conn *c, int r) {
+        if (!c->login || c->rhost[0] != '\0' || c->m->config.disk_full != SG_DISKFULL_FAIL_REMOTE)
+                return false;
+        log_error_errno(r, "the store cannot record a local login of pid %d (see its events above); "
+                        "letting it proceed ([daemon] disk_full = fail_remote)", (int) c->pid);
+        return true;
+}
+
+/* r from a store write during a login: 0 to go on, r to fail the request. */
+static int login_store_result(Conn *c, int r) {
+        if (r >= 0 || store_error_tolerated(c, r))
+                return 0;
+        return r;
+}
+
 static void copy_field(char *dst, const struct sg_msg *msg, uint8_t tag) {
         const char *s = sg_msg_str(msg, tag);
 
@@ -241,13 +256,14 @@ static int on_precheck(Conn *c, const struct sg_msg *msg) {
 
         if (c->attempt_open)
                 return conn_send_error(c, SG_ERR_STATE, "attempt already open");
+        c->login = true;
         copy_field(c->user, msg, SG_F_USER);
         copy_field(c->rhost, msg, SG_F_RHOST);
         copy_field(c->tty, msg, SG_F_TTY);
         copy_field(c->service, msg, SG_F_SERVICE);
         c->user_known = sg_msg_u64(msg, SG_F_USER_KNOWN, 0) == 1;
 
-        r = manager_tx(m);
+        r = login_store_result(c, manager_tx(m));
         if (r < 0)
                 return r;
 
@@ -255,7 +271,7 @@ static int on_precheck(Conn *c, const struct sg_msg *msg) {
         if (!attempt_fields_valid(c) ||
             sg_source_key(c->rhost, m->config.ipv6_prefix, source, sizeof source) < 0) {
                 ev = attempt_event(c, "auth_failure", "invalid_input");
-                r = manager_emit(m, &ev, true);
+                r = login_store_result(c, manager_emit(m, &ev, true));
                 if (r < 0)
                         return r;
                 return reply_decision(c, SG_DECISION_DENY, 0);
@@ -269,19 +285,21 @@ static int on_precheck(Conn *c, const struct sg_msg *msg) {
                 snprintf(detail, sizeof detail, "%s lock until %" PRIu64, sg_lock_kind_name(v.kind),
                          v.until_usec);
                 ev.detail = detail;
-                r = manager_emit(m, &ev, !c->user_known);
+                r = login_store_result(c, manager_emit(m, &ev, !c->user_known));
                 if (r < 0)
                         return r;
                 return reply_decision(c, SG_DECISION_DENY, 0);
         }
 
-        r = sg_store_attempt_add(m->store, now, c->user, source, SG_ATTEMPT_PENDING, &c->attempt_id);
+        c->attempt_id = 0;
+        r = login_store_result(c, sg_store_attempt_add(m->store, now, c->user, source,
+                                                       SG_ATTEMPT_PENDING, &c->attempt_id));
         if (r < 0)
                 return r;
         c->attempt_open = true;
         c->reservation = v.reservation;
         c->delay_ms = v.delay_ms;
-        r = emit_new_locks(c, locks, n_locks);
+        r = login_store_result(c, emit_new_locks(c, locks, n_locks));
         if (r < 0)
                 return r;
 
@@ -293,25 +311,26 @@ static int on_precheck(Conn *c, const struct sg_msg *msg) {
         return 0;
 }
 
-/* Settles the open attempt: store, policy, audit, permit. */
+/* Settles the open attempt: policy, store, audit, permit. */
 static int attempt_settle(Conn *c, bool success, const char *reason) {
         Manager *m = c->m;
         struct sg_audit_event ev;
         int r;
 
-        r = manager_tx(m);
-        if (r < 0)
-                return r;
         c->attempt_open = false;
         sg_policy_settle(m->policy, c->user, c->rhost, c->reservation, success, sg_now_real_usec());
-        r = sg_store_attempt_settle(m->store, c->attempt_id,
-                                    success ? SG_ATTEMPT_SUCCESS : SG_ATTEMPT_FAILURE);
+        permits_release(m, c);
+        r = login_store_result(c, manager_tx(m));
         if (r < 0)
                 return r;
+        if (c->attempt_id > 0) {
+                r = login_store_result(c, sg_store_attempt_settle(m->store, c->attempt_id,
+                                       success ? SG_ATTEMPT_SUCCESS : SG_ATTEMPT_FAILURE));
+                if (r < 0)
+                        return r;
+        }
         ev = attempt_event(c, success ? "auth_success" : "auth_failure", success ? NULL : reason);
-        r = manager_emit(m, &ev, !success && !c->user_known);
-        permits_release(m, c);
-        return r;
+        return login_store_result(c, manager_emit(m, &ev, !success && !c->user_known));
 }
 
 void request_abandon(Conn *c) {

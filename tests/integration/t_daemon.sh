@@ -81,6 +81,29 @@ check "socket-activated daemon answers" sgctl status >/dev/null
 check "socket-activated start logged" grep -q "listening on the socket from systemd" "$T/daemon.log"
 sg_stop_daemon || true
 
+# sd_notify: READY=1 once serving, STOPPING=1 on SIGTERM.
+rm -f "$T/run/secguardd.sock"
+$PY - "$T/notify.sock" >"$T/notify.log" <<'PYEOF' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1]); s.settimeout(10)
+got = []
+try:
+    while "STOPPING=1" not in got:
+        got += s.recv(4096).decode().split("\n")
+except socket.timeout:
+    pass
+print(" ".join(got))
+PYEOF
+listener=$!
+for _ in $(seq 1 50); do [ -S "$T/notify.sock" ] && break; sleep 0.05; done
+NOTIFY_SOCKET="$T/notify.sock" "$SECGUARDD" --config "$T/secguard.conf" --log-target stderr >>"$T/daemon.log" 2>&1 &
+SG_DAEMON_PID=$!
+for _ in $(seq 1 100); do sgctl status >/dev/null 2>&1 && break; sleep 0.05; done
+sg_stop_daemon
+wait "$listener" || true
+check "sd_notify READY=1 sent" grep -q "READY=1" "$T/notify.log"
+check "sd_notify STOPPING=1 sent on SIGTERM" grep -q "STOPPING=1" "$T/notify.log"
+
 # Unsafe state directory: refused with the path and the fix.
 chmod 0777 "$T/state"
 rc=0

@@ -415,9 +415,9 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
         }
         login_read_items(&l);
         login_lookup(&l);
-        if (!l.input_valid)
-                ret = PAM_USER_UNKNOWN;
-        else if (l.user_known) {
+        if (!l.input_valid || !l.user_known)
+                ret = PAM_USER_UNKNOWN; /* as pam_unix: no shadow entry, no account */
+        else {
                 if (l.entry.expire > 0 && today >= l.entry.expire)
                         ret = PAM_ACCT_EXPIRED;
                 else if (l.entry.last_change == 0)

@@ -44,7 +44,16 @@ static bool rhost_char(unsigned char c) {
 }
 
 bool sg_valid_rhost(const char *s) {
-        return s && all_in(s, SG_RHOST_MAX, rhost_char);
+        const char *pct;
+
+        if (!s || !all_in(s, SG_RHOST_MAX, rhost_char))
+                return false;
+        /* '%' only as an IPv6 zone: one of them, after an address with ':', before a name. */
+        pct = strchr(s, '%');
+        if (!pct)
+                return true;
+        return strchr(pct + 1, '%') == NULL && pct[1] != '\0' && memchr(s, ':', (size_t) (pct - s)) != NULL &&
+               strchr(pct + 1, ':') == NULL;
 }
 
 static bool tty_char(unsigned char c) {

@@ -86,6 +86,68 @@ static void test_one_outcome_for_every_failure(void **state) {
         }
 }
 
+/* Direct libpam use for what run_pamtest cannot set: rhost and tty. */
+static int conv_password(int n, const struct pam_message **msg, struct pam_response **resp, void *data) {
+        struct pam_response *r = calloc((size_t) n, sizeof *r);
+
+        if (!r)
+                return PAM_BUF_ERR;
+        for (int i = 0; i < n; i++)
+                if (msg[i]->msg_style == PAM_PROMPT_ECHO_OFF || msg[i]->msg_style == PAM_PROMPT_ECHO_ON)
+                        r[i].resp = strdup(data);
+        *resp = r;
+        return PAM_SUCCESS;
+}
+
+static int auth_items(const char *user, const char *pw, const char *rhost, const char *tty) {
+        struct pam_conv conv = { conv_password, (void *) pw };
+        pam_handle_t *pamh = NULL;
+        int r;
+
+        r = pam_start(SERVICE, user, &conv, &pamh);
+        if (r != PAM_SUCCESS)
+                return r;
+        if (rhost)
+                pam_set_item(pamh, PAM_RHOST, rhost);
+        if (tty)
+                pam_set_item(pamh, PAM_TTY, tty);
+        r = pam_authenticate(pamh, 0);
+        pam_end(pamh, r);
+        return r;
+}
+
+/* Hostile rhost and tty values, and user names of 10 KiB and 1 MiB: the same refusal, and
+ * the right password with a hostile rhost is refused too (invalid input never logs in). */
+static void test_hostile_items(void **state) {
+        const char *bad[] = { "x'); DROP TABLE audit;--", "\x1b]0;pwned\x07", "%n%n%n%s", "a b",
+                              "\xff\xfe\x80", "../../etc/passwd", "host\nname" };
+        const char *pw = getenv("SG_PW_ALICE");
+        size_t sizes[] = { 10 * 1024, 1024 * 1024 };
+
+        (void) state;
+        /* A tty is only recorded, so printable oddities ("%n", "../x") are kept verbatim;
+         * quotes, spaces, control and non-ASCII bytes are invalid input. */
+        const char *bad_tty[] = { "x'); DROP TABLE audit;--", "\x1b]0;pwned\x07", "a b", "\xff\xfe\x80",
+                                  "tty\n1" };
+
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+                assert_int_equal(auth_items("alice", pw, bad[i], NULL), PAM_AUTH_ERR);
+        for (size_t i = 0; i < sizeof bad_tty / sizeof bad_tty[0]; i++)
+                assert_int_equal(auth_items("alice", pw, "192.0.2.1", bad_tty[i]), PAM_AUTH_ERR);
+        for (size_t i = 0; i < 2; i++) {
+                char *user = malloc(sizes[i] + 1);
+
+                assert_non_null(user);
+                memset(user, 'u', sizes[i]);
+                user[sizes[i]] = '\0';
+                assert_int_equal(auth_items(user, "whatever", NULL, NULL), PAM_AUTH_ERR);
+                assert_int_equal(auth_items("alice", user, NULL, NULL), PAM_AUTH_ERR); /* 1 MiB password */
+                free(user);
+        }
+        /* The daemon is still there and still says yes to the right answer. */
+        assert_int_equal(auth_items("alice", pw, "192.0.2.1", "/dev/pts/1"), PAM_SUCCESS);
+}
+
 static double now_ms(void) {
         struct timespec ts;
 
@@ -141,6 +203,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_success),
                 cmocka_unit_test(test_one_outcome_for_every_failure),
+                cmocka_unit_test(test_hostile_items),
                 cmocka_unit_test(test_timing_does_not_reveal_the_user),
         };
 

@@ -106,7 +106,10 @@ static void test_rhost(void **state) {
                 { "\x1b]0;pwned\x07", false },
                 { "1.2.3.4'; DROP TABLE locks; --", false },
                 { "host/24", false },
-                { "%n%n", true }, /* charset only: '%' is allowed for zones and harmless */
+                { "%n%n", false }, /* "%" only as an IPv6 zone */
+                { "fe80::1%eth0", true },
+                { "fe80::1%", false },
+                { "host%eth0", false },
                 { "h\xc3\xa9te", false },
                 { "\xff", false },
                 { "[::1]", false },

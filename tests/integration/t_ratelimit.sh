@@ -71,7 +71,7 @@ check "the /64 is listed as the key" grep -q '2001:db8:1:2::/64' <(sgctl locks)
 
 # Backoff: a repeat offender's second lock is longer.
 sg_stop_daemon
-sg_write_config "${RL[@]/lock_time = 60s/lock_time = 1s}"
+SG_TIMEOUT_MS=1500 sg_write_config "${RL[@]/lock_time = 60s/lock_time = 1s}"
 sg_start_daemon
 for i in 1 2 3; do sg_auth carol wrong 192.0.2.50 || true; done
 first=$(sg_sql "SELECT until_usec - last_lock_usec FROM locks WHERE key = 'carol@192.0.2.50';")
@@ -81,9 +81,18 @@ second=$(sg_sql "SELECT until_usec - last_lock_usec FROM locks WHERE key = 'caro
 level=$(sg_sql "SELECT level FROM locks WHERE key = 'carol@192.0.2.50';")
 check "backoff: second lock ($second us) = 2 x first ($first us), level $level" test "$second" -eq $((first * 2)) -a "$level" -eq 2
 
+# A daemon that stalls (SIGSTOP) cannot hang a login past timeout_ms (1500 ms here).
+kill -STOP "$SG_DAEMON_PID"
+start=$(date +%s%N)
+check "stalled daemon: remote login refused" ! sg_auth alice "$SG_PW_ALICE" 192.0.2.1
+elapsed=$(( ($(date +%s%N) - start) / 1000000 ))
+kill -CONT "$SG_DAEMON_PID"
+check "stalled daemon: gave up within the timeout (${elapsed} ms, limit 1500 + process start)" test "$elapsed" -lt 2500
+check "stalled daemon: answers again after SIGCONT" sgctl status >/dev/null
+
 # Daemon down: deny remote within the timeout; allow_local lets root in at a console only.
 sg_stop_daemon
-SG_TIMEOUT_MS=1000 sg_write_config "[daemon]" "unreachable = allow_local"
+SG_TIMEOUT_MS=1500 sg_write_config "[daemon]" "unreachable = allow_local"
 start=$(date +%s%N)
 check "daemon down: remote login refused" ! sg_auth alice "$SG_PW_ALICE" 192.0.2.1
 elapsed=$(( ($(date +%s%N) - start) / 1000000 ))

@@ -13,6 +13,7 @@
 #include "events.h"
 #include "io.h"
 #include "manager-internal.h"
+#include "timefmt.h"
 
 enum {
         PERM_ROOT = 1 << 0,  /* uid 0 */
@@ -195,9 +196,9 @@ static struct sg_audit_event attempt_event(const Conn *c, const char *event, con
 
         ev.reason = reason;
         ev.user = c->user;
-        ev.service = c->service;
-        ev.rhost = c->rhost;
-        ev.tty = c->tty;
+        ev.service = c->service[0] ? c->service : NULL;
+        ev.rhost = c->rhost[0] ? c->rhost : NULL; /* NULL = local */
+        ev.tty = c->tty[0] ? c->tty : NULL;
         return ev;
 }
 
@@ -222,14 +223,25 @@ static int emit_new_locks(Conn *c, const struct sg_lock_info *locks, size_t n) {
                         .failures = locks[i].failures,
                 };
                 struct sg_audit_event ev = attempt_event(c, "lockout", row.kind);
-                char detail[512];
+                /* The key of a user or user_source lock holds the name in clear: when that
+                 * name is sealed, the detail must not give it away (the source is fine). */
+                bool hide_user = !c->user_known && c->m->have_seal_pk &&
+                                 (locks[i].kind == SG_LOCK_USER || locks[i].kind == SG_LOCK_USER_SOURCE);
+                const char *at = strrchr(row.key, '@');
+                char detail[512], shown[400];
                 int r;
 
                 r = sg_store_lock_put(c->m->store, &row);
                 if (r < 0)
                         return r;
+                if (!hide_user)
+                        snprintf(shown, sizeof shown, "%s", row.key);
+                else if (locks[i].kind == SG_LOCK_USER_SOURCE && at)
+                        snprintf(shown, sizeof shown, "<sealed>%s", at);
+                else
+                        snprintf(shown, sizeof shown, "<sealed>");
                 snprintf(detail, sizeof detail, "%s %s locked for %" PRIu64 " s after %u failures (level %u)",
-                         row.kind, row.key, (row.until_usec - row.last_lock_usec) / 1000000,
+                         row.kind, shown, (row.until_usec - row.last_lock_usec) / 1000000,
                          row.failures, row.level);
                 ev.detail = detail;
                 r = manager_emit(c->m, &ev, !c->user_known);
@@ -279,11 +291,11 @@ static int on_precheck(Conn *c, const struct sg_msg *msg) {
 
         sg_policy_reserve(m->policy, c->user, c->rhost, now, &v, locks, SG_LOCK_KIND_MAX, &n_locks);
         if (!v.allowed) {
-                char detail[128];
+                char detail[128], until[40];
 
                 ev = attempt_event(c, "auth_blocked", "locked");
-                snprintf(detail, sizeof detail, "%s lock until %" PRIu64, sg_lock_kind_name(v.kind),
-                         v.until_usec);
+                sg_format_time(v.until_usec, until, sizeof until);
+                snprintf(detail, sizeof detail, "%s lock until %s", sg_lock_kind_name(v.kind), until);
                 ev.detail = detail;
                 r = login_store_result(c, manager_emit(m, &ev, !c->user_known));
                 if (r < 0)

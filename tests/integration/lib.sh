@@ -54,7 +54,7 @@ check() {
         if "$@"; then ok=1; fi
         if { [ -n "$ok" ] && [ -z "$negate" ]; } || { [ -z "$ok" ] && [ -n "$negate" ]; }; then
                 SG_PASSED=$((SG_PASSED + 1))
-                printf 'ok - %s\n' "$what"
+                printf 'ok - %s\n' "$what" >&2
         else
                 SG_FAILED=$((SG_FAILED + 1))
                 fail "$what"

@@ -234,6 +234,10 @@ void conn_close_after_flush(Conn *c) {
 /* The one place a connection is freed outside conn_on_*: at the end of an entry point, so no
  * caller below it ever touches freed memory. Returns true when c is gone. */
 bool conn_settle(Conn *c) {
+        /* A group commit forced from inside a handler must not free that handler's own
+         * connection; conn_on_io settles it when the handler returns. */
+        if (c == c->m->dispatching)
+                return false;
         if (c->closing && c->out_off == c->out_len && !c->held) {
                 conn_free(c);
                 return true;
@@ -281,14 +285,18 @@ static void conn_read(Conn *c) {
 
                 if (c->in_len >= SG_FRAME_HEADER) {
                         if (sg_frame_header(c->in, &payload) < 0) {
+                                c->m->dispatching = c;
                                 request_dispatch(c); /* decode reports the exact error */
+                                c->m->dispatching = NULL;
                                 return;
                         }
                         want = SG_FRAME_HEADER + payload;
                 }
                 if (c->in_len == want && c->in_len >= SG_FRAME_HEADER) {
                         c->busy = true;
+                        c->m->dispatching = c;
                         request_dispatch(c);
+                        c->m->dispatching = NULL;
                         return;
                 }
                 n = recv(c->fd, c->in + c->in_len, want - c->in_len, MSG_DONTWAIT);

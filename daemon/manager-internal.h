@@ -79,6 +79,7 @@ struct Manager {
 
         Conn *conns;
         size_t n_conns;
+        Conn *dispatching;           /* the connection whose request is being handled */
         uint32_t permits_max, permits_used;
         Conn *wait_head, *wait_tail;
 

@@ -79,7 +79,7 @@ int sg_parse_time(const char *s, uint64_t now_usec, uint64_t *ret_usec) {
                 return 0;
         }
         if (s[0] == '@') {
-                if (sg_parse_duration(s + 1, &v) < 0 || strpbrk(s + 1, "smhd"))
+                if (sg_parse_duration(s + 1, &v) < 0 || strpbrk(s + 1, "smhd") || v > UINT64_MAX / USEC)
                         return -EINVAL;
                 *ret_usec = v * USEC;
                 return 0;

@@ -3,11 +3,14 @@
  * secguardctl: the admin CLI. Talks to secguardd over its socket (checking the server is
  * root first), prints human tables or JSON Lines. Every string that reaches the terminal
  * goes through sg_escape / sg_json_escape: no raw control byte from a username is printed.
+ * Arguments are parsed completely before the daemon is contacted, so a usage error is
+ * exit 2 whether or not the daemon runs.
  * Exit codes (INTERFACE.md): 0 ok, 1 failed, 2 usage, 3 daemon unreachable, 4 permission.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +22,7 @@
 #include "hashes.h"
 #include "io.h"
 #include "protocol.h"
+#include "seal.h"
 #include "timefmt.h"
 #include "validate.h"
 
@@ -30,6 +34,28 @@ enum {
         EXIT_PERMISSION = 4,
 };
 
+/* The latest time the CLI accepts: 9999-12-31T23:59:59Z, as for ISO-8601 input. */
+#define MAX_EPOCH_SEC 253402300799ull
+
+/* Event names of INTERFACE.md (daemon/events.c has the same table; t_audit.sh checks that
+ * every name the daemon knows is accepted here and nothing else). */
+static const char *const event_names[] = {
+        "auth_success", "auth_failure", "auth_blocked", "lockout", "unlock", "session_open",
+        "session_close", "session_expired", "session_killed", "token_issued", "token_used",
+        "password_changed", "hash_upgraded", "peer_denied", "protocol_error", "daemon_start",
+        "daemon_stop",
+};
+
+enum command {
+        CMD_STATUS,
+        CMD_LOCKS,
+        CMD_UNLOCK,
+        CMD_AUDIT,
+        CMD_AUDIT_VERIFY,
+        CMD_HASH,
+        CMD_KEYGEN,
+};
+
 struct ctl {
         const char *socket;
         const char *config;
@@ -37,7 +63,13 @@ struct ctl {
         unsigned timeout_ms;
         int fd;
         struct sg_msg *msg;
-        struct sg_writer w;
+        struct sg_writer w;          /* the request, built while parsing the arguments */
+        const char *unlock_target;   /* unlock: the user or address, for the reply line */
+        const char *reveal_key;      /* audit --reveal --key FILE */
+        seal_opener *opener;         /* loaded from reveal_key before connecting */
+        uint64_t sealed_unopened;    /* sealed rows the key could not open */
+        enum sg_scheme scheme;       /* hash --scheme */
+        const char *public_path, *secret_path; /* keygen */
 };
 
 static void usage(FILE *f) {
@@ -49,20 +81,29 @@ static void usage(FILE *f) {
                 "  unlock USER                  clear a user's lock (audited)\n"
                 "  unlock --rhost ADDR          clear a source address's lock (audited)\n"
                 "  audit [--user U] [--event E] [--rhost H] [--since T] [--until T] [--limit N]\n"
-                "                               review events, newest last (T: ISO-8601 or 1h, 2d...)\n"
+                "        [--reveal --key SECRET_KEY_FILE]\n"
+                "                               review events, newest last (T: ISO-8601 UTC,\n"
+                "                               @EPOCH, now, or an age: 90s, 15m, 1h, 2d);\n"
+                "                               --reveal opens sealed usernames with the key\n"
                 "  audit verify                 check the audit HMAC chain (exit 1 if broken)\n"
                 "  hash [--scheme argon2id|bcrypt|yescrypt|sha512crypt]\n"
                 "                               read a password from stdin, print its hash\n"
+                "  keygen --public FILE --secret FILE\n"
+                "                               make the key pair for sealed usernames\n"
                 "Exit codes: 0 ok, 1 failed, 2 usage, 3 daemon unreachable, 4 permission denied.\n");
 }
 
 /* ---- output helpers: everything printed is escaped ---- */
 
-static void print_escaped(const char *s) {
+static void fputs_escaped(FILE *f, const char *s) {
         char buf[4 * 1024 + 8];
 
         sg_escape(s, strlen(s), buf, sizeof buf);
-        fputs(buf, stdout);
+        fputs(buf, f);
+}
+
+static void print_escaped(const char *s) {
+        fputs_escaped(stdout, s);
 }
 
 static void json_str(const char *key, const char *s, bool *first) {
@@ -146,7 +187,6 @@ static int cmd_status(struct ctl *c) {
         const struct sg_msg *m = c->msg;
         int r;
 
-        sg_writer_init(&c->w, SG_MSG_STATUS);
         r = ctl_call(c);
         if (r < 0)
                 return -r;
@@ -192,7 +232,6 @@ static int cmd_locks(struct ctl *c) {
         uint64_t n = 0;
         int r;
 
-        sg_writer_init(&c->w, SG_MSG_LOCKS);
         r = ctl_call(c);
         if (!c->json && r == 0)
                 printf("%-12s %-40s %8s %6s  %s\n", "KIND", "KEY", "FAILURES", "LEVEL", "UNTIL (UTC)");
@@ -229,16 +268,21 @@ static int cmd_locks(struct ctl *c) {
         return EXIT_OK;
 }
 
-static int cmd_unlock(struct ctl *c, int argc, char **argv) {
+/* getopt_long over a command's own arguments (argv[0] is the command name). */
+static void reset_getopt(void) {
+        optind = 0; /* glibc: 0 re-initialises the parser for a new argv */
+}
+
+static int parse_unlock(struct ctl *c, int argc, char **argv) {
         static const struct option options[] = {
                 { "rhost", required_argument, NULL, 'r' },
                 {}
         };
         const char *rhost = NULL, *user = NULL;
-        int o, r;
+        int o;
 
-        optind = 1;
-        while ((o = getopt_long(argc, argv, "+r:", options, NULL)) >= 0) {
+        reset_getopt();
+        while ((o = getopt_long(argc, argv, "+", options, NULL)) >= 0) {
                 if (o != 'r')
                         return EXIT_USAGE;
                 rhost = optarg;
@@ -253,20 +297,76 @@ static int cmd_unlock(struct ctl *c, int argc, char **argv) {
                 fprintf(stderr, "secguardctl: not a valid user name\n");
                 return EXIT_USAGE;
         }
+        if (rhost && !sg_valid_rhost(rhost)) {
+                fprintf(stderr, "secguardctl: not a valid address\n");
+                return EXIT_USAGE;
+        }
         sg_writer_init(&c->w, SG_MSG_UNLOCK);
         sg_writer_str(&c->w, SG_F_KIND, user ? "user" : "source");
         sg_writer_str(&c->w, SG_F_KEY, user ? user : rhost);
-        r = ctl_call(c);
+        c->unlock_target = user ? user : rhost;
+        return 0;
+}
+
+static int cmd_unlock(struct ctl *c) {
+        int r = ctl_call(c);
+
         if (r < 0)
                 return -r;
         if (c->json)
                 printf("{\"unlocked\":true}\n");
         else {
                 printf("unlocked ");
-                print_escaped(user ? user : rhost);
+                print_escaped(c->unlock_target);
                 printf("\n");
         }
         return EXIT_OK;
+}
+
+/* The user column of an audit row. A sealed name is "<sealed>" unless --reveal opened it. */
+static void audit_user(struct ctl *c, const struct sg_msg *m, bool *first) {
+        const uint8_t *box;
+        char name[SG_FIELD_WIRE_MAX + 1];
+        size_t box_len = 0, len = 0;
+        bool opened = false;
+
+        if (sg_msg_has(m, SG_F_USER)) {
+                if (c->json)
+                        json_str("user", sg_msg_str(m, SG_F_USER), first);
+                else {
+                        printf(" user=");
+                        print_escaped(sg_msg_str(m, SG_F_USER));
+                }
+                return;
+        }
+        box = sg_msg_bytes(m, SG_F_SEALED, &box_len);
+        if (!box)
+                return;
+        if (c->opener) {
+                opened = seal_open(c->opener, box, box_len, name, sizeof name, &len) == 0;
+                if (!opened)
+                        c->sealed_unopened++;
+        }
+        if (c->json) {
+                char buf[6 * SG_FIELD_WIRE_MAX + 8];
+
+                if (opened)
+                        sg_json_escape(name, len, buf, sizeof buf);
+                printf("%s\"user\":\"%s\",\"sealed\":true", *first ? "" : ",", opened ? buf : "<sealed>");
+                if (c->opener)
+                        printf(",\"revealed\":%s", opened ? "true" : "false");
+                *first = false;
+                sodium_memzero(buf, sizeof buf);
+        } else if (opened) {
+                char buf[4 * SG_FIELD_WIRE_MAX + 8];
+
+                sg_escape(name, len, buf, sizeof buf);
+                printf(" user=<sealed:%s>", buf);
+                sodium_memzero(buf, sizeof buf);
+        } else
+                printf(" user=<sealed>");
+        /* The name may be a password typed into the wrong field. */
+        sodium_memzero(name, sizeof name);
 }
 
 static void print_audit_row(struct ctl *c) {
@@ -276,20 +376,29 @@ static void print_audit_row(struct ctl *c) {
                 { SG_F_SERVICE, "service" }, { SG_F_RHOST, "rhost" }, { SG_F_TTY, "tty" },
                 { SG_F_SESSION_ID, "session" }, { SG_F_DETAIL, "detail" },
         };
+        bool first = true;
         char when[40];
 
         sg_format_time(sg_msg_u64(m, SG_F_TIME, 0), when, sizeof when);
         if (c->json) {
-                bool first = true;
-
                 printf("{");
                 json_u64("id", sg_msg_u64(m, SG_F_ID, 0), &first);
                 json_str("time", when, &first);
-                for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
-                        if (sg_msg_has(m, strs[i].tag))
-                                json_str(strs[i].name, sg_msg_str(m, strs[i].tag), &first);
-                if (sg_msg_has(m, SG_F_SEALED))
-                        json_str("user", "<sealed>", &first);
+        } else
+                printf("%s %-16s", when, sg_msg_str(m, SG_F_EVENT) ?: "");
+        for (size_t i = c->json ? 0 : 1; i < sizeof strs / sizeof strs[0]; i++) {
+                if (strs[i].tag == SG_F_USER)
+                        audit_user(c, m, &first);
+                else if (!sg_msg_has(m, strs[i].tag))
+                        continue;
+                else if (c->json)
+                        json_str(strs[i].name, sg_msg_str(m, strs[i].tag), &first);
+                else {
+                        printf(" %s=", strs[i].name);
+                        print_escaped(sg_msg_str(m, strs[i].tag));
+                }
+        }
+        if (c->json) {
                 if (sg_msg_has(m, SG_F_PID))
                         json_u64("pid", sg_msg_u64(m, SG_F_PID, 0), &first);
                 if (sg_msg_has(m, SG_F_UID))
@@ -297,14 +406,8 @@ static void print_audit_row(struct ctl *c) {
                 printf("}\n");
                 return;
         }
-        printf("%s %-16s", when, sg_msg_str(m, SG_F_EVENT) ?: "");
-        for (size_t i = 1; i < sizeof strs / sizeof strs[0]; i++)
-                if (sg_msg_has(m, strs[i].tag)) {
-                        printf(" %s=", strs[i].name);
-                        print_escaped(sg_msg_str(m, strs[i].tag));
-                }
-        if (sg_msg_has(m, SG_F_SEALED))
-                printf(" user=<sealed>");
+        if (sg_msg_has(m, SG_F_PID))
+                printf(" pid=%" PRIu64, sg_msg_u64(m, SG_F_PID, 0));
         if (sg_msg_has(m, SG_F_UID))
                 printf(" uid=%" PRIu64, sg_msg_u64(m, SG_F_UID, 0));
         printf("\n");
@@ -315,7 +418,6 @@ static int cmd_audit_verify(struct ctl *c) {
         bool ok;
         int r;
 
-        sg_writer_init(&c->w, SG_MSG_AUDIT_VERIFY);
         r = ctl_call(c);
         if (r < 0)
                 return -r;
@@ -341,7 +443,33 @@ static int cmd_audit_verify(struct ctl *c) {
         return ok ? EXIT_OK : EXIT_FAILED;
 }
 
-static int cmd_audit(struct ctl *c, int argc, char **argv) {
+static bool event_name_known(const char *name) {
+        for (size_t i = 0; i < sizeof event_names / sizeof event_names[0]; i++)
+                if (strcmp(event_names[i], name) == 0)
+                        return true;
+        return false;
+}
+
+/* sg_parse_time, plus a bound on @EPOCH: seconds past year 9999 are refused here (the
+ * parser would multiply them into microseconds without an overflow check). */
+static int parse_time_arg(const char *s, uint64_t now, uint64_t *ret) {
+        unsigned long long sec;
+        char *end;
+        uint64_t t;
+
+        if (sg_parse_time(s, now, &t) < 0)
+                return -EINVAL;
+        if (s[0] == '@') {
+                errno = 0;
+                sec = strtoull(s + 1, &end, 10);
+                if (errno || sec > MAX_EPOCH_SEC)
+                        return -EINVAL;
+        }
+        *ret = t;
+        return 0;
+}
+
+static int parse_audit(struct ctl *c, int argc, char **argv, enum command *ret_cmd) {
         static const struct option options[] = {
                 { "user", required_argument, NULL, 'u' },
                 { "event", required_argument, NULL, 'e' },
@@ -349,31 +477,56 @@ static int cmd_audit(struct ctl *c, int argc, char **argv) {
                 { "since", required_argument, NULL, 's' },
                 { "until", required_argument, NULL, 'U' },
                 { "limit", required_argument, NULL, 'n' },
+                { "reveal", no_argument, NULL, 'R' },
+                { "key", required_argument, NULL, 'k' },
                 {}
         };
-        uint64_t now = sg_now_real_usec(), t, limit;
+        uint64_t now = sg_now_real_usec(), t, since = 0, until = 0, limit;
+        bool reveal = false;
         char *end;
-        int o, r;
+        int o;
 
         if (argc > 1 && strcmp(argv[1], "verify") == 0) {
-                if (argc > 2)
+                if (argc > 2) {
+                        fprintf(stderr, "secguardctl: audit verify takes no arguments\n");
                         return EXIT_USAGE;
-                return cmd_audit_verify(c);
+                }
+                sg_writer_init(&c->w, SG_MSG_AUDIT_VERIFY);
+                *ret_cmd = CMD_AUDIT_VERIFY;
+                return 0;
         }
         sg_writer_init(&c->w, SG_MSG_AUDIT_QUERY);
-        optind = 1;
+        reset_getopt();
         while ((o = getopt_long(argc, argv, "+", options, NULL)) >= 0) {
                 switch (o) {
                 case 'u': sg_writer_str(&c->w, SG_F_USER, optarg); break;
-                case 'e': sg_writer_str(&c->w, SG_F_EVENT, optarg); break;
                 case 'r': sg_writer_str(&c->w, SG_F_RHOST, optarg); break;
-                case 's':
-                case 'U':
-                        if (sg_parse_time(optarg, now, &t) < 0) {
-                                fprintf(stderr, "secguardctl: bad time \"%s\" (ISO-8601 like 2026-01-31T12:00:00Z, or 1h, 2d)\n", optarg);
+                case 'e':
+                        if (!event_name_known(optarg)) {
+                                fprintf(stderr, "secguardctl: unknown event \"");
+                                fputs_escaped(stderr, optarg);
+                                fprintf(stderr, "\"; one of:");
+                                for (size_t i = 0; i < sizeof event_names / sizeof event_names[0]; i++)
+                                        fprintf(stderr, " %s", event_names[i]);
+                                fprintf(stderr, "\n");
                                 return EXIT_USAGE;
                         }
+                        sg_writer_str(&c->w, SG_F_EVENT, optarg);
+                        break;
+                case 's':
+                case 'U':
+                        if (parse_time_arg(optarg, now, &t) < 0) {
+                                fprintf(stderr, "secguardctl: bad time \"");
+                                fputs_escaped(stderr, optarg);
+                                fprintf(stderr, "\" (ISO-8601 UTC like 2026-01-31T12:00:00Z, @EPOCH, now, or an age: 90s, 15m, 1h, 2d)\n");
+                                return EXIT_USAGE;
+                        }
+                        /* 0 means "open" on the wire; the epoch itself is as good as open. */
                         sg_writer_u64(&c->w, o == 's' ? SG_F_SINCE : SG_F_UNTIL, t);
+                        if (o == 's')
+                                since = t;
+                        else
+                                until = t;
                         break;
                 case 'n':
                         errno = 0;
@@ -384,6 +537,8 @@ static int cmd_audit(struct ctl *c, int argc, char **argv) {
                         }
                         sg_writer_u64(&c->w, SG_F_LIMIT, limit);
                         break;
+                case 'R': reveal = true; break;
+                case 'k': c->reveal_key = optarg; break;
                 default:
                         return EXIT_USAGE;
                 }
@@ -392,42 +547,71 @@ static int cmd_audit(struct ctl *c, int argc, char **argv) {
                 fprintf(stderr, "secguardctl: unexpected argument to audit\n");
                 return EXIT_USAGE;
         }
+        if (since && until && since > until) {
+                fprintf(stderr, "secguardctl: --since is later than --until\n");
+                return EXIT_USAGE;
+        }
+        if (reveal != (c->reveal_key != NULL)) {
+                fprintf(stderr, "secguardctl: --reveal and --key FILE go together\n");
+                return EXIT_USAGE;
+        }
         if (c->w.err) {
                 fprintf(stderr, "secguardctl: a filter value is too long\n");
                 return EXIT_USAGE;
         }
-        r = ctl_call(c);
+        *ret_cmd = CMD_AUDIT;
+        return 0;
+}
+
+static int cmd_audit(struct ctl *c) {
+        int r = ctl_call(c);
+
         while (r == 0 && c->msg->type == SG_MSG_ROW) {
                 print_audit_row(c);
                 r = ctl_next(c);
         }
-        return r < 0 ? -r : EXIT_OK;
+        if (r < 0)
+                return -r;
+        if (c->sealed_unopened > 0) {
+                fprintf(stderr, "secguardctl: %" PRIu64 " sealed user name(s) could not be opened with ",
+                        c->sealed_unopened);
+                fputs_escaped(stderr, c->reveal_key);
+                fprintf(stderr, " (not the secret key matching [audit] seal_public_key, or altered); shown as <sealed>\n");
+                return EXIT_FAILED;
+        }
+        return EXIT_OK;
 }
 
-static int cmd_hash(int argc, char **argv, const struct sg_config *cfg) {
+static int parse_hash(struct ctl *c, int argc, char **argv) {
         static const struct option options[] = {
                 { "scheme", required_argument, NULL, 's' },
                 {}
         };
-        struct sg_hash_pref pref = { .opslimit = cfg->argon2_opslimit, .memlimit = cfg->argon2_memlimit };
-        enum sg_scheme scheme = SG_SCHEME_ARGON2ID;
-        char *pw, out[SG_HASH_MAX];
-        size_t cap = cfg->password_max_len + 2, len = 0;
-        int o, ch, r;
+        int o;
 
-        optind = 1;
+        c->scheme = SG_SCHEME_ARGON2ID;
+        reset_getopt();
         while ((o = getopt_long(argc, argv, "+", options, NULL)) >= 0) {
                 if (o != 's')
                         return EXIT_USAGE;
-                scheme = sg_scheme_from_name(optarg);
-                if (scheme != SG_SCHEME_ARGON2ID && scheme != SG_SCHEME_BCRYPT &&
-                    scheme != SG_SCHEME_YESCRYPT && scheme != SG_SCHEME_SHA512CRYPT) {
+                c->scheme = sg_scheme_from_name(optarg);
+                if (c->scheme != SG_SCHEME_ARGON2ID && c->scheme != SG_SCHEME_BCRYPT &&
+                    c->scheme != SG_SCHEME_YESCRYPT && c->scheme != SG_SCHEME_SHA512CRYPT) {
                         fprintf(stderr, "secguardctl: --scheme must be argon2id, bcrypt, yescrypt or sha512crypt\n");
                         return EXIT_USAGE;
                 }
         }
         if (optind < argc)
                 return EXIT_USAGE;
+        return 0;
+}
+
+static int cmd_hash(const struct ctl *c, const struct sg_config *cfg) {
+        struct sg_hash_pref pref = { .opslimit = cfg->argon2_opslimit, .memlimit = cfg->argon2_memlimit };
+        char *pw, out[SG_HASH_MAX];
+        size_t cap = cfg->password_max_len + 2, len = 0;
+        int ch, r;
+
         if (isatty(STDIN_FILENO))
                 fprintf(stderr, "Password (then Enter): ");
         pw = sodium_malloc(cap + 1);
@@ -449,7 +633,7 @@ static int cmd_hash(int argc, char **argv, const struct sg_config *cfg) {
                 sodium_free(pw);
                 return EXIT_FAILED;
         }
-        r = sg_hash_create(scheme, pw, len, &pref, true, out, sizeof out);
+        r = sg_hash_create(c->scheme, pw, len, &pref, true, out, sizeof out);
         sodium_free(pw);
         if (r < 0) {
                 fprintf(stderr, "secguardctl: hashing failed: %s%s\n", strerror(-r),
@@ -458,6 +642,145 @@ static int cmd_hash(int argc, char **argv, const struct sg_config *cfg) {
         }
         printf("%s\n", out);
         return EXIT_OK;
+}
+
+static int parse_keygen(struct ctl *c, int argc, char **argv) {
+        static const struct option options[] = {
+                { "public", required_argument, NULL, 'p' },
+                { "secret", required_argument, NULL, 's' },
+                {}
+        };
+        int o;
+
+        reset_getopt();
+        while ((o = getopt_long(argc, argv, "+", options, NULL)) >= 0) {
+                switch (o) {
+                case 'p': c->public_path = optarg; break;
+                case 's': c->secret_path = optarg; break;
+                default: return EXIT_USAGE;
+                }
+        }
+        if (optind < argc || !c->public_path || !c->secret_path || !*c->public_path || !*c->secret_path) {
+                fprintf(stderr, "secguardctl: keygen needs --public FILE and --secret FILE\n");
+                return EXIT_USAGE;
+        }
+        if (strcmp(c->public_path, c->secret_path) == 0) {
+                fprintf(stderr, "secguardctl: --public and --secret must be different files\n");
+                return EXIT_USAGE;
+        }
+        return 0;
+}
+
+static int cmd_keygen(const struct ctl *c) {
+        char err[PATH_MAX + 256];
+        int r;
+
+        r = seal_keygen(c->public_path, c->secret_path, err, sizeof err);
+        if (r < 0) {
+                fprintf(stderr, "secguardctl: ");
+                fputs_escaped(stderr, err);
+                fprintf(stderr, "\n");
+                return EXIT_FAILED;
+        }
+        if (c->json) {
+                bool first = true;
+
+                printf("{");
+                json_str("public", c->public_path, &first);
+                json_str("secret", c->secret_path, &first);
+                printf("}\n");
+                return EXIT_OK;
+        }
+        printf("public key: ");
+        print_escaped(c->public_path);
+        printf("  (set [audit] seal_public_key to it and restart secguardd)\nsecret key: ");
+        print_escaped(c->secret_path);
+        printf("  (keep it away from this host; read with: secguardctl audit --reveal --key FILE)\n");
+        return EXIT_OK;
+}
+
+static const struct {
+        const char *name;
+        enum command cmd;
+} commands[] = {
+        { "status", CMD_STATUS }, { "locks", CMD_LOCKS }, { "unlock", CMD_UNLOCK },
+        { "audit", CMD_AUDIT },   { "hash", CMD_HASH },   { "keygen", CMD_KEYGEN },
+};
+
+/* Parses the command and its arguments into c (the request in c->w); EXIT_USAGE or 0. */
+static int parse_command(struct ctl *c, int argc, char **argv, enum command *ret_cmd) {
+        const char *name = argv[0];
+        enum command cmd;
+        size_t i;
+
+        for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
+                if (strcmp(commands[i].name, name) == 0)
+                        break;
+        if (i == sizeof commands / sizeof commands[0]) {
+                fprintf(stderr, "secguardctl: unknown command \"");
+                fputs_escaped(stderr, name);
+                fprintf(stderr, "\"\n");
+                return EXIT_USAGE;
+        }
+        cmd = commands[i].cmd;
+        switch (cmd) {
+        case CMD_STATUS:
+        case CMD_LOCKS:
+                if (argc > 1) {
+                        fprintf(stderr, "secguardctl: %s takes no arguments\n", name);
+                        return EXIT_USAGE;
+                }
+                sg_writer_init(&c->w, cmd == CMD_STATUS ? SG_MSG_STATUS : SG_MSG_LOCKS);
+                break;
+        case CMD_UNLOCK:
+                if (parse_unlock(c, argc, argv) != 0)
+                        return EXIT_USAGE;
+                break;
+        case CMD_AUDIT:
+                return parse_audit(c, argc, argv, ret_cmd);
+        case CMD_HASH:
+                if (parse_hash(c, argc, argv) != 0)
+                        return EXIT_USAGE;
+                break;
+        case CMD_KEYGEN:
+                if (parse_keygen(c, argc, argv) != 0)
+                        return EXIT_USAGE;
+                break;
+        default:
+                return EXIT_USAGE;
+        }
+        *ret_cmd = cmd;
+        return 0;
+}
+
+static int run_daemon_command(struct ctl *c, enum command cmd) {
+        int r;
+
+        if (c->reveal_key) {
+                char err[PATH_MAX + 256];
+
+                r = seal_opener_new(c->reveal_key, &c->opener, err, sizeof err);
+                if (r < 0) {
+                        fprintf(stderr, "secguardctl: ");
+                        fputs_escaped(stderr, err);
+                        fprintf(stderr, "\n");
+                        return EXIT_FAILED;
+                }
+        }
+        c->msg = malloc(sizeof *c->msg);
+        if (!c->msg)
+                return EXIT_FAILED;
+        r = ctl_connect(c);
+        if (r < 0)
+                return -r;
+        switch (cmd) {
+        case CMD_STATUS: return cmd_status(c);
+        case CMD_LOCKS: return cmd_locks(c);
+        case CMD_UNLOCK: return cmd_unlock(c);
+        case CMD_AUDIT: return cmd_audit(c);
+        case CMD_AUDIT_VERIFY: return cmd_audit_verify(c);
+        default: return EXIT_USAGE;
+        }
 }
 
 int main(int argc, char **argv) {
@@ -470,9 +793,9 @@ int main(int argc, char **argv) {
         };
         struct ctl c = { .config = SG_DEFAULT_CONFIG, .fd = -1 };
         struct sg_config cfg;
+        enum command cmd;
         bool config_given = false;
         char err[512];
-        const char *cmd;
         int o, r;
 
         while ((o = getopt_long(argc, argv, "+s:c:jh", options, NULL)) >= 0) {
@@ -488,52 +811,29 @@ int main(int argc, char **argv) {
                 usage(stderr);
                 return EXIT_USAGE;
         }
+        if (parse_command(&c, argc - optind, argv + optind, &cmd) != 0) {
+                usage(stderr);
+                return EXIT_USAGE;
+        }
         if (sodium_init() < 0)
                 return EXIT_FAILED;
+        if (cmd == CMD_KEYGEN) /* needs neither the config nor the daemon */
+                return cmd_keygen(&c);
         sg_config_defaults(&cfg);
         if (sg_config_load(&cfg, c.config, !config_given, err, sizeof err) < 0) {
                 fprintf(stderr, "secguardctl: %s\n", err);
                 return EXIT_FAILED;
         }
+        if (cmd == CMD_HASH)
+                return cmd_hash(&c, &cfg);
         if (!c.socket)
                 c.socket = cfg.socket;
         c.timeout_ms = cfg.timeout_ms;
 
-        cmd = argv[optind];
-        argc -= optind;
-        argv += optind;
-        if (strcmp(cmd, "hash") == 0)
-                return cmd_hash(argc, argv, &cfg);
-
-        if (strcmp(cmd, "status") != 0 && strcmp(cmd, "locks") != 0 && strcmp(cmd, "unlock") != 0 &&
-            strcmp(cmd, "audit") != 0) {
-                fprintf(stderr, "secguardctl: unknown command \"%s\"\n", cmd);
-                usage(stderr);
-                return EXIT_USAGE;
-        }
-        if ((strcmp(cmd, "status") == 0 || strcmp(cmd, "locks") == 0) && argc > 1) {
-                fprintf(stderr, "secguardctl: %s takes no arguments\n", cmd);
-                return EXIT_USAGE;
-        }
-        c.msg = malloc(sizeof *c.msg);
-        if (!c.msg)
-                return EXIT_FAILED;
-        r = ctl_connect(&c);
-        if (r < 0) {
-                free(c.msg);
-                return -r;
-        }
-        if (strcmp(cmd, "status") == 0)
-                r = cmd_status(&c);
-        else if (strcmp(cmd, "locks") == 0)
-                r = cmd_locks(&c);
-        else if (strcmp(cmd, "unlock") == 0)
-                r = cmd_unlock(&c, argc, argv);
-        else
-                r = cmd_audit(&c, argc, argv);
-        if (r == EXIT_USAGE)
-                usage(stderr);
-        close(c.fd);
+        r = run_daemon_command(&c, cmd);
+        if (c.fd >= 0)
+                close(c.fd);
         free(c.msg);
+        seal_opener_free(c.opener);
         return r;
 }

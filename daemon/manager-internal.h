@@ -47,6 +47,10 @@ struct Conn {
         bool attempt_open, has_permit, user_known;
         uint64_t attempt_id, reservation;
         char user[SG_FIELD_WIRE_MAX + 1], rhost[SG_FIELD_WIRE_MAX + 1];
+        /* The name counters, locks and the attempts table use: the user name, or for a name
+         * that matches no account while sealing is on, a keyed pseudonym ("~" + hex), so a
+         * password typed into the user field is never stored or listed in clear. */
+        char counted_user[SG_FIELD_WIRE_MAX + 1];
         char tty[SG_FIELD_WIRE_MAX + 1], service[SG_FIELD_WIRE_MAX + 1];
         uint32_t delay_ms;
 

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "events.h"
 #include "io.h"
 #include "manager-internal.h"
@@ -223,25 +225,15 @@ static int emit_new_locks(Conn *c, const struct sg_lock_info *locks, size_t n) {
                         .failures = locks[i].failures,
                 };
                 struct sg_audit_event ev = attempt_event(c, "lockout", row.kind);
-                /* The key of a user or user_source lock holds the name in clear: when that
-                 * name is sealed, the detail must not give it away (the source is fine). */
-                bool hide_user = !c->user_known && c->m->have_seal_pk &&
-                                 (locks[i].kind == SG_LOCK_USER || locks[i].kind == SG_LOCK_USER_SOURCE);
-                const char *at = strrchr(row.key, '@');
-                char detail[512], shown[400];
+                char detail[512];
                 int r;
 
                 r = sg_store_lock_put(c->m->store, &row);
                 if (r < 0)
                         return r;
-                if (!hide_user)
-                        snprintf(shown, sizeof shown, "%s", row.key);
-                else if (locks[i].kind == SG_LOCK_USER_SOURCE && at)
-                        snprintf(shown, sizeof shown, "<sealed>%s", at);
-                else
-                        snprintf(shown, sizeof shown, "<sealed>");
+                /* The key names a pseudonym, never a sealed name (see counted_user). */
                 snprintf(detail, sizeof detail, "%s %s locked for %" PRIu64 " s after %u failures (level %u)",
-                         row.kind, shown, (row.until_usec - row.last_lock_usec) / 1000000,
+                         row.kind, row.key, (row.until_usec - row.last_lock_usec) / 1000000,
                          row.failures, row.level);
                 ev.detail = detail;
                 r = manager_emit(c->m, &ev, !c->user_known);
@@ -249,6 +241,26 @@ static int emit_new_locks(Conn *c, const struct sg_lock_info *locks, size_t n) {
                         return r;
         }
         return 0;
+}
+
+static void set_counted_user(Conn *c) {
+        Manager *m = c->m;
+        crypto_auth_hmacsha256_state st;
+        uint8_t mac[crypto_auth_hmacsha256_BYTES];
+        static const char context[] = "secguard pseudonym v1";
+
+        if (c->user_known || !m->have_seal_pk) {
+                snprintf(c->counted_user, sizeof c->counted_user, "%s", c->user);
+                return;
+        }
+        crypto_auth_hmacsha256_init(&st, m->audit_key, SG_AUDIT_KEY_BYTES);
+        crypto_auth_hmacsha256_update(&st, (const unsigned char *) context, sizeof context);
+        crypto_auth_hmacsha256_update(&st, (const unsigned char *) c->user, strlen(c->user));
+        crypto_auth_hmacsha256_final(&st, mac);
+        c->counted_user[0] = '~';
+        sodium_bin2hex(c->counted_user + 1, sizeof c->counted_user - 1, mac, 12);
+        sodium_memzero(&st, sizeof st);
+        sodium_memzero(mac, sizeof mac);
 }
 
 static bool attempt_fields_valid(const Conn *c) {
@@ -289,7 +301,8 @@ static int on_precheck(Conn *c, const struct sg_msg *msg) {
                 return reply_decision(c, SG_DECISION_DENY, 0);
         }
 
-        sg_policy_reserve(m->policy, c->user, c->rhost, now, &v, locks, SG_LOCK_KIND_MAX, &n_locks);
+        set_counted_user(c);
+        sg_policy_reserve(m->policy, c->counted_user, c->rhost, now, &v, locks, SG_LOCK_KIND_MAX, &n_locks);
         if (!v.allowed) {
                 char detail[128], until[40];
 
@@ -304,7 +317,7 @@ static int on_precheck(Conn *c, const struct sg_msg *msg) {
         }
 
         c->attempt_id = 0;
-        r = login_store_result(c, sg_store_attempt_add(m->store, now, c->user, source,
+        r = login_store_result(c, sg_store_attempt_add(m->store, now, c->counted_user, source,
                                                        SG_ATTEMPT_PENDING, &c->attempt_id));
         if (r < 0)
                 return r;
@@ -330,7 +343,7 @@ static int attempt_settle(Conn *c, bool success, const char *reason) {
         int r;
 
         c->attempt_open = false;
-        sg_policy_settle(m->policy, c->user, c->rhost, c->reservation, success, sg_now_real_usec());
+        sg_policy_settle(m->policy, c->counted_user, c->rhost, c->reservation, success, sg_now_real_usec());
         permits_release(m, c);
         r = login_store_result(c, manager_tx(m));
         if (r < 0)

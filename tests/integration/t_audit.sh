@@ -20,7 +20,7 @@ ids_of() { $PY -c 'import json,sys; print(" ".join(str(json.loads(l)["id"]) for 
 py_rows() {
         local expr=$1
         shift
-        all_json "$@" | $PY -c "import json,os,sys; rows=[json.loads(l) for l in sys.stdin]; ok=($expr); print(rows if not ok else '', file=sys.stderr) if not ok else None; sys.exit(0 if ok else 1)"
+        all_json "$@" | $PY -c "import json,os,re,sys; rows=[json.loads(l) for l in sys.stdin]; ok=($expr); print(rows if not ok else '', file=sys.stderr) if not ok else None; sys.exit(0 if ok else 1)"
 }
 iso_now() { date -u +%Y-%m-%dT%H:%M:%S.%6NZ; }
 hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n' | tr a-f A-F; }
@@ -298,8 +298,11 @@ check "alice's row keeps the name in clear" test \
         "$(sg_sql "SELECT user, user_sealed IS NULL FROM audit WHERE id > $before AND rhost = '192.0.2.31';")" = "alice|1"
 check "no audit column names mallory (lockout detail included)" test \
         "$(sg_sql "SELECT count(*) FROM audit WHERE id > $before AND (user LIKE '%mallory%' OR detail LIKE '%mallory%' OR reason LIKE '%mallory%');")" -eq 0
-check "the lockout of the sealed pair names only the source" py_rows \
-        'any(r["event"] == "lockout" and r["user"] == "<sealed>" and "<sealed>@192.0.2.33" in r["detail"] for r in rows)' --since "@0" --event lockout
+check "the lockout of the sealed pair names a pseudonym and the source" py_rows \
+        'any(r["event"] == "lockout" and r["user"] == "<sealed>" and re.search(r"~[0-9a-f]{24}@192\.0\.2\.33", r["detail"]) for r in rows)' --since "@0" --event lockout
+check "no table holds the sealed name in clear" \
+        test "$(sg_sql "SELECT (SELECT count(*) FROM attempts WHERE source = '192.0.2.33' AND user LIKE '%mallory%') + (SELECT count(*) FROM locks WHERE key LIKE '%mallory%@192.0.2.33') + (SELECT count(*) FROM audit WHERE id > $before AND (user LIKE '%mallory%' OR detail LIKE '%mallory%'));")" -eq 0
+check "secguardctl locks shows the pseudonym, not the name" ! grep -q mallory <(sgctl locks)
 tail -n +"$((log_mark + 1))" "$T/daemon.log" >"$T/daemon.sealed.log"
 check "the daemon's log (stderr target) does not name mallory" ! grep -q mallory "$T/daemon.sealed.log"
 check "the daemon's log shows SECGUARD_USER=<sealed>" grep -q 'SECGUARD_USER=<sealed>' "$T/daemon.sealed.log"

@@ -186,9 +186,9 @@ for i in 1 2 3; do sg_auth mallory wrong 192.0.2.31 || true; done
 check "sealed user: SECGUARD_USER=<sealed>, reason unknown_user" jcheck '
 (e := one("auth_failure", rhost="192.0.2.30")) is not None and e["SECGUARD_USER"] == "<sealed>"
 and e["SECGUARD_REASON"] == "unknown_user" and "user=<sealed>" in e["MESSAGE"]'
-check "sealed lockout: <sealed> user, detail without the name" jcheck '
+check "sealed lockout: <sealed> user, detail names a pseudonym" jcheck '
 (e := one("lockout", rhost="192.0.2.31")) is not None and e["SECGUARD_USER"] == "<sealed>"
-and "<sealed>@192.0.2.31" in e["SECGUARD_DETAIL"]'
+and "~" in e["SECGUARD_DETAIL"] and "@192.0.2.31" in e["SECGUARD_DETAIL"]'
 jsync
 check "no secguardd journal entry contains the sealed name" \
         test "$(journalctl --no-pager -o export SYSLOG_IDENTIFIER=secguardd | grep -ac mallory || true)" -eq 0

@@ -321,6 +321,16 @@ static int replay_lock(void *userdata, const struct sg_lock_row *l) {
         return 0;
 }
 
+/* Start-up store errors: a damaged file is named with the fix, never recreated. */
+static int store_failed(Manager *m, int r, const char *what) {
+        if (r == -EBADMSG)
+                log_error("%s: %s/secguard.db is damaged; move it aside and restart (it is never recreated automatically)",
+                          what, m->config.state_dir);
+        else
+                log_error_errno(r, "%s (database %s/secguard.db)", what, m->config.state_dir);
+        return r;
+}
+
 static int open_state(Manager *m) {
         struct sg_store_options o = { .state_dir = m->config.state_dir,
                                       .sync_full = m->config.sync_full };
@@ -349,14 +359,14 @@ static int open_state(Manager *m) {
         /* A login in flight when we died counts as a failure ("abandoned"). */
         r = sg_store_attempt_abandon_pending(m->store, &abandoned);
         if (r < 0)
-                return log_error_errno(r, "cannot settle pending attempts");
+                return store_failed(m, r, "cannot settle pending attempts");
         r = sg_store_lock_foreach(m->store, replay_lock, m);
         if (r < 0)
-                return log_error_errno(r, "cannot load locks");
+                return store_failed(m, r, "cannot load locks");
         r = sg_store_attempt_foreach(m->store, now > pc.window_usec ? now - pc.window_usec : 0,
                                      replay_attempt, m);
         if (r < 0)
-                return log_error_errno(r, "cannot replay attempts");
+                return store_failed(m, r, "cannot replay attempts");
         if (abandoned > 0)
                 log_notice("%" PRIu64 " login attempts were in flight at the last stop; counted as failures",
                            abandoned);
@@ -555,13 +565,14 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
-static void maintenance(Manager *m) {
+static int maintenance(Manager *m) {
         uint64_t now = sg_now_real_usec(), deleted = 0;
         uint64_t keep_attempts = m->config.window_sec * USEC_PER_SEC;
         int r;
 
-        if (manager_tx(m) < 0)
-                return;
+        r = manager_tx(m);
+        if (r < 0)
+                return r;
         sg_policy_gc(m->policy, now);
         r = sg_store_attempt_prune(m->store, now > keep_attempts ? now - keep_attempts : 0);
         if (r >= 0)
@@ -574,11 +585,12 @@ static void maintenance(Manager *m) {
                 log_warning_errno(r, "maintenance failed");
         else if (deleted)
                 log_info("pruned %" PRIu64 " audit rows past retention", deleted);
+        return r;
 }
 
 static int on_maintenance(sd_event_source *s, uint64_t usec, void *userdata) {
         (void) usec;
-        maintenance(userdata);
+        (void) maintenance(userdata);
         (void) sd_event_source_set_time_relative(s, MAINTENANCE_USEC);
         return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
@@ -620,7 +632,9 @@ int manager_startup(Manager *m) {
                                        MAINTENANCE_USEC, 0, on_maintenance, m);
         if (r < 0)
                 return r;
-        maintenance(m);
+        r = maintenance(m);
+        if (r == -EBADMSG)
+                return store_failed(m, r, "maintenance");
 
         r = listen_socket(m);
         if (r < 0)
@@ -630,7 +644,7 @@ int manager_startup(Manager *m) {
         ev.detail = detail;
         r = manager_emit(m, &ev, false);
         if (r < 0)
-                return log_error_errno(r, "cannot write to the audit log");
+                return store_failed(m, r, "cannot write to the audit log");
         manager_commit(m);
         log_info("listening on %s%s", m->listen_from_systemd ? "the socket from systemd" : m->config.socket, "");
         (void) sd_notify(0, "READY=1");

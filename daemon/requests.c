@@ -654,6 +654,12 @@ static int on_audit_verify(Conn *c, const struct sg_msg *msg) {
 
         (void) msg;
         r = sg_store_audit_verify(c->m->store, &bad, detail, sizeof detail);
+        if (r == -EBADMSG) {
+                /* SQLite itself found the file damaged: that is a failed verification too. */
+                snprintf(detail, sizeof detail, "the database file is damaged (SQLite reports corruption); "
+                         "restore it from a backup and compare");
+                r = 1;
+        }
         if (r < 0)
                 return r;
         (void) sg_store_audit_count(c->m->store, &rows);

@@ -5,6 +5,7 @@
  */
 #include "shadow.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -504,6 +505,43 @@ out:
         return r;
 }
 
+/* Temp files are only ever created while the lock is held, so one found while we hold it was
+ * left by a writer that died between mkostemp() and rename(): remove it. Only our exact
+ * pattern (".<base>." + 6 characters, a regular file) is touched. */
+static void remove_stale_temps(const char *path) {
+        const char *slash = strrchr(path, '/');
+        const char *base = slash ? slash + 1 : path;
+        char *dir = NULL, *tmp = NULL, prefix[NAME_MAX + 2];
+        struct dirent *de;
+        size_t plen;
+        DIR *d;
+        int dfd;
+
+        if (temp_paths(path, &dir, &tmp) < 0)
+                return;
+        snprintf(prefix, sizeof prefix, ".%s.", base);
+        plen = strlen(prefix);
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        d = dfd >= 0 ? fdopendir(dfd) : NULL;
+        if (!d) {
+                if (dfd >= 0)
+                        close(dfd);
+                goto out;
+        }
+        while ((de = readdir(d))) {
+                struct stat st;
+
+                if (strncmp(de->d_name, prefix, plen) != 0 || strlen(de->d_name) != plen + 6)
+                        continue;
+                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+                        (void) unlinkat(dirfd(d), de->d_name, 0);
+        }
+        closedir(d);
+out:
+        free(dir);
+        free(tmp);
+}
+
 int sg_shadow_update(const char *path, const char *user, const char *new_hash,
                      const char *expect_old_hash, bool set_last_change) {
         bool system_db;
@@ -524,6 +562,7 @@ int sg_shadow_update(const char *path, const char *user, const char *new_hash,
                 r = lock_fd;
                 goto out;
         }
+        remove_stale_temps(path);
         r = update_locked(path, user, new_hash, expect_old_hash, set_last_change);
         close(lock_fd); /* releases the flock */
 out:

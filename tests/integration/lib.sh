@@ -220,3 +220,30 @@ sg_done() {
         echo "$SG_PASSED passed, $SG_FAILED failed"
         [ "$SG_FAILED" -eq 0 ]
 }
+
+# Runs the rest of the calling test in a private mount namespace whose /tmp is a fresh
+# directory (/tmp/secguard-ns.XXXXXX on the host, removed afterwards). pam_wrapper keeps its
+# copies of the service files in /tmp/pam.X (one of ~62 names, chosen with a racy
+# lstat-then-mkdir and removed by whichever process finds the owner pid dead), so pamtester
+# runs of parallel tests can read each other's service files and talk to each other's
+# daemons. Call it right after sourcing this file: sg_private_tmp "$@"
+sg_private_tmp() {
+        [ -z "${SG_PRIVATE_TMP:-}" ] || return 0
+        [ "$(id -u)" -eq 0 ] || return 0 # sg_require_root skips later
+        local d rc=0
+        d=$(mktemp -d /tmp/secguard-ns.XXXXXX)
+        chmod 1777 "$d"
+        SG_PRIVATE_TMP=$d unshare -m --propagation private -- \
+                bash -c 'mount --bind "$SG_PRIVATE_TMP" /tmp && exec bash "$@"' sg-private-tmp "$0" "$@" ||
+                rc=$?
+        if [ "$rc" -ne 0 ] && [ -n "${SG_KEEP_TMP:-}" ]; then
+                echo "# kept $d (the test's private /tmp)" >&2
+        else
+                rm -rf "$d"
+        fi
+        exit "$rc"
+}
+
+# Every test that sources this file runs with a private /tmp (see above), unless it opts out
+# with SG_NO_PRIVATE_TMP=1 (the demo, which wants its output in the caller's session).
+[ -n "${SG_NO_PRIVATE_TMP:-}" ] || sg_private_tmp "$@"

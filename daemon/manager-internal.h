@@ -87,6 +87,9 @@ struct Manager {
         uint32_t permits_max, permits_used;
         Conn *wait_head, *wait_tail;
 
+        uint64_t head_id;            /* last audit tail written to audit.head */
+        char missing_tail[256];      /* set at start when audit.head is ahead of the database */
+
         bool tx_open;
         unsigned tx_ops;
         Conn *held_head;

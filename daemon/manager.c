@@ -154,6 +154,68 @@ Manager *manager_free(Manager *m) {
         return NULL;
 }
 
+/* ---- the audit head: the chain's tail kept outside the database ---- */
+
+static void head_path(const Manager *m, char *out, size_t size) {
+        snprintf(out, size, "%s/audit.head", m->config.state_dir);
+}
+
+/* Writes "ID HEXMAC\n" with a rename, after each commit that appended audit rows. */
+static void head_write(Manager *m) {
+        char path[PATH_MAX + 16], tmp[PATH_MAX + 32], line[32 + 2 * SG_MAC_BYTES + 4];
+        char hex[2 * SG_MAC_BYTES + 1];
+        uint8_t mac[SG_MAC_BYTES];
+        uint64_t id;
+        int fd, n;
+
+        sg_store_audit_tail(m->store, &id, mac);
+        if (id == m->head_id)
+                return;
+        head_path(m, path, sizeof path);
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        sodium_bin2hex(hex, sizeof hex, mac, sizeof mac);
+        n = snprintf(line, sizeof line, "%" PRIu64 " %s\n", id, hex);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 || write(fd, line, (size_t) n) != n || close(fd) < 0 || rename(tmp, path) < 0) {
+                log_warning_errno(-errno, "cannot write %s", path);
+                if (fd >= 0)
+                        (void) unlink(tmp);
+                return;
+        }
+        m->head_id = id;
+}
+
+/* At start: an audit.head ahead of the database means its newest rows are gone. */
+static void head_check(Manager *m) {
+        char path[PATH_MAX + 16], line[128];
+        unsigned long long want = 0;
+        uint8_t mac[SG_MAC_BYTES];
+        uint64_t have;
+        FILE *f;
+        int fd;
+
+        head_path(m, path, sizeof path);
+        fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return; /* first start, or an older version */
+        f = fdopen(fd, "r");
+        if (!f) {
+                close(fd);
+                return;
+        }
+        if (!fgets(line, sizeof line, f) || sscanf(line, "%llu", &want) != 1)
+                log_warning("%s is unreadable; ignoring it", path);
+        fclose(f);
+        sg_store_audit_tail(m->store, &have, mac);
+        m->head_id = have;
+        if (want > have) {
+                snprintf(m->missing_tail, sizeof m->missing_tail,
+                         "audit rows %" PRIu64 "..%llu are missing at the end (deleted, or lost in a power failure with [audit] synchronous = normal)",
+                         have + 1, want);
+                log_error("%s", m->missing_tail);
+        }
+}
+
 /* ---- group commit ---- */
 
 static void manager_commit(Manager *m) {
@@ -168,7 +230,8 @@ static void manager_commit(Manager *m) {
         if (r < 0) {
                 log_error_errno(r, "committing to the store failed; rolling back");
                 (void) sg_store_rollback(m->store);
-        }
+        } else
+                head_write(m);
         (void) sd_event_source_set_enabled(m->commit_source, SD_EVENT_OFF);
 
         held = m->held_head;
@@ -370,6 +433,7 @@ static int open_state(Manager *m) {
         if (abandoned > 0)
                 log_notice("%" PRIu64 " login attempts were in flight at the last stop; counted as failures",
                            abandoned);
+        head_check(m);
         m->permits_max = permits_from_config(&m->config);
         return resolve_admin_group(m);
 }
@@ -597,7 +661,7 @@ static int on_maintenance(sd_event_source *s, uint64_t usec, void *userdata) {
 
 int manager_startup(Manager *m) {
         struct sg_audit_event ev = { .event = "daemon_start", .pid = getpid(), .uid = geteuid() };
-        char detail[128];
+        char detail[512];
         sigset_t mask;
         int r;
 
@@ -640,7 +704,8 @@ int manager_startup(Manager *m) {
         if (r < 0)
                 return r;
         ev.time_usec = sg_now_real_usec();
-        snprintf(detail, sizeof detail, "version %s, %u hash permits", SECGUARD_VERSION, m->permits_max);
+        snprintf(detail, sizeof detail, "version %s, %u hash permits%s%s", SECGUARD_VERSION, m->permits_max,
+                 m->missing_tail[0] ? "; " : "", m->missing_tail);
         ev.detail = detail;
         r = manager_emit(m, &ev, false);
         if (r < 0)

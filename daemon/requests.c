@@ -662,6 +662,15 @@ static int on_audit_verify(Conn *c, const struct sg_msg *msg) {
         }
         if (r < 0)
                 return r;
+        if (r == 0 && c->m->missing_tail[0]) {
+                /* The chain is whole, but its end was cut while we were down (audit.head). */
+                uint64_t first = 0;
+
+                (void) sscanf(c->m->missing_tail, "audit rows %" SCNu64, &first);
+                bad = first;
+                snprintf(detail, sizeof detail, "%s", c->m->missing_tail);
+                r = 1;
+        }
         (void) sg_store_audit_count(c->m->store, &rows);
         sg_writer_init(&w, SG_MSG_OK);
         sg_writer_u64(&w, SG_F_RESULT, r == 0 ? SG_RESULT_SUCCESS : SG_RESULT_FAILURE);

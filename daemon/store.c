@@ -1056,6 +1056,11 @@ int sg_store_audit_append(sg_store *s, const struct sg_audit_event *ev, uint64_t
         return 0;
 }
 
+void sg_store_audit_tail(const sg_store *s, uint64_t *ret_id, uint8_t ret_mac[SG_MAC_BYTES]) {
+        *ret_id = s->chain.last_id;
+        memcpy(ret_mac, s->chain.last_mac, SG_MAC_BYTES);
+}
+
 int sg_store_audit_count(sg_store *s, uint64_t *ret) {
         sqlite3_int64 n = 0;
         int r;

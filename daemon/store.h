@@ -105,6 +105,10 @@ int sg_store_audit_append(sg_store *s, const struct sg_audit_event *ev, uint64_t
 typedef int (*sg_audit_cb)(void *userdata, const struct sg_audit_row *r);
 int sg_store_audit_query(sg_store *s, const struct sg_audit_filter *f, sg_audit_cb cb, void *userdata);
 int sg_store_audit_count(sg_store *s, uint64_t *ret);
+/* The chain's tail: id and MAC of the newest row (including appends not yet committed). The
+ * manager copies it out of the database after each commit (audit.head), because the chain
+ * alone cannot show that its newest rows were deleted while the daemon was down. */
+void sg_store_audit_tail(const sg_store *s, uint64_t *ret_id, uint8_t ret_mac[SG_MAC_BYTES]);
 /* Walks the chain from the anchor. 0 = intact; 1 = broken, *ret_bad_id = first bad row id
  * (for a deletion: the row after the gap) and a sentence in detail. -errno on I/O error.
  * Newest rows deleted are caught only while the store that wrote them is open (the chain

@@ -230,16 +230,32 @@ sg_done() {
 sg_private_tmp() {
         [ -z "${SG_PRIVATE_TMP:-}" ] || return 0
         [ "$(id -u)" -eq 0 ] || return 0 # sg_require_root skips later
-        local d rc=0
+        local d rc=0 keep
         d=$(mktemp -d /tmp/secguard-ns.XXXXXX)
         chmod 1777 "$d"
-        SG_PRIVATE_TMP=$d unshare -m --propagation private -- \
-                bash -c 'mount --bind "$SG_PRIVATE_TMP" /tmp && exec bash "$@"' sg-private-tmp "$0" "$@" ||
-                rc=$?
+        # Paths under /tmp that the test needs (the tree itself may live there, as a CI clone
+        # can) are bound back into the private /tmp from a view of the real one.
+        keep=$(realpath -m "$SG_SRC")$'\n'$(realpath -m "$SG_BUILD")
+        SG_PRIVATE_TMP=$d SG_KEEP_PATHS=$keep unshare -m --propagation private -- bash -c '
+                set -e
+                mkdir -p "$SG_PRIVATE_TMP/.host-tmp"
+                mount --bind /tmp "$SG_PRIVATE_TMP/.host-tmp"
+                mount --rbind "$SG_PRIVATE_TMP" /tmp # --rbind: keep .host-tmp
+                while IFS= read -r p; do
+                        case "$p" in
+                        /tmp/*)
+                                rel=${p#/tmp/}
+                                mkdir -p "/tmp/$rel"
+                                mount --bind "/tmp/.host-tmp/$rel" "/tmp/$rel"
+                                ;;
+                        esac
+                done <<<"$SG_KEEP_PATHS"
+                exec bash "$@"' sg-private-tmp "$0" "$@" || rc=$?
         if [ "$rc" -ne 0 ] && [ -n "${SG_KEEP_TMP:-}" ]; then
                 echo "# kept $d (the test's private /tmp)" >&2
         else
-                rm -rf "$d"
+                # Only empty mount points are left of the binds (they lived in the namespace).
+                rm -rf --one-file-system "$d"
         fi
         exit "$rc"
 }

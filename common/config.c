@@ -6,6 +6,7 @@
  * checks [section] headers, which inih never reports to the handler when they hold no key.
  */
 #include "config.h"
+#include "errmsg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -718,17 +719,6 @@ static int handle_pair(void *user, const char *section, const char *name, const 
         return apply_word(p, k, section, name, value);
 }
 
-static int fail(char *err, size_t errsize, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errsize, int r, const char *fmt, ...) {
-        va_list ap;
-
-        if (err && errsize > 0) {
-                va_start(ap, fmt);
-                vsnprintf(err, errsize, fmt, ap);
-                va_end(ap);
-        }
-        return r;
-}
 
 /* Parses into a copy so c is untouched unless the whole file is good. */
 static int parse(struct sg_config *c, struct parse_ctx *p, char *err, size_t errsize) {
@@ -737,27 +727,27 @@ static int parse(struct sg_config *c, struct parse_ctx *p, char *err, size_t err
 
         work = malloc(sizeof *work);
         if (!work)
-                return fail(err, errsize, -ENOMEM, "%s: out of memory", p->name);
+                return sg_errmsg(err, errsize, -ENOMEM, "%s: out of memory", p->name);
         *work = *c;
         p->c = work;
         line = ini_parse_stream(read_line, p, handle_pair, p);
         if (p->f && ferror(p->f)) {
                 free(work);
-                return fail(err, errsize, -EIO, "%s: read error", p->name);
+                return sg_errmsg(err, errsize, -EIO, "%s: read error", p->name);
         }
         if (line < 0) {
                 free(work);
-                return fail(err, errsize, -ENOMEM, "%s: out of memory", p->name);
+                return sg_errmsg(err, errsize, -ENOMEM, "%s: out of memory", p->name);
         }
         if (line > 0 && (p->err_line == 0 || (unsigned) line < p->err_line)) {
                 free(work);
-                return fail(err, errsize, -EINVAL,
+                return sg_errmsg(err, errsize, -EINVAL,
                             "%s:%d: syntax error: expected \"[section]\", \"key = value\", a comment or a blank line",
                             p->name, line);
         }
         if (p->err_line) {
                 free(work);
-                return fail(err, errsize, -EINVAL, "%s:%u: %s", p->name, p->err_line, p->err);
+                return sg_errmsg(err, errsize, -EINVAL, "%s:%u: %s", p->name, p->err_line, p->err);
         }
         *c = *work;
         free(work);
@@ -779,18 +769,18 @@ static int check_config_fd(int fd, const char *path, char *err, size_t errsize) 
         struct stat st;
 
         if (fstat(fd, &st) < 0)
-                return fail(err, errsize, -errno, "%s: cannot stat: %m", path);
+                return sg_errmsg(err, errsize, -errno, "%s: cannot stat: %m", path);
         if (!S_ISREG(st.st_mode))
-                return fail(err, errsize, -EPERM, "%s: not a regular file", path);
+                return sg_errmsg(err, errsize, -EPERM, "%s: not a regular file", path);
         if (st.st_uid != 0 && st.st_uid != geteuid())
-                return fail(err, errsize, -EPERM, "%s: owned by uid %u, not root; refusing it (fix: chown root:root %s)",
+                return sg_errmsg(err, errsize, -EPERM, "%s: owned by uid %u, not root; refusing it (fix: chown root:root %s)",
                             path, (unsigned) st.st_uid, path);
         if (st.st_mode & S_IWOTH)
-                return fail(err, errsize, -EPERM,
+                return sg_errmsg(err, errsize, -EPERM,
                             "%s: writable by every user (mode %04o); refusing it (fix: chmod go-w %s)", path,
                             (unsigned) (st.st_mode & 07777), path);
         if ((st.st_mode & S_IWGRP) && st.st_gid != 0 && st.st_gid != getegid())
-                return fail(err, errsize, -EPERM,
+                return sg_errmsg(err, errsize, -EPERM,
                             "%s: writable by group %u (mode %04o); refusing it (fix: chmod g-w %s)", path,
                             (unsigned) st.st_gid, (unsigned) (st.st_mode & 07777), path);
         return 0;
@@ -809,10 +799,10 @@ int sg_config_load(struct sg_config *c, const char *path, bool missing_ok, char 
                 if (errno == ENOENT && missing_ok)
                         return 0;
                 if (errno == ELOOP)
-                        return fail(err, errsize, -ELOOP,
+                        return sg_errmsg(err, errsize, -ELOOP,
                                     "%s: is a symbolic link; refusing to follow it (fix: replace it with the file it points to)",
                                     path);
-                return fail(err, errsize, -errno, "%s: cannot open: %m", path);
+                return sg_errmsg(err, errsize, -errno, "%s: cannot open: %m", path);
         }
         r = check_config_fd(fd, path, err, errsize);
         if (r < 0) {
@@ -823,7 +813,7 @@ int sg_config_load(struct sg_config *c, const char *path, bool missing_ok, char 
         if (!f) {
                 r = -errno;
                 close(fd);
-                return fail(err, errsize, r, "%s: cannot read: %s", path, strerror(-r));
+                return sg_errmsg(err, errsize, r, "%s: cannot read: %s", path, strerror(-r));
         }
         p.name = path;
         p.f = f;
@@ -842,7 +832,7 @@ int sg_config_check(const struct sg_config *c, char *err, size_t errsize) {
                         uint64_t v = get_uint(c, k);
 
                         if (v < k->min || v > k->max)
-                                return fail(err, errsize, -EINVAL, "config: [%s] %s: %llu is out of range (%llu..%llu%s)",
+                                return sg_errmsg(err, errsize, -EINVAL, "config: [%s] %s: %llu is out of range (%llu..%llu%s)",
                                             k->section, k->name, (unsigned long long) v,
                                             (unsigned long long) k->min, (unsigned long long) k->max,
                                             unit_name(k->type));
@@ -851,43 +841,48 @@ int sg_config_check(const struct sg_config *c, char *err, size_t errsize) {
                         char buf[80];
 
                         if (strnlen(s, k->size) >= k->size)
-                                return fail(err, errsize, -EINVAL, "config: [%s] %s: not terminated", k->section,
+                                return sg_errmsg(err, errsize, -EINVAL, "config: [%s] %s: not terminated", k->section,
                                             k->name);
                         why = string_problem(k, s, &bad);
                         if (why)
-                                return fail(err, errsize, -EINVAL, "config: [%s] %s: \"%s\": %s", k->section,
+                                return sg_errmsg(err, errsize, -EINVAL, "config: [%s] %s: \"%s\": %s", k->section,
                                             k->name, shown(bad ? bad : s, buf, sizeof buf), why);
                 }
         }
         if (c->unreachable != SG_UNREACHABLE_DENY && c->unreachable != SG_UNREACHABLE_ALLOW_LOCAL)
-                return fail(err, errsize, -EINVAL, "config: [daemon] unreachable: unknown policy %d", c->unreachable);
+                return sg_errmsg(err, errsize, -EINVAL, "config: [daemon] unreachable: unknown policy %d", c->unreachable);
         if (c->disk_full != SG_DISKFULL_FAIL_REMOTE && c->disk_full != SG_DISKFULL_FAIL_ALL)
-                return fail(err, errsize, -EINVAL, "config: [daemon] disk_full: unknown policy %d", c->disk_full);
+                return sg_errmsg(err, errsize, -EINVAL, "config: [daemon] disk_full: unknown policy %d", c->disk_full);
         if (c->argon2_memlimit > c->max_argon2_memlimit)
-                return fail(err, errsize, -EINVAL,
+                return sg_errmsg(err, errsize, -EINVAL,
                             "config: [auth] argon2_memlimit (%llu bytes) exceeds max_argon2_memlimit (%llu bytes): "
                             "new hashes would be refused",
                             (unsigned long long) c->argon2_memlimit, (unsigned long long) c->max_argon2_memlimit);
         if (c->argon2_opslimit > c->max_argon2_opslimit)
-                return fail(err, errsize, -EINVAL,
+                return sg_errmsg(err, errsize, -EINVAL,
                             "config: [auth] argon2_opslimit (%llu) exceeds max_argon2_opslimit (%llu): "
                             "new hashes would be refused",
                             (unsigned long long) c->argon2_opslimit, (unsigned long long) c->max_argon2_opslimit);
         if (c->min_password_len > c->password_max_len)
-                return fail(err, errsize, -EINVAL, "config: [auth] min_password_len (%u) exceeds password_max_len (%u)",
+                return sg_errmsg(err, errsize, -EINVAL, "config: [auth] min_password_len (%u) exceeds password_max_len (%u)",
                             c->min_password_len, c->password_max_len);
         if (c->lock_time_sec > c->lock_max_sec)
-                return fail(err, errsize, -EINVAL, "config: [ratelimit] lock_time (%llus) exceeds lock_max (%llus)",
+                return sg_errmsg(err, errsize, -EINVAL, "config: [ratelimit] lock_time (%llus) exceeds lock_max (%llus)",
                             (unsigned long long) c->lock_time_sec, (unsigned long long) c->lock_max_sec);
         if (c->history_sec < c->lock_max_sec)
-                return fail(err, errsize, -EINVAL,
+                return sg_errmsg(err, errsize, -EINVAL,
                             "config: [ratelimit] history (%llus) is shorter than lock_max (%llus): "
                             "backoff would forget locks still in force",
                             (unsigned long long) c->history_sec, (unsigned long long) c->lock_max_sec);
         if (c->max_connections_per_uid > c->max_connections)
-                return fail(err, errsize, -EINVAL,
+                return sg_errmsg(err, errsize, -EINVAL,
                             "config: [daemon] max_connections_per_uid (%u) exceeds max_connections (%u)",
                             c->max_connections_per_uid, c->max_connections);
+        if (c->permit_wait_ms >= c->timeout_ms)
+                return sg_errmsg(err, errsize, -EINVAL,
+                            "config: [daemon] permit_wait_ms (%u) must be below timeout_ms (%u), or the "
+                            "module gives up before the daemon answers",
+                            c->permit_wait_ms, c->timeout_ms);
         return 0;
 }
 

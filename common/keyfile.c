@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "keyfile.h"
+#include "errmsg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,36 +16,25 @@
 #include <sodium.h>
 
 /* Messages name the path and, where there is one, the fix; they never contain key bytes. */
-static int fail(int r, char *err, size_t errsize, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(int r, char *err, size_t errsize, const char *fmt, ...) {
-        va_list ap;
-
-        if (err && errsize > 0) {
-                va_start(ap, fmt);
-                vsnprintf(err, errsize, fmt, ap);
-                va_end(ap);
-        }
-        return r;
-}
 
 static int check_key_fd(int fd, const char *path, size_t len, char *err, size_t errsize) {
         struct stat st;
 
         /* fstat on the descriptor we read from: no window for a swap between check and use. */
         if (fstat(fd, &st) < 0)
-                return fail(-errno, err, errsize, "cannot stat %s: %m", path);
+                return sg_errmsg(err, errsize, -errno, "cannot stat %s: %m", path);
         if (!S_ISREG(st.st_mode))
-                return fail(-EPERM, err, errsize, "%s is not a regular file (fix: replace it with a key file)",
+                return sg_errmsg(err, errsize, -EPERM, "%s is not a regular file (fix: replace it with a key file)",
                             path);
         if (st.st_uid != geteuid() && st.st_uid != 0)
-                return fail(-EPERM, err, errsize, "%s is owned by uid %u (fix: chown %u %s)", path,
+                return sg_errmsg(err, errsize, -EPERM, "%s is owned by uid %u (fix: chown %u %s)", path,
                             (unsigned) st.st_uid, (unsigned) geteuid(), path);
         if (st.st_mode & 077)
-                return fail(-EPERM, err, errsize,
+                return sg_errmsg(err, errsize, -EPERM,
                             "%s has mode %04o: group or others may access the key (fix: chmod 0600 %s)",
                             path, (unsigned) (st.st_mode & 07777), path);
         if (st.st_size < 0 || (uint64_t) st.st_size != len)
-                return fail(-EBADMSG, err, errsize, "%s holds %lld bytes, expected a %zu-byte key", path,
+                return sg_errmsg(err, errsize, -EBADMSG, "%s holds %lld bytes, expected a %zu-byte key", path,
                             (long long) st.st_size, len);
         return 0;
 }
@@ -54,15 +44,15 @@ int sg_key_read(const char *path, uint8_t *key, size_t len, char *err, size_t er
         int fd, r;
 
         if (!path || !key)
-                return fail(-EINVAL, err, errsize, "no key path given");
+                return sg_errmsg(err, errsize, -EINVAL, "no key path given");
         /* O_NONBLOCK: a FIFO planted at the path must not block us; S_ISREG refuses it below. */
         fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0) {
                 if (errno == ELOOP)
-                        return fail(-ELOOP, err, errsize,
+                        return sg_errmsg(err, errsize, -ELOOP,
                                     "%s is a symbolic link; refusing to follow it (fix: put the key file itself there)",
                                     path);
-                return fail(-errno, err, errsize, "cannot open %s: %m", path);
+                return sg_errmsg(err, errsize, -errno, "cannot open %s: %m", path);
         }
         r = check_key_fd(fd, path, len, err, errsize);
         while (r == 0 && got < len) {
@@ -71,9 +61,9 @@ int sg_key_read(const char *path, uint8_t *key, size_t len, char *err, size_t er
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0)
-                        r = fail(-errno, err, errsize, "cannot read %s: %m", path);
+                        r = sg_errmsg(err, errsize, -errno, "cannot read %s: %m", path);
                 else if (n == 0)
-                        r = fail(-EBADMSG, err, errsize, "%s shrank while being read", path);
+                        r = sg_errmsg(err, errsize, -EBADMSG, "%s shrank while being read", path);
                 else
                         got += (size_t) n;
         }
@@ -103,12 +93,12 @@ int sg_key_write(const char *path, const uint8_t *key, size_t len, char *err, si
         int fd, r = 0;
 
         if (!path || !key)
-                return fail(-EINVAL, err, errsize, "no key path given");
+                return sg_errmsg(err, errsize, -EINVAL, "no key path given");
         /* O_EXCL|O_NOFOLLOW: never write through a planted file or link; mode 0600 from the start
          * (umask can only remove bits). */
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
         if (fd < 0)
-                return fail(-errno, err, errsize, "cannot create %s: %m", path);
+                return sg_errmsg(err, errsize, -errno, "cannot create %s: %m", path);
         while (done < len) {
                 ssize_t n = write(fd, key + done, len - done);
 
@@ -129,7 +119,7 @@ int sg_key_write(const char *path, const uint8_t *key, size_t len, char *err, si
         if (r < 0) {
                 (void) unlink(path);
                 errno = -r;
-                return fail(r, err, errsize, "cannot write %s: %m", path);
+                return sg_errmsg(err, errsize, r, "cannot write %s: %m", path);
         }
         return 0;
 }
@@ -143,9 +133,9 @@ int sg_key_load(const char *cred_name, const char *path, bool create, uint8_t *k
                 char cpath[PATH_MAX];
 
                 if (strchr(cred_name, '/'))
-                        return fail(-EINVAL, err, errsize, "bad credential name %s", cred_name);
+                        return sg_errmsg(err, errsize, -EINVAL, "bad credential name %s", cred_name);
                 if ((size_t) snprintf(cpath, sizeof cpath, "%s/%s", creds, cred_name) >= sizeof cpath)
-                        return fail(-ENAMETOOLONG, err, errsize, "credentials directory path too long");
+                        return sg_errmsg(err, errsize, -ENAMETOOLONG, "credentials directory path too long");
                 r = sg_key_read(cpath, key, len, err, errsize);
                 if (r != -ENOENT) {
                         if (r == 0 && ret_created)
@@ -160,7 +150,7 @@ int sg_key_load(const char *cred_name, const char *path, bool create, uint8_t *k
                 return r;
         }
         if (sodium_init() < 0)
-                return fail(-EIO, err, errsize, "libsodium failed to initialise");
+                return sg_errmsg(err, errsize, -EIO, "libsodium failed to initialise");
         randombytes_buf(key, len);
         r = sg_key_write(path, key, len, err, errsize);
         if (r == -EEXIST) {

@@ -218,12 +218,16 @@ static void head_check(Manager *m) {
 
 /* ---- group commit ---- */
 
+#define SLOW_COMMIT_USEC (500 * 1000)
+
 static void manager_commit(Manager *m) {
+        uint64_t t0, took;
         Conn *held;
         int r;
 
         if (!m->tx_open)
                 return;
+        t0 = sg_now_mono_usec();
         r = sg_store_commit(m->store);
         m->tx_open = false;
         m->tx_ops = 0;
@@ -232,6 +236,11 @@ static void manager_commit(Manager *m) {
                 (void) sg_store_rollback(m->store);
         } else
                 head_write(m);
+        took = sg_now_mono_usec() - t0;
+        /* Every held reply and the whole event loop waited for this: say so when the disk is slow. */
+        if (took >= SLOW_COMMIT_USEC)
+                log_warning("committing to the store took %" PRIu64 " ms (slow disk?); logins waited for it",
+                            took / 1000);
         (void) sd_event_source_set_enabled(m->commit_source, SD_EVENT_OFF);
 
         held = m->held_head;

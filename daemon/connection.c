@@ -25,7 +25,9 @@ static void conn_arm_timer(Conn *c) {
                 usec = (uint64_t) c->m->config.request_timeout_ms * 1000;
         else
                 usec = CONN_IDLE_USEC;
-        (void) sd_event_source_set_time_relative(c->timer, usec);
+        /* From the clock, not sd_event_now(): the loop's cached time can be seconds old after a
+         * slow commit or a SIGSTOP, and a fresh request would then time out at once. */
+        (void) sd_event_source_set_time(c->timer, sg_now_mono_usec() + usec);
         (void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
 }
 
@@ -36,7 +38,15 @@ void conn_update_events(Conn *c) {
                 ev |= EPOLLIN;
         if (c->out_len > c->out_off && !c->held)
                 ev |= EPOLLOUT;
+        /* epoll reports EPOLLHUP whatever we ask for: a closing connection that has nothing to
+         * send now (its reply waits for the group commit) would wake the loop again and again
+         * and starve that commit, which runs at idle priority. Listen to nothing until then. */
+        if (ev == 0 && c->closing) {
+                (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
+                return;
+        }
         (void) sd_event_source_set_io_events(c->io, ev);
+        (void) sd_event_source_set_enabled(c->io, SD_EVENT_ON);
 }
 
 static bool peer_in_group(int fd, gid_t gid, gid_t primary) {
@@ -89,8 +99,8 @@ int conn_new(Manager *m, int fd) {
         r = sd_event_add_io(m->event, &c->io, fd, EPOLLIN, conn_on_io, c);
         if (r < 0)
                 goto fail;
-        r = sd_event_add_time_relative(m->event, &c->timer, CLOCK_MONOTONIC, CONN_IDLE_USEC, 0,
-                                       conn_on_timer, c);
+        r = sd_event_add_time(m->event, &c->timer, CLOCK_MONOTONIC, sg_now_mono_usec() + CONN_IDLE_USEC, 0,
+                              conn_on_timer, c);
         if (r < 0)
                 goto fail;
 
@@ -249,6 +259,7 @@ bool conn_settle(Conn *c) {
 static void conn_abort(Conn *c) {
         c->out_off = c->out_len;
         c->closing = true;
+        conn_update_events(c);
 }
 
 /* Writes what the socket takes now. Never frees c (see conn_settle). */

@@ -166,7 +166,7 @@ static void permit_wait(Conn *c) {
         else
                 m->wait_head = c;
         m->wait_tail = c;
-        (void) sd_event_source_set_time_relative(c->timer, (uint64_t) m->config.permit_wait_ms * 1000);
+        (void) sd_event_source_set_time(c->timer, sg_now_mono_usec() + (uint64_t) m->config.permit_wait_ms * 1000);
         (void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
 }
 

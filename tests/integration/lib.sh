@@ -29,6 +29,10 @@ if [ -n "${SG_SANITIZE:-}" ]; then
         SG_CLIENT_ASAN="detect_leaks=0:verify_asan_link_order=0:abort_on_error=1"
 fi
 SG_FAILED=0
+# SG_VALGRIND=1 (scripts/valgrind runs the suite so): every daemon a test starts runs under
+# memcheck, logs in $T/vg; a memory error or definite leak in any of them fails the test.
+SG_DAEMON_WRAP=()
+SG_START_TRIES=100 # x 50 ms
 
 sg_log() { printf '# %s\n' "$*" >&2; }
 
@@ -71,6 +75,7 @@ sg_require_root() {
 sg_cleanup() {
         local rc=$?
         sg_stop_daemon 2>/dev/null || true
+        sg_valgrind_verdict || rc=1
         if [ -n "${T:-}" ] && [ -d "$T" ]; then
                 if [ "$rc" -ne 0 ] && [ -n "${SG_KEEP_TMP:-}" ]; then
                         echo "# kept $T" >&2
@@ -79,6 +84,25 @@ sg_cleanup() {
                 fi
         fi
         exit "$rc"
+}
+
+# Fails when memcheck found an error or a definite leak in any daemon this test ran.
+sg_valgrind_verdict() {
+        [ -n "${SG_VALGRIND:-}" ] && [ -n "${T:-}" ] && [ -d "$T/vg" ] || return 0
+        local log bad=0 n=0
+        for log in "$T"/vg/*.log; do
+                [ -e "$log" ] || continue
+                n=$((n + 1))
+                if grep -Eq 'ERROR SUMMARY: [1-9]' "$log"; then
+                        bad=$((bad + 1))
+                        echo "FAIL: memcheck errors in a daemon of this test ($(basename "$log")):" >&2
+                        grep -A 24 -E 'Invalid|uninitialised|definitely lost in|Mismatched|overlap' "$log" |
+                                head -n 80 >&2
+                        grep 'ERROR SUMMARY' "$log" >&2
+                fi
+        done
+        echo "# valgrind: $n daemon run(s) under memcheck, $bad with errors" >&2
+        [ "$bad" -eq 0 ]
 }
 
 # Writes $T/secguard.conf: fast hashing and no fail delay for tests, plus "$@" lines
@@ -111,6 +135,13 @@ sg_setup() {
         T=$(mktemp -d /tmp/secguard-test.XXXXXX)
         chmod 0755 "$T"
         trap sg_cleanup EXIT
+        if [ -n "${SG_VALGRIND:-}" ]; then
+                mkdir -m 0700 "$T/vg"
+                SG_DAEMON_WRAP=(valgrind --leak-check=full --errors-for-leak-kinds=definite
+                        --show-leak-kinds=definite --error-exitcode=99 --num-callers=30
+                        --suppressions="$SG_SRC/tests/valgrind.supp" --log-file="$T/vg/secguardd.%p.log")
+                SG_START_TRIES=1200
+        fi
         mkdir -m 0755 "$T/run" "$T/pam.d"
         mkdir -m 0700 "$T/state"
         sg_write_config "$@"
@@ -160,14 +191,14 @@ EOF
 
 sg_start_daemon() {
         local i
-        "$SECGUARDD" --config "$T/secguard.conf" --log-target stderr "$@" >>"$T/daemon.log" 2>&1 &
+        "${SG_DAEMON_WRAP[@]}" "$SECGUARDD" --config "$T/secguard.conf" --log-target stderr "$@" >>"$T/daemon.log" 2>&1 &
         SG_DAEMON_PID=$!
-        for i in $(seq 1 100); do
+        for i in $(seq 1 "$SG_START_TRIES"); do
                 [ -S "$T/run/secguardd.sock" ] && "$SECGUARDCTL" --config "$T/secguard.conf" status >/dev/null 2>&1 && return 0
                 kill -0 "$SG_DAEMON_PID" 2>/dev/null || fail "secguardd exited during start-up"
                 sleep 0.05
         done
-        fail "secguardd did not come up within 5 s"
+        fail "secguardd did not come up within $((SG_START_TRIES / 20)) s"
 }
 
 sg_stop_daemon() {

@@ -280,7 +280,7 @@ sgctl keygen --public "$T/keys/other.pub" --secret "$T/keys/other.sec" >/dev/nul
 sg_stop_daemon
 sg_write_config "upgrade_hashes = yes" "${RL[@]}" "[audit]" "seal_public_key = $T/keys/seal.pub"
 chmod 0644 "$T/keys/seal.pub"
-rc=0; timeout 10 "$SECGUARDD" --config "$T/secguard.conf" --log-target stderr >"$T/badkey.log" 2>&1 || rc=$?
+rc=0; timeout 10 "${SG_DAEMON_WRAP[@]}" "$SECGUARDD" --config "$T/secguard.conf" --log-target stderr >"$T/badkey.log" 2>&1 || rc=$?
 check "daemon refuses a group/world-readable seal key" test "$rc" -ne 0 -a "$rc" -ne 124
 check "... naming the file and the fix" grep -q "seal.pub.*chmod" "$T/badkey.log"
 chmod 0600 "$T/keys/seal.pub"

@@ -67,14 +67,14 @@ sed -i '$d' "$T/secguard.conf"
 
 # A second daemon on the same socket refuses to start.
 rc=0
-timeout 5 "$SECGUARDD" --config "$T/secguard.conf" --log-target stderr 2>"$T/second.log" || rc=$?
+timeout 5 "${SG_DAEMON_WRAP[@]}" "$SECGUARDD" --config "$T/secguard.conf" --log-target stderr 2>"$T/second.log" || rc=$?
 check "second daemon refuses the busy socket" test "$rc" -ne 0
 check "second daemon says why" grep -q "already listening" "$T/second.log"
 sg_stop_daemon
 
 # Socket activation: systemd passes the listening socket.
 rm -f "$T/run/secguardd.sock"
-systemd-socket-activate -l "$T/run/secguardd.sock" "$SECGUARDD" --config "$T/secguard.conf" --log-target stderr >>"$T/daemon.log" 2>&1 &
+systemd-socket-activate -l "$T/run/secguardd.sock" "${SG_DAEMON_WRAP[@]}" "$SECGUARDD" --config "$T/secguard.conf" --log-target stderr >>"$T/daemon.log" 2>&1 &
 SG_DAEMON_PID=$!
 for _ in $(seq 1 50); do [ -S "$T/run/secguardd.sock" ] && break; sleep 0.05; done
 check "socket-activated daemon answers" sgctl status >/dev/null
@@ -96,7 +96,7 @@ print(" ".join(got))
 PYEOF
 listener=$!
 for _ in $(seq 1 50); do [ -S "$T/notify.sock" ] && break; sleep 0.05; done
-NOTIFY_SOCKET="$T/notify.sock" "$SECGUARDD" --config "$T/secguard.conf" --log-target stderr >>"$T/daemon.log" 2>&1 &
+NOTIFY_SOCKET="$T/notify.sock" "${SG_DAEMON_WRAP[@]}" "$SECGUARDD" --config "$T/secguard.conf" --log-target stderr >>"$T/daemon.log" 2>&1 &
 SG_DAEMON_PID=$!
 for _ in $(seq 1 100); do sgctl status >/dev/null 2>&1 && break; sleep 0.05; done
 sg_stop_daemon
@@ -107,7 +107,7 @@ check "sd_notify STOPPING=1 sent on SIGTERM" grep -q "STOPPING=1" "$T/notify.log
 # Unsafe state directory: refused with the path and the fix.
 chmod 0777 "$T/state"
 rc=0
-timeout 5 "$SECGUARDD" --config "$T/secguard.conf" --log-target stderr 2>"$T/unsafe.log" || rc=$?
+timeout 5 "${SG_DAEMON_WRAP[@]}" "$SECGUARDD" --config "$T/secguard.conf" --log-target stderr 2>"$T/unsafe.log" || rc=$?
 check "world-writable state dir refused" test "$rc" -ne 0
 check "refusal names the path and chmod" grep -q "$T/state.*chmod" "$T/unsafe.log"
 chmod 0700 "$T/state"

@@ -134,7 +134,7 @@ echo "# b. corrupt and too new databases"
 # within 10 s; its output in $T/refusal.log.
 refused() {
         local dir=$1 rc=0
-        timeout 10 "$SECGUARDD" --config "$T/secguard.conf" --state-dir "$dir" --log-target stderr \
+        timeout 10 "${SG_DAEMON_WRAP[@]}" "$SECGUARDD" --config "$T/secguard.conf" --state-dir "$dir" --log-target stderr \
                 --socket "$T/run/refusal.sock" >"$T/refusal.log" 2>&1 || rc=$?
         sed 's/^/#   /' "$T/refusal.log" | grep -v 'admin group' >&2
         # 124 = still running after 10 s: not a refusal.
@@ -189,7 +189,7 @@ for page in $(seq 2 "$PAGES"); do
         head -c 4096 /dev/zero | tr '\0' '\252' |
                 dd of="$d/secguard.db" bs=4096 seek=$((page - 1)) conv=notrunc status=none
         sum=$(sha256sum <"$d/secguard.db")
-        timeout 20 "$SECGUARDD" --config "$T/secguard.conf" --state-dir "$d" --log-target stderr \
+        timeout 20 "${SG_DAEMON_WRAP[@]}" "$SECGUARDD" --config "$T/secguard.conf" --state-dir "$d" --log-target stderr \
                 --socket "$T/run/sweep.sock" >"$T/sweep.log" 2>&1 &
         sp=$!
         up=
@@ -244,10 +244,7 @@ account  required $PAM_MODULE config=$T/secguard.conf shadow=$KS
 password required $PAM_MODULE config=$T/secguard.conf shadow=$KS
 session  required $PAM_MODULE config=$T/secguard.conf shadow=$KS
 EOF
-# This part is about the shadow file, not latency: each round rewrites a 700 KB shadow file
-# with fsync, and on a shared CI disk the daemon's next commit once waited over 3 s behind that
-# writeback (the daemon now logs such commits). A generous timeout keeps the part on its subject.
-SG_TIMEOUT_MS=20000 restart_fresh "upgrade_hashes = yes" "[ratelimit]" "user_max_failures = 1000" \
+restart_fresh "upgrade_hashes = yes" "[ratelimit]" "user_max_failures = 1000" \
         "source_max_failures = 1000" "user_source_max_failures = 1000" "spray_max_users = 1000" \
         "delay_step_ms = 0"
 ROUNDS=${SG_FAULTS_ROUNDS:-150}

@@ -133,5 +133,24 @@ d = s.recv(100)
 sys.exit(0 if len(d) >= 8 and d[3] == 0x81 else 1)
 PYEOF
 check "non-root peer limited to max_connections_per_uid" wait $!
+# Hit and run: a non-root client sends a bad frame and hangs up at once. Its audit row opens a
+# transaction and its error reply waits for the group commit; the hang-up must not keep the
+# daemon busy (epoll reports EPOLLHUP whatever events are asked for) and starve that commit,
+# which would hold every other reply until the request timeout.
+slow=0
+worst=0
+for i in $(seq 1 20); do
+        $PY -c '
+import os, socket, sys
+os.setgid(65534); os.setuid(65534)
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"XXXXXXXXXXXXXXXX"); s.close()
+' "$SOCK"
+        t0=$(date +%s%N)
+        sgctl status >/dev/null || slow=$((slow + 1))
+        ms=$((($(date +%s%N) - t0) / 1000000))
+        [ "$ms" -le "$worst" ] || worst=$ms
+        [ "$ms" -lt 1500 ] || slow=$((slow + 1))
+done
+check "hit-and-run clients do not stall other replies (slowest status of 20: $worst ms)" test "$slow" -eq 0
 check "daemon still up at the end" sgctl status >/dev/null
 sg_done

@@ -133,13 +133,7 @@ static int send_writer(int fd, struct sg_writer *w) {
         return sg_write_frame(fd, w->buf, len, sg_now_mono_usec() + 2000 * MSEC);
 }
 
-static int echo_server(int lfd) {
-        struct sg_msg *m = calloc(1, sizeof(*m));
-        struct sg_writer *w = malloc(sizeof(*w));
-        int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-
-        if (!m || !w || cfd < 0)
-                return 10;
+static int echo_loop(int cfd, struct sg_msg *m, struct sg_writer *w) {
         for (;;) {
                 int r = sg_read_msg(cfd, m, sg_now_mono_usec() + 5000 * MSEC, NULL);
                 if (r == -ECONNRESET)
@@ -162,6 +156,20 @@ static int echo_server(int lfd) {
                 if (send_writer(cfd, w) < 0)
                         return 13;
         }
+}
+
+static int echo_server(int lfd) {
+        struct sg_msg *m = calloc(1, sizeof(*m));
+        struct sg_writer *w = malloc(sizeof(*w));
+        int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC), r = 10;
+
+        if (m && w && cfd >= 0)
+                r = echo_loop(cfd, m, w);
+        free(m);
+        free(w);
+        if (cfd >= 0)
+                close(cfd);
+        return r;
 }
 
 static pid_t start_echo_server(int lfd) {

@@ -174,10 +174,16 @@ Conn *conn_free(Conn *c) {
         c->io = sd_event_source_disable_unref(c->io);
         c->timer = sd_event_source_disable_unref(c->timer);
         close(c->fd);
+        /* A user field may hold a password typed in the wrong place: wipe every copy of it
+         * (the frame, its decoded form, the replies and the names kept on the connection). */
         sodium_memzero(c->in, SG_FRAME_MAX);
         free(c->in);
+        sodium_memzero(c->msg, sizeof *c->msg);
         free(c->msg);
+        if (c->out)
+                sodium_memzero(c->out, c->out_cap);
         free(c->out);
+        sodium_memzero(c, sizeof *c);
         free(c);
 
         if (m->stopping && !m->conns)
@@ -196,9 +202,14 @@ static int conn_append(Conn *c, const uint8_t *p, size_t len) {
                         cap *= 2;
                 if (cap > CONN_OUT_MAX)
                         return -ENOBUFS;
-                n = realloc(c->out, cap);
+                n = malloc(cap); /* not realloc: the old buffer is wiped, not left behind */
                 if (!n)
                         return -ENOMEM;
+                if (c->out) {
+                        memcpy(n, c->out, c->out_len);
+                        sodium_memzero(c->out, c->out_cap);
+                        free(c->out);
+                }
                 c->out = n;
                 c->out_cap = cap;
         }

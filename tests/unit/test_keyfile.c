@@ -162,7 +162,7 @@ static void test_wrong_size(void **state) {
 
         (void) state;
         path_in(path, sizeof path, "short.key");
-        fill(k, 7);
+        memset(k, 7, sizeof k); /* all KEY_LEN + 1 bytes are written below */
         write_raw(path, k, KEY_LEN - 1, 0600);
         assert_int_equal(sg_key_read(path, got, KEY_LEN, err, sizeof err), -EBADMSG);
         assert_non_null(strstr(err, path));

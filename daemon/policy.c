@@ -24,7 +24,10 @@
  * - Success clears user and user_source up to the reservation's stamp (cleared_usec), as
  *   replay_success() does with the attempt's time, so live and replayed state agree.
  * - sg_policy_unlock() touches only the named key (the caller unlocks SOURCE and SPRAY for an
- *   address; user_source keys "user@source" are their own keys).
+ *   address; user_source keys "user@source" are their own keys, cleared for a user or a
+ *   source by sg_policy_unlock_pairs()).
+ * - The noisy-peer buckets live here too: they are a rate limit, and the policy is the one
+ *   object the daemon keeps for its whole life (a reload keeps them).
  * - A key that does not fit SG_POLICY_KEY_MAX cannot be counted: the attempt is denied.
  * - When max_keys is reached, the least recently used key without a lock in force is evicted
  *   (its history level is lost: the store keeps the durable copy). When every key is locked,
@@ -83,6 +86,16 @@ struct pending {
         uint64_t binding;
 };
 
+/* A noisy-peer bucket. credit is banked refill time: one event costs SG_PEER_REFILL_USEC. */
+struct peer_slot {
+        bool used;
+        uint32_t uid;
+        uint64_t credit;
+        uint64_t seen_usec;  /* last event: refill base, and the order slots are reused in */
+        uint64_t held_since; /* first event held back since the last summary (when any held) */
+        uint64_t held[SG_PEER_EVENT_MAX];
+};
+
 struct sg_policy {
         struct sg_policy_config c;
         uint8_t seed[SEED_MAX][crypto_shorthash_KEYBYTES];
@@ -97,6 +110,9 @@ struct sg_policy {
 
         struct pending pending[PENDING_MAX];
         size_t pending_next;
+
+        struct peer_slot peers[SG_PEER_SLOTS];
+        uint64_t peer_due; /* no summary is due before this (UINT64_MAX: none held) */
 };
 
 /* The keys one attempt counts under. */
@@ -755,6 +771,7 @@ int sg_policy_new(const struct sg_policy_config *c, sg_policy **ret) {
                 return -ENOMEM;
         }
         p->c = *c;
+        p->peer_due = UINT64_MAX;
         randombytes_buf(p->seed, sizeof p->seed);
         *ret = p;
         return 0;
@@ -1021,6 +1038,23 @@ void sg_policy_load_lock(sg_policy *p, const struct sg_lock_info *l) {
         note_now(p, l->last_lock_usec);
 }
 
+/* Lifts e's lock and clears its counters: 1 when a lock was in force, 0 when only counters,
+ * -ENOENT when it has neither. */
+static int entry_unlock(sg_policy *p, struct entry *e, uint64_t now_usec, struct sg_lock_info *ret) {
+        bool was_locked = e->until_usec > now_usec;
+
+        if (!was_locked && entry_count(e, window_cutoff(p, now_usec)) == 0)
+                return -ENOENT;
+        e->until_usec = 0;
+        e->lock_stamp = 0;
+        entry_clear_counters(e);
+        if (now_usec > e->cleared_usec)
+                e->cleared_usec = now_usec;
+        if (ret)
+                lock_fill(e, ret);
+        return was_locked;
+}
+
 int sg_policy_unlock(sg_policy *p, enum sg_lock_kind kind, const char *key, uint64_t now_usec,
                      struct sg_lock_info *ret) {
         char k[SG_POLICY_KEY_MAX];
@@ -1032,17 +1066,62 @@ int sg_policy_unlock(sg_policy *p, enum sg_lock_kind kind, const char *key, uint
         if (normalize_key(p, kind, key, k) < 0)
                 return -ENOENT; /* such a key cannot have been counted */
         e = entry_find(p, kind, k, strlen(k));
-        if (!e || (e->until_usec <= now_usec && entry_count(e, window_cutoff(p, now_usec)) == 0))
+        if (!e)
                 return -ENOENT;
-
         note_now(p, now_usec);
-        e->until_usec = 0;
-        entry_clear_counters(e);
-        if (now_usec > e->cleared_usec)
-                e->cleared_usec = now_usec;
-        if (ret)
-                lock_fill(e, ret);
-        return 0;
+        return entry_unlock(p, e, now_usec, ret);
+}
+
+/* "user@source": sources never hold '@' (sg_valid_rhost), user names may, so the last '@'
+ * splits. A user name alone is no prefix match: "a" must not clear "a@b"'s pairs. */
+static bool pair_matches(const struct entry *e, const char *user, size_t user_len, const char *source,
+                         size_t source_len) {
+        const char *at = memrchr(e->key, '@', e->keylen);
+        size_t ulen, slen;
+
+        if (!at)
+                return false;
+        ulen = (size_t) (at - e->key);
+        slen = e->keylen - ulen - 1;
+        if (user && (ulen != user_len || memcmp(e->key, user, ulen) != 0))
+                return false;
+        if (source && (slen != source_len || memcmp(at + 1, source, slen) != 0))
+                return false;
+        return true;
+}
+
+int sg_policy_unlock_pairs(sg_policy *p, const char *user, const char *source, uint64_t now_usec,
+                           sg_policy_unlock_cb cb, void *userdata) {
+        char src[SG_POLICY_KEY_MAX];
+        size_t user_len = user ? strlen(user) : 0, source_len = 0;
+        int n = 0;
+
+        assert(p && cb);
+        if (!user && !source)
+                return -EINVAL;
+        if (source) {
+                if (source_key(p, source, src, sizeof src) < 0)
+                        return 0; /* cannot have been counted */
+                source_len = strlen(src);
+        }
+        note_now(p, now_usec);
+        /* Clearing changes neither the table nor the LRU list, so walking it here is safe. */
+        for (struct entry *e = p->lru_head; e; e = e->lru_next) {
+                struct sg_lock_info info;
+                int r;
+
+                if (e->kind != SG_LOCK_USER_SOURCE ||
+                    !pair_matches(e, user, user_len, source ? src : NULL, source_len))
+                        continue;
+                r = entry_unlock(p, e, now_usec, &info);
+                if (r == -ENOENT)
+                        continue;
+                n++;
+                r = cb(userdata, &info, r > 0);
+                if (r < 0)
+                        return r;
+        }
+        return n;
 }
 
 int sg_policy_foreach_lock(sg_policy *p, uint64_t now_usec, sg_policy_lock_cb cb, void *userdata) {
@@ -1088,4 +1167,135 @@ void sg_policy_gc(sg_policy *p, uint64_t now_usec) {
                         continue;
                 entry_remove(p, e);
         }
+}
+
+/* ---- noisy peers ---- */
+
+static const char *const peer_event_names[SG_PEER_EVENT_MAX] = {
+        [SG_PEER_DENIED] = "peer_denied",
+        [SG_PEER_PROTOCOL_ERROR] = "protocol_error",
+};
+
+const char *sg_peer_event_name(enum sg_peer_event kind) {
+        return (unsigned) kind < SG_PEER_EVENT_MAX ? peer_event_names[kind] : NULL;
+}
+
+static bool peer_holds(const struct peer_slot *s) {
+        for (unsigned k = 0; k < SG_PEER_EVENT_MAX; k++)
+                if (s->held[k] > 0)
+                        return true;
+        return false;
+}
+
+static size_t peer_held_kinds(const struct peer_slot *s) {
+        size_t n = 0;
+
+        for (unsigned k = 0; k < SG_PEER_EVENT_MAX; k++)
+                n += s->held[k] > 0;
+        return n;
+}
+
+/* Moves the slot's counts into out[*n...] (room checked by the caller). */
+static void peer_take(struct peer_slot *s, struct sg_peer_summary *out, size_t *n) {
+        for (unsigned k = 0; k < SG_PEER_EVENT_MAX; k++) {
+                if (s->held[k] == 0)
+                        continue;
+                out[(*n)++] = (struct sg_peer_summary) { s->uid, (enum sg_peer_event) k, s->held[k] };
+                s->held[k] = 0;
+        }
+}
+
+static bool peer_summary_due(const struct peer_slot *s, uint64_t now) {
+        return now >= s->held_since && now - s->held_since >= SG_PEER_SUMMARY_USEC;
+}
+
+/* The uid's slot, or a fresh one: a free slot, else the one seen least recently (whose held
+ * counts go to out first, so reusing it loses nothing). */
+static struct peer_slot *peer_slot(sg_policy *p, uint32_t uid, uint64_t now, struct sg_peer_summary *out,
+                                   size_t *n) {
+        struct peer_slot *s, *victim = NULL;
+
+        for (size_t i = 0; i < SG_PEER_SLOTS; i++) {
+                s = &p->peers[i];
+                if (s->used && s->uid == uid)
+                        return s;
+                if (!victim || (victim->used && (!s->used || s->seen_usec < victim->seen_usec)))
+                        victim = s;
+        }
+        if (victim->used)
+                peer_take(victim, out, n);
+        *victim = (struct peer_slot) {
+                .used = true,
+                .uid = uid,
+                .credit = SG_PEER_BURST * SG_PEER_REFILL_USEC,
+                .seen_usec = now,
+        };
+        return victim;
+}
+
+enum sg_peer_verdict sg_policy_peer_event(sg_policy *p, uint32_t uid, enum sg_peer_event kind,
+                                          uint64_t mono_usec,
+                                          struct sg_peer_summary out[static SG_PEER_SUMMARY_MAX],
+                                          size_t *ret_n) {
+        uint64_t cap = SG_PEER_BURST * SG_PEER_REFILL_USEC;
+        enum sg_peer_verdict v;
+        struct peer_slot *s;
+        size_t n = 0;
+
+        assert(p && out && ret_n);
+        if ((unsigned) kind >= SG_PEER_EVENT_MAX)
+                kind = SG_PEER_PROTOCOL_ERROR;
+        s = peer_slot(p, uid, mono_usec, out, &n);
+        if (mono_usec > s->seen_usec) {
+                uint64_t elapsed = mono_usec - s->seen_usec;
+
+                s->credit = elapsed >= cap - s->credit ? cap : s->credit + elapsed;
+                s->seen_usec = mono_usec;
+        }
+        if (s->credit >= SG_PEER_REFILL_USEC) {
+                s->credit -= SG_PEER_REFILL_USEC;
+                peer_take(s, out, &n); /* writing resumes: say what was held back first */
+                v = SG_PEER_WRITE;
+        } else if (!peer_holds(s)) {
+                s->held[kind] = 1;
+                s->held_since = mono_usec;
+                if (sat_add(mono_usec, SG_PEER_SUMMARY_USEC) < p->peer_due)
+                        p->peer_due = sat_add(mono_usec, SG_PEER_SUMMARY_USEC);
+                v = SG_PEER_SUPPRESS_FIRST;
+        } else {
+                s->held[kind]++;
+                if (peer_summary_due(s, mono_usec))
+                        peer_take(s, out, &n); /* a flood that never pauses: once a minute */
+                v = SG_PEER_SUPPRESS;
+        }
+        *ret_n = n;
+        return v;
+}
+
+size_t sg_policy_peer_flush(sg_policy *p, uint64_t mono_usec, bool force, struct sg_peer_summary *out,
+                            size_t max) {
+        uint64_t due = UINT64_MAX;
+        size_t n = 0;
+
+        assert(p && (out || max == 0));
+        if (!force && mono_usec < p->peer_due)
+                return 0;
+        for (size_t i = 0; i < SG_PEER_SLOTS; i++) {
+                struct peer_slot *s = &p->peers[i];
+
+                if (!s->used || !peer_holds(s))
+                        continue;
+                if (!force && !peer_summary_due(s, mono_usec)) {
+                        due = due < sat_add(s->held_since, SG_PEER_SUMMARY_USEC) ? due :
+                              sat_add(s->held_since, SG_PEER_SUMMARY_USEC);
+                        continue;
+                }
+                if (n + peer_held_kinds(s) > max) {
+                        due = 0; /* no room: the next call goes on */
+                        continue;
+                }
+                peer_take(s, out, &n);
+        }
+        p->peer_due = due;
+        return n;
 }

@@ -15,6 +15,7 @@
 #include "events.h"
 #include "io.h"
 #include "manager-internal.h"
+#include "requests.h"
 #include "timefmt.h"
 
 enum {
@@ -58,33 +59,78 @@ static struct sg_audit_event peer_event(const Conn *c, const char *event) {
         };
 }
 
-void request_dispatch(Conn *c) {
+/* ---- events any local user can cause: limited per uid (policy.h, "noisy peers") ---- */
+
+static void emit_peer_summaries(Manager *m, const struct sg_peer_summary *s, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                struct sg_audit_event ev = {
+                        .time_usec = sg_now_real_usec(),
+                        .event = sg_peer_event_name(s[i].kind),
+                        .pid = -1, /* many connections */
+                        .uid = s[i].uid,
+                };
+                char detail[96];
+                int r;
+
+                snprintf(detail, sizeof detail, "%" PRIu64 " similar events from uid %" PRIu32 " suppressed",
+                         s[i].suppressed, s[i].uid);
+                ev.detail = detail;
+                r = manager_emit(m, &ev, false);
+                if (r < 0) /* the count must not vanish silently: the journal keeps it */
+                        log_error_errno(r, "cannot record a %s summary (%s)", ev.event, detail);
+        }
+}
+
+void request_flush_suppressed(Manager *m, bool force) {
+        struct sg_peer_summary s[16];
+        size_t n;
+
+        do {
+                n = sg_policy_peer_flush(m->policy, sg_now_mono_usec(), force, s, sizeof s / sizeof s[0]);
+                emit_peer_summaries(m, s, n);
+        } while (n == sizeof s / sizeof s[0]);
+}
+
+static void emit_peer_event(Conn *c, enum sg_peer_event kind, const char *detail) {
+        struct sg_peer_summary s[SG_PEER_SUMMARY_MAX];
         struct sg_audit_event ev;
+        enum sg_peer_verdict v;
+        size_t n = 0;
+
+        v = sg_policy_peer_event(c->m->policy, (uint32_t) c->uid, kind, sg_now_mono_usec(), s, &n);
+        emit_peer_summaries(c->m, s, n);
+        if (v == SG_PEER_SUPPRESS_FIRST)
+                log_warning("uid %u causes more than %u refused or malformed requests at once (then 1/s): "
+                            "its further ones are counted, not written, and summarized in one audit row",
+                            (unsigned) c->uid, SG_PEER_BURST);
+        if (v != SG_PEER_WRITE)
+                return;
+        ev = peer_event(c, sg_peer_event_name(kind));
+        ev.detail = detail;
+        (void) manager_emit(c->m, &ev, false);
+}
+
+void request_dispatch(Conn *c) {
         unsigned perm;
         int r;
 
+        request_flush_suppressed(c->m, false);
         r = sg_msg_decode(c->in, c->in_len, c->msg);
         if (r < 0) {
-                ev = peer_event(c, "protocol_error");
-                ev.detail = sg_proto_strerror(r);
-                (void) manager_emit(c->m, &ev, false);
+                emit_peer_event(c, SG_PEER_PROTOCOL_ERROR, sg_proto_strerror(r));
                 (void) conn_send_error(c, SG_ERR_PROTOCOL, sg_proto_strerror(r));
                 conn_close_after_flush(c);
                 return;
         }
         if (c->msg->type >= SG_MSG_REQUEST_MAX || !handlers[c->msg->type].fn) {
-                ev = peer_event(c, "protocol_error");
-                ev.detail = "not a request";
-                (void) manager_emit(c->m, &ev, false);
+                emit_peer_event(c, SG_PEER_PROTOCOL_ERROR, "not a request");
                 (void) conn_send_error(c, SG_ERR_PROTOCOL, "not a request");
                 conn_close_after_flush(c);
                 return;
         }
         perm = handlers[c->msg->type].perm;
         if (!((perm & PERM_ROOT) && c->is_root) && !((perm & PERM_ADMIN) && c->is_admin)) {
-                ev = peer_event(c, "peer_denied");
-                ev.detail = sg_msg_type_name(c->msg->type);
-                (void) manager_emit(c->m, &ev, false);
+                emit_peer_event(c, SG_PEER_DENIED, sg_msg_type_name(c->msg->type));
                 (void) conn_send_error(c, SG_ERR_PERMISSION, "permission denied");
                 conn_close_after_flush(c);
                 return;
@@ -148,9 +194,11 @@ int request_permit_timeout(Conn *c) {
                 m->wait_tail = x;
         c->waiting = false;
         c->wait_next = NULL;
-        /* The attempt stays reserved: the module reports it as an `overload` failure. */
+        /* The attempt stays reserved: the module reports it as an `overload` failure. It waits
+         * the delay the attempt was given, as a wrong password would: overload is no signal. */
         sg_writer_init(&w, SG_MSG_OK);
         sg_writer_u64(&w, SG_F_DECISION, SG_DECISION_OVERLOAD);
+        sg_writer_u64(&w, SG_F_DELAY_MS, c->delay_ms);
         (void) conn_send(c, &w);
         conn_request_done(c);
         return 0;
@@ -313,7 +361,8 @@ static int on_precheck(Conn *c, const struct sg_msg *msg) {
                 r = login_store_result(c, manager_emit(m, &ev, !c->user_known));
                 if (r < 0)
                         return r;
-                return reply_decision(c, SG_DECISION_DENY, 0);
+                /* The delay a wrong password would get now: a lock must not show by timing. */
+                return reply_decision(c, SG_DECISION_DENY, v.delay_ms);
         }
 
         c->attempt_id = 0;
@@ -500,64 +549,44 @@ static int on_locks(Conn *c, const struct sg_msg *msg) {
         return conn_send(c, &w);
 }
 
-static int unlock_one(Conn *c, enum sg_lock_kind kind, const char *key, bool *cleared) {
+struct unlock_count {
+        Conn *c;
+        unsigned locks, keys; /* locks in force lifted; keys cleared (locks or counters) */
+};
+
+static int unlock_persist(void *userdata, const struct sg_lock_info *info, bool was_locked) {
+        struct unlock_count *u = userdata;
+        struct sg_lock_row row = {
+                .kind = sg_lock_kind_name(info->kind), .key = info->key, .until_usec = info->until_usec,
+                .level = info->level, .last_lock_usec = info->last_lock_usec,
+                .cleared_usec = info->cleared_usec, .failures = info->failures,
+        };
+
+        u->keys++;
+        u->locks += was_locked;
+        return sg_store_lock_put(u->c->m->store, &row);
+}
+
+static int unlock_one(struct unlock_count *u, enum sg_lock_kind kind, const char *key) {
         struct sg_lock_info info;
-        struct sg_lock_row row;
         int r;
 
-        r = sg_policy_unlock(c->m->policy, kind, key, sg_now_real_usec(), &info);
+        r = sg_policy_unlock(u->c->m->policy, kind, key, sg_now_real_usec(), &info);
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
                 return r;
-        row = (struct sg_lock_row) {
-                .kind = sg_lock_kind_name(info.kind), .key = info.key, .until_usec = info.until_usec,
-                .level = info.level, .last_lock_usec = info.last_lock_usec,
-                .cleared_usec = info.cleared_usec, .failures = info.failures,
-        };
-        *cleared = true;
-        return sg_store_lock_put(c->m->store, &row);
+        return unlock_persist(u, &info, r > 0);
 }
 
-struct pair_keys {
-        const char *user;
-        size_t n;
-        char keys[64][320];
-};
-
-static int collect_user_pairs(void *userdata, const struct sg_lock_info *l) {
-        struct pair_keys *p = userdata;
-        size_t len = strlen(p->user);
-
-        if (l->kind == SG_LOCK_USER_SOURCE && strncmp(l->key, p->user, len) == 0 &&
-            l->key[len] == '@' && p->n < 64)
-                snprintf(p->keys[p->n++], sizeof p->keys[0], "%s", l->key);
-        return 0;
-}
-
-/* `unlock USER` means the user everywhere: the user's own lock and every (user, source). */
-static int unlock_user(Conn *c, const char *user, bool *cleared) {
-        struct pair_keys *p = calloc(1, sizeof *p);
-        int r;
-
-        if (!p)
-                return -ENOMEM;
-        p->user = user;
-        r = unlock_one(c, SG_LOCK_USER, user, cleared);
-        if (r >= 0)
-                r = sg_policy_foreach_lock(c->m->policy, sg_now_real_usec(), collect_user_pairs, p);
-        for (size_t i = 0; r >= 0 && i < p->n; i++)
-                r = unlock_one(c, SG_LOCK_USER_SOURCE, p->keys[i], cleared);
-        free(p);
-        return r;
-}
-
+/* `unlock USER` means the user everywhere: the user's own key and every (user, source);
+ * `unlock --rhost` the source everywhere: its own keys and every (user, that source). */
 static int on_unlock(Conn *c, const struct sg_msg *msg) {
         const char *kind = sg_msg_str(msg, SG_F_KIND), *key = sg_msg_str(msg, SG_F_KEY);
         struct sg_audit_event ev = peer_event(c, "unlock");
+        struct unlock_count u = { .c = c };
         struct sg_writer w;
-        char source[320];
-        bool cleared = false;
+        char source[320], detail[128];
         int r;
 
         r = manager_tx(c->m);
@@ -566,7 +595,10 @@ static int on_unlock(Conn *c, const struct sg_msg *msg) {
         if (strcmp(kind, "user") == 0) {
                 if (!sg_valid_user(key))
                         return conn_send_error(c, SG_ERR_INVALID, "invalid user name");
-                r = unlock_user(c, key, &cleared);
+                r = unlock_one(&u, SG_LOCK_USER, key);
+                if (r >= 0)
+                        r = sg_policy_unlock_pairs(c->m->policy, key, NULL, sg_now_real_usec(),
+                                                   unlock_persist, &u);
                 ev.user = key;
         } else if (strcmp(kind, "source") == 0) {
                 struct sg_addr a;
@@ -574,20 +606,27 @@ static int on_unlock(Conn *c, const struct sg_msg *msg) {
                 if (sg_addr_parse(key, &a) < 0 ||
                     sg_source_key(key, c->m->config.ipv6_prefix, source, sizeof source) < 0)
                         return conn_send_error(c, SG_ERR_INVALID, "invalid address");
-                r = unlock_one(c, SG_LOCK_SOURCE, source, &cleared);
+                r = unlock_one(&u, SG_LOCK_SOURCE, source);
                 if (r >= 0)
-                        r = unlock_one(c, SG_LOCK_SPRAY, source, &cleared);
+                        r = unlock_one(&u, SG_LOCK_SPRAY, source);
+                if (r >= 0)
+                        r = sg_policy_unlock_pairs(c->m->policy, NULL, source, sg_now_real_usec(),
+                                                   unlock_persist, &u);
                 ev.rhost = key;
         } else
                 return conn_send_error(c, SG_ERR_INVALID, "kind must be user or source");
         if (r < 0)
                 return r;
-        if (!cleared)
+        if (u.keys == 0)
                 return conn_send_error(c, SG_ERR_NOT_FOUND, "no lock or failures recorded");
+        snprintf(detail, sizeof detail, "%u locks cleared, failures reset on %u keys", u.locks, u.keys);
+        ev.detail = detail;
         r = manager_emit(c->m, &ev, false);
         if (r < 0)
                 return r;
         sg_writer_init(&w, SG_MSG_OK);
+        sg_writer_u64(&w, SG_F_COUNT, u.locks);
+        sg_writer_str(&w, SG_F_DETAIL, detail);
         return conn_send(c, &w);
 }
 

@@ -43,6 +43,73 @@ check "nothing else was written" test "$(sg_sql 'SELECT count(*) FROM audit;')" 
 check "the database is not readable by others" test "$(stat -c %a "$T/state/secguard.db")" = 600
 check "the state dir is not readable by others" test "$(( 0$(stat -c %a "$T/state") & 077 ))" -eq 0
 
+# Audit flood: any local user can make refused or garbage connections. Each kind is limited
+# per uid (a token bucket: 20 at once, then 1 a second); what is held back is counted and one
+# summary row says how many, so the table cannot be filled (or max_rows evidence pushed out).
+rows_before=$(sg_sql 'SELECT count(*) FROM audit;')
+max_before=$(sg_sql 'SELECT max(id) FROM audit;')
+secs=$($PY - "$SOCK" <<'PYEOF'
+import os, socket, sys, time
+os.setgroups([]); os.setgid(65534); os.setuid(65534)
+t0 = time.monotonic()
+for i in range(500):
+    s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1])
+    s.sendall(b"XXXXXXXXXXXXXXXX")
+    try:
+        while s.recv(4096):
+            pass
+    except OSError:
+        pass
+    s.close()
+print(int(time.monotonic() - t0) + 1)
+PYEOF
+)
+added=$(($(sg_sql 'SELECT count(*) FROM audit;') - rows_before))
+check "500 garbage frames from nobody in < ${secs} s wrote $added audit rows (<= 20 + $secs)" \
+        test "$added" -ge 1 -a "$added" -le $((20 + secs))
+# When nobody may write again (after a second), the next event is preceded by the summary.
+sleep 1.2
+$PY - "$SOCK" <<'PYEOF'
+import os, socket, sys
+os.setgroups([]); os.setgid(65534); os.setuid(65534)
+s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1]); s.sendall(b"XXXXXXXXXXXXXXXX")
+try:
+    while s.recv(4096):
+        pass
+except OSError:
+    pass
+PYEOF
+sg_sql "SELECT uid, detail FROM audit WHERE id > $max_before AND event = 'protocol_error';" >"$T/flood.rows"
+check "a summary row states how many were held back, and nothing is lost (501 in all)" \
+        $PY -c '
+import re, sys
+written = suppressed = summaries = 0
+for line in open(sys.argv[1]):
+    uid, detail = line.rstrip("\n").split("|", 1)
+    assert uid == "65534", line
+    m = re.fullmatch(r"(\d+) similar events from uid 65534 suppressed", detail)
+    if m:
+        suppressed += int(m.group(1)); summaries += 1
+    else:
+        written += 1
+print("# written", written, "suppressed", suppressed, "summaries", summaries, file=sys.stderr)
+assert summaries >= 1 and written + suppressed == 501, (written, suppressed)
+' "$T/flood.rows"
+check "a root login is still audited" sg_auth alice "$SG_PW_ALICE"
+check "its auth_success row is there" test "$(sg_sql "SELECT count(*) FROM audit WHERE id > $max_before AND event = 'auth_success';")" -eq 1
+$PY - "$SOCK" <<'PYEOF'
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1]); s.sendall(b"XXXXXXXXXXXXXXXX")
+try:
+    while s.recv(4096):
+        pass
+except OSError:
+    pass
+PYEOF
+check "root has its own bucket: its protocol error is written" \
+        test "$(sg_sql "SELECT count(*) FROM audit WHERE id > $max_before AND event = 'protocol_error' AND uid = 0;")" -eq 1
+check "the audit chain still verifies" sgctl audit verify
+
 # A fake daemon run by nobody: the module must not talk to it (and so fails closed).
 mkdir -m 0777 "$T/evil"
 $PY - "$T/evil/sock" >"$T/evil.log" 2>&1 <<'PYEOF' &

@@ -8,6 +8,67 @@ RL=("[ratelimit]" "window = 15m" "lock_time = 60s" "lock_max = 1h" "history = 1d
     "spray_max_users = 4" "delay_step_ms = 0" "allowlist = 203.0.113.0/24, 2001:db8:ffff::/48")
 sg_setup "${RL[@]}"
 sg_start_daemon
+SOCK="$T/run/secguardd.sock"
+
+# Raw protocol client, as root (the module's role), for what pamtester cannot show: the exact
+# decision and delay of a reply, and many attempts quickly.
+#   fail USER RHOST N           N attempts reported as wrong passwords
+#   precheck USER RHOST         prints "decision delay_ms" (an ALLOW is reported as a failure)
+#   overload HUSER HRHOST USER RHOST
+#                               holds the only permit with the first attempt, prints the
+#                               "decision delay_ms" of the second (which waits it out)
+cat >"$T/sgraw.py" <<'PYEOF'
+import socket, struct, sys
+def field(tag, v): return bytes([tag]) + struct.pack(">H", len(v)) + v
+def u64(tag, v): return field(tag, struct.pack(">Q", v))
+def frame(t, f=b""): return b"SG" + bytes([1, t]) + struct.pack(">I", len(f)) + f
+def conn():
+    s = socket.socket(socket.AF_UNIX); s.settimeout(10); s.connect(sys.argv[1]); return s
+def recv_frame(s):
+    buf = b""
+    while len(buf) < 8 or len(buf) < 8 + struct.unpack(">I", buf[4:8])[0]:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise SystemExit("connection closed")
+        buf += chunk
+    typ, n = buf[3], struct.unpack(">I", buf[4:8])[0]
+    fields, i = {}, 8
+    while i < 8 + n:
+        tag, ln = buf[i], struct.unpack(">H", buf[i + 1:i + 3])[0]
+        fields[tag] = buf[i + 3:i + 3 + ln]; i += 3 + ln
+    return typ, fields
+def val(f, tag): return struct.unpack(">Q", f[tag])[0] if tag in f else 0
+def precheck(s, user, rhost):
+    s.sendall(frame(1, field(1, user.encode()) + field(4, b"sshd") + field(2, rhost.encode())))
+    typ, f = recv_frame(s)
+    assert typ == 0x80, (typ, f)
+    return val(f, 8), val(f, 9)
+def report_failure(s, reason=b"bad_password"):
+    s.sendall(frame(2, u64(6, 2) + field(7, reason)))
+    typ, f = recv_frame(s)
+    assert typ == 0x80, (typ, f)
+cmd = sys.argv[2]
+if cmd == "fail":
+    for _ in range(int(sys.argv[5])):
+        s = conn(); d, _ = precheck(s, sys.argv[3], sys.argv[4])
+        if d == 1:
+            report_failure(s)
+        s.close()
+elif cmd == "precheck":
+    s = conn(); d, delay = precheck(s, sys.argv[3], sys.argv[4])
+    if d == 1:
+        report_failure(s)
+    print(d, delay)
+elif cmd == "overload":
+    hold = conn(); d, _ = precheck(hold, sys.argv[3], sys.argv[4])
+    assert d == 1, d
+    s = conn(); d, delay = precheck(s, sys.argv[5], sys.argv[6])
+    if d == 3:
+        report_failure(s, b"overload")
+    report_failure(hold)
+    print(d, delay)
+PYEOF
+sgraw() { $PY "$T/sgraw.py" "$SOCK" "$@"; }
 
 # Threshold reached exactly: 3 failures hashed, then locked even with the right password.
 for i in 1 2 3; do sg_auth alice wrong 192.0.2.1 && fail "wrong password accepted"; done
@@ -69,6 +130,56 @@ check "another address in the same /64 is locked" ! sg_auth bob "$SG_PW_BOB" 200
 check "a different /64 is not" sg_auth bob "$SG_PW_BOB" 2001:db8:1:3::1
 check "the /64 is listed as the key" grep -q '2001:db8:1:2::/64' <(sgctl locks)
 
+# unlock --rhost clears the (user, source) locks of that source too, not only the source's own
+# locks, and says how many it cleared; other sources' pairs stay locked.
+for u in carol dave; do for i in 1 2 3; do sg_auth "$u" wrong 192.0.2.33 || true; done; done
+for i in 1 2 3; do sg_auth carol wrong 192.0.2.34 || true; done
+check "setup: carol@ and dave@192.0.2.33 locked" test "$(sgctl locks | grep -c '@192\.0\.2\.33')" -eq 2
+check "unlock --rhost 192.0.2.33" sgctl unlock --rhost 192.0.2.33
+check "no lock of 192.0.2.33 is left" ! grep -q '192\.0\.2\.33' <(sgctl locks)
+check "carol@192.0.2.34 is still locked" grep -q 'carol@192\.0\.2\.34' <(sgctl locks)
+check "the unlock audit row counts the locks cleared (2)" grep -q '"detail":"2 locks cleared' \
+        <(sgctl --json audit --event unlock --rhost 192.0.2.33)
+sg_kill9_daemon
+sg_start_daemon
+check "the pair unlock is durable (kill -9)" ! grep -q '192\.0\.2\.33' <(sgctl locks)
+check "carol logs in from 192.0.2.33 after unlock --rhost" sg_auth carol "$SG_PW_CAROL" 192.0.2.33
+check "carol@192.0.2.34 still refused" ! sg_auth carol "$SG_PW_CAROL" 192.0.2.34
+
+# unlock USER clears every pair lock of the user, however many (there was a cap of 64).
+for i in $(seq 1 70); do sgraw fail mallory "198.18.0.$i" 3; done
+check "setup: 70 pair locks of mallory" test "$(sgctl locks | grep -c 'mallory@')" -eq 70
+check "unlock mallory" sgctl unlock mallory
+check "unlock mallory left no pair lock" test "$(sgctl locks | grep -c 'mallory@' || true)" -eq 0
+check "the unlock audit row counts the locks cleared (70)" grep -q '"detail":"70 locks cleared' \
+        <(sgctl --json audit --event unlock --user mallory)
+
+# A locked attempt waits as long as a wrong password at that point would (so the lock cannot
+# be seen by timing); so does one that fails as overload. fail_delay_ms is 0 here, so the
+# growing delay (delay_step_ms per failure of the user or the pair) is all of it. PAM varies
+# a requested delay by up to +-50%, hence the lower bounds at half the nominal delay.
+sg_stop_daemon
+sg_write_config "${RL[@]/delay_step_ms = 0/delay_step_ms = 300}" "delay_max_ms = 5000" \
+        "[daemon]" "hash_permits = 1" "permit_wait_ms = 200"
+sg_start_daemon
+timed_auth() {
+        local t0
+        t0=$(date +%s%N)
+        sg_auth "$@" || true
+        echo $((($(date +%s%N) - t0) / 1000000))
+}
+for i in 1 2; do sg_auth gina wrong 192.0.2.77 || true; done
+wrong_ms=$(timed_auth gina wrong 192.0.2.77) # 3rd failure: 2 x 300 ms; it creates the lock
+locked_ms=$(timed_auth gina wrong 192.0.2.77) # locked: as a 4th failure, 3 x 300 ms
+check "the last wrong password before the lock waited (${wrong_ms} ms, nominal 600)" \
+        test "$wrong_ms" -ge 300 -a "$wrong_ms" -lt 5000
+check "the locked attempt waited like a 4th failure (${locked_ms} ms, nominal 900, >= 450)" \
+        test "$locked_ms" -ge 450 -a "$locked_ms" -lt 5000
+check "and it was refused as locked" test "$(sg_audit_count --event auth_blocked --user gina)" -eq 1
+check "DENY carries the delay a 4th failure would get (900 ms)" test "$(sgraw precheck gina 192.0.2.77)" = "2 900"
+sgraw fail erin 192.0.2.78 2
+check "OVERLOAD carries the attempt's delay (2 failures: 600 ms)" \
+        test "$(sgraw overload frank 192.0.2.79 erin 192.0.2.78)" = "3 600"
 # Backoff: a repeat offender's second lock is longer.
 sg_stop_daemon
 SG_TIMEOUT_MS=1500 sg_write_config "${RL[@]/lock_time = 60s/lock_time = 1s}"

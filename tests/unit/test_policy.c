@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -494,6 +495,34 @@ static void test_growing_delay(void **state) {
         sg_policy_free(p);
 }
 
+/* A locked attempt gets the delay a wrong password would get at that point (the issue: a lock
+ * must not be visible by timing), and it does not grow, since nothing is counted. */
+static void test_locked_attempt_delay(void **state) {
+        struct sg_policy_config c = base_config();
+        sg_policy *p = mk(&c);
+        struct result r;
+
+        (void) state;
+        c.user_source_max_failures = 3;
+        c.delay_step_ms = 300;
+        sg_policy_set_config(p, &c);
+        for (unsigned i = 0; i < 3; i++) {
+                r = fail_once(p, "gina", "192.0.2.77", T0 + i * USEC);
+                assert_true(r.v.allowed);
+                assert_int_equal(r.v.delay_ms, i * 300);
+        }
+        for (unsigned i = 3; i < 6; i++) {
+                r = fail_once(p, "gina", "192.0.2.77", T0 + i * USEC);
+                assert_denied(&r, SG_LOCK_USER_SOURCE);
+                assert_int_equal(r.v.delay_ms, 900);
+        }
+        /* capped like any delay */
+        c.delay_max_ms = 700;
+        sg_policy_set_config(p, &c);
+        assert_int_equal(reserve(p, "gina", "192.0.2.77", T0 + 7 * USEC).v.delay_ms, 700);
+        sg_policy_free(p);
+}
+
 static void test_unlock(void **state) {
         struct sg_policy_config c = base_config();
         struct sg_lock_info info, l;
@@ -507,7 +536,8 @@ static void test_unlock(void **state) {
         l = lock_alice(p, T0);
 
         memset(&info, 0, sizeof info);
-        assert_int_equal(sg_policy_unlock(p, SG_LOCK_USER_SOURCE, "alice@192.0.2.1", now, &info), 0);
+        /* 1: a lock in force was lifted */
+        assert_int_equal(sg_policy_unlock(p, SG_LOCK_USER_SOURCE, "alice@192.0.2.1", now, &info), 1);
         assert_int_equal(info.kind, SG_LOCK_USER_SOURCE);
         assert_string_equal(info.key, "alice@192.0.2.1");
         assert_int_equal(info.until_usec, 0);
@@ -524,7 +554,7 @@ static void test_unlock(void **state) {
         assert_new_lock(&r, SG_LOCK_USER_SOURCE, "alice@192.0.2.1");
         assert_int_equal(r.locks[0].level, 2);
 
-        /* counters alone (no lock) can be cleared too; the user key is its own key */
+        /* counters alone (no lock) can be cleared too (0); the user key is its own key */
         assert_int_equal(sg_policy_unlock(p, SG_LOCK_USER, "alice", now + 6 * USEC, &info), 0);
         assert_int_equal(sg_policy_unlock(p, SG_LOCK_USER, "alice", now + 6 * USEC, &info), -ENOENT);
         assert_true(sg_policy_is_locked(p, "alice", "192.0.2.1", now + 6 * USEC, NULL));
@@ -536,7 +566,7 @@ static void test_unlock(void **state) {
         fail_once(p, "x", "2001:db8::1", now);
         r = fail_once(p, "y", "2001:db8::2", now + 1);
         assert_new_lock(&r, SG_LOCK_SOURCE, "2001:db8::/64");
-        assert_int_equal(sg_policy_unlock(p, SG_LOCK_SOURCE, "2001:db8::5", now + 2, &info), 0);
+        assert_int_equal(sg_policy_unlock(p, SG_LOCK_SOURCE, "2001:db8::5", now + 2, &info), 1);
         assert_string_equal(info.key, "2001:db8::/64");
         assert_true(reserve(p, "z", "2001:db8::3", now + 3).v.allowed);
         assert_int_equal(sg_policy_unlock(p, SG_LOCK_KIND_MAX, "x", now, &info), -EINVAL);
@@ -852,6 +882,250 @@ static void test_set_config_keeps_counters(void **state) {
         sg_policy_free(p);
 }
 
+struct unlocked {
+        unsigned n, locked;
+        char keys[80][SG_POLICY_KEY_MAX];
+};
+
+static int collect_unlocked(void *userdata, const struct sg_lock_info *l, bool was_locked) {
+        struct unlocked *u = userdata;
+
+        assert_int_equal(l->kind, SG_LOCK_USER_SOURCE);
+        assert_int_equal(l->until_usec, 0);
+        assert_true(u->n < 80);
+        snprintf(u->keys[u->n++], sizeof u->keys[0], "%s", l->key);
+        u->locked += was_locked;
+        return 0;
+}
+
+static bool unlocked_has(const struct unlocked *u, const char *key) {
+        for (unsigned i = 0; i < u->n; i++)
+                if (strcmp(u->keys[i], key) == 0)
+                        return true;
+        return false;
+}
+
+static int stop_after_one(void *userdata, const struct sg_lock_info *l, bool was_locked) {
+        (void) l;
+        (void) was_locked;
+        ++*(unsigned *) userdata;
+        return -42;
+}
+
+/* Pairs by user or by source: exact parts (the last '@' splits), every one of them (no cap),
+ * locks and bare counters alike; nothing else touched. */
+static void test_unlock_pairs(void **state) {
+        struct sg_policy_config c = base_config();
+        sg_policy *p = mk(&c);
+        struct unlocked *u = calloc(1, sizeof *u);
+        char host[64];
+        unsigned calls = 0;
+
+        (void) state;
+        assert_non_null(u);
+        c.source_max_failures = 0;
+        c.spray_max_users = 0;
+        c.user_source_max_failures = 2;
+        sg_policy_set_config(p, &c);
+        for (int i = 0; i < 70; i++) {
+                snprintf(host, sizeof host, "198.18.0.%d", i + 1);
+                fail_once(p, "mallory", host, T0 + 2 * i);
+                fail_once(p, "mallory", host, T0 + 2 * i + 1);
+        }
+        fail_once(p, "carol", "192.0.2.33", T0 + 200);
+        fail_once(p, "carol", "192.0.2.33", T0 + 201);
+        fail_once(p, "dave", "192.0.2.33", T0 + 202);         /* counters only */
+        fail_once(p, "a@b", "192.0.2.33", T0 + 203);          /* '@' in a user name */
+        fail_once(p, "a", "192.0.2.34", T0 + 204);
+        fail_once(p, "carol", "2001:db8::1", T0 + 205);
+        fail_once(p, "carol", "2001:db8::2", T0 + 206);
+        assert_int_equal(sg_policy_lock_count(p, T0 + 300), 72);
+
+        assert_int_equal(sg_policy_unlock_pairs(p, "mallory", NULL, T0 + 300, collect_unlocked, u), 70);
+        assert_int_equal(u->n, 70);
+        assert_int_equal(u->locked, 70);
+        assert_int_equal(sg_policy_lock_count(p, T0 + 300), 2);
+        assert_true(reserve(p, "mallory", "198.18.0.5", T0 + 301).v.allowed);
+
+        /* by source: carol's lock, dave's and a@b's counters; not a@192.0.2.34, not carol@v6 */
+        memset(u, 0, sizeof *u);
+        assert_int_equal(sg_policy_unlock_pairs(p, NULL, "192.0.2.33", T0 + 302, collect_unlocked, u), 3);
+        assert_int_equal(u->locked, 1);
+        assert_true(unlocked_has(u, "carol@192.0.2.33"));
+        assert_true(unlocked_has(u, "dave@192.0.2.33"));
+        assert_true(unlocked_has(u, "a@b@192.0.2.33"));
+        assert_true(reserve(p, "carol", "192.0.2.33", T0 + 303).v.allowed);
+        /* cleared once: nothing left to clear */
+        memset(u, 0, sizeof *u);
+        assert_int_equal(sg_policy_unlock_pairs(p, NULL, "192.0.2.33", T0 + 400, collect_unlocked, u), 1);
+        assert_true(unlocked_has(u, "carol@192.0.2.33")); /* the reservation just made */
+
+        /* user "a" is not a prefix of "a@b" */
+        memset(u, 0, sizeof *u);
+        assert_int_equal(sg_policy_unlock_pairs(p, "a", NULL, T0 + 401, collect_unlocked, u), 1);
+        assert_string_equal(u->keys[0], "a@192.0.2.34");
+
+        /* a raw IPv6 address finds its /64 group; user and source together narrow it */
+        memset(u, 0, sizeof *u);
+        assert_int_equal(sg_policy_unlock_pairs(p, "bob", "2001:db8::77", T0 + 402, collect_unlocked, u), 0);
+        assert_int_equal(sg_policy_unlock_pairs(p, "carol", "2001:db8::77", T0 + 402, collect_unlocked, u), 1);
+        assert_string_equal(u->keys[0], "carol@2001:db8::/64");
+        assert_int_equal(u->locked, 1);
+        assert_int_equal(sg_policy_lock_count(p, T0 + 402), 0);
+
+        /* the callback's error stops the walk */
+        fail_once(p, "x", "192.0.2.9", T0 + 500);
+        fail_once(p, "y", "192.0.2.9", T0 + 501);
+        assert_int_equal(sg_policy_unlock_pairs(p, NULL, "192.0.2.9", T0 + 502, stop_after_one, &calls), -42);
+        assert_int_equal(calls, 1);
+        assert_int_equal(sg_policy_unlock_pairs(p, NULL, NULL, T0, collect_unlocked, u), -EINVAL);
+        free(u);
+        sg_policy_free(p);
+}
+
+static enum sg_peer_verdict peer(sg_policy *p, uint32_t uid, enum sg_peer_event k, uint64_t now,
+                                 struct sg_peer_summary *out, size_t *n) {
+        return sg_policy_peer_event(p, uid, k, now, out, n);
+}
+
+/* Burst, refill, counting, the summary when writing resumes, and nothing lost. */
+static void test_peer_bucket(void **state) {
+        struct sg_policy_config c = base_config();
+        sg_policy *p = mk(&c);
+        struct sg_peer_summary s[SG_PEER_SUMMARY_MAX];
+        uint64_t t = 1000 * USEC, written = 0, held = 0;
+        size_t n;
+
+        (void) state;
+        assert_string_equal(sg_peer_event_name(SG_PEER_DENIED), "peer_denied");
+        assert_string_equal(sg_peer_event_name(SG_PEER_PROTOCOL_ERROR), "protocol_error");
+        assert_null(sg_peer_event_name(SG_PEER_EVENT_MAX));
+        for (unsigned i = 0; i < SG_PEER_BURST; i++) {
+                assert_int_equal(peer(p, 65534, SG_PEER_PROTOCOL_ERROR, t, s, &n), SG_PEER_WRITE);
+                assert_int_equal(n, 0);
+        }
+        assert_int_equal(peer(p, 65534, SG_PEER_PROTOCOL_ERROR, t, s, &n), SG_PEER_SUPPRESS_FIRST);
+        assert_int_equal(peer(p, 65534, SG_PEER_DENIED, t + 1, s, &n), SG_PEER_SUPPRESS);
+        for (unsigned i = 0; i < 478; i++)
+                assert_int_equal(peer(p, 65534, SG_PEER_PROTOCOL_ERROR, t + 2 + i, s, &n), SG_PEER_SUPPRESS);
+        /* another uid has its own bucket */
+        assert_int_equal(peer(p, 0, SG_PEER_PROTOCOL_ERROR, t + 500, s, &n), SG_PEER_WRITE);
+        assert_int_equal(n, 0);
+        /* not a minute yet: nothing due */
+        assert_int_equal(sg_policy_peer_flush(p, t + 30 * USEC - 1, false, s, SG_PEER_SUMMARY_MAX), 0);
+
+        /* one refill later: the event is written, after both summaries */
+        assert_int_equal(peer(p, 65534, SG_PEER_PROTOCOL_ERROR, t + USEC, s, &n), SG_PEER_WRITE);
+        assert_int_equal(n, 2);
+        for (size_t i = 0; i < n; i++) {
+                assert_int_equal(s[i].uid, 65534);
+                assert_int_equal(s[i].suppressed, s[i].kind == SG_PEER_DENIED ? 1 : 479);
+                held += s[i].suppressed;
+        }
+        written = SG_PEER_BURST + 1;
+        assert_int_equal(written + held, 501);
+        /* the bucket is empty again: the next is held, a new period */
+        assert_int_equal(peer(p, 65534, SG_PEER_DENIED, t + USEC + 1, s, &n), SG_PEER_SUPPRESS_FIRST);
+        assert_int_equal(n, 0);
+        /* a long pause refills the whole burst, no more */
+        t += HOUR;
+        for (unsigned i = 0; i < SG_PEER_BURST; i++) {
+                assert_int_equal(peer(p, 65534, SG_PEER_DENIED, t, s, &n), SG_PEER_WRITE);
+                assert_int_equal(n, i == 0 ? 1 : 0);
+        }
+        assert_int_equal(peer(p, 65534, SG_PEER_DENIED, t, s, &n), SG_PEER_SUPPRESS_FIRST);
+        /* a clock that goes back refills nothing */
+        assert_int_equal(peer(p, 65534, SG_PEER_DENIED, t - MINUTE, s, &n), SG_PEER_SUPPRESS);
+        /* force hands out what is held */
+        assert_int_equal(sg_policy_peer_flush(p, t, true, s, SG_PEER_SUMMARY_MAX), 1);
+        assert_int_equal(s[0].suppressed, 2);
+        assert_int_equal(sg_policy_peer_flush(p, t, true, s, SG_PEER_SUMMARY_MAX), 0);
+        sg_policy_free(p);
+}
+
+/* A flood that never pauses gets one summary a minute, at its own events or at a flush. */
+static void test_peer_summary_each_minute(void **state) {
+        struct sg_policy_config c = base_config();
+        sg_policy *p = mk(&c);
+        struct sg_peer_summary s[SG_PEER_SUMMARY_MAX];
+        uint64_t t = 5000 * USEC, held = 0, summaries = 0;
+        size_t n;
+
+        (void) state;
+        for (unsigned i = 0; i < SG_PEER_BURST; i++)
+                peer(p, 7, SG_PEER_DENIED, t, s, &n);
+        /* 10 events a second for 3 minutes: 1/s written, the rest held */
+        for (uint64_t ms = 0; ms < 3 * 60 * 1000; ms += 100) {
+                enum sg_peer_verdict v = peer(p, 7, SG_PEER_DENIED, t + ms * 1000, s, &n);
+
+                for (size_t i = 0; i < n; i++) {
+                        held += s[i].suppressed;
+                        summaries++;
+                }
+                (void) v;
+        }
+        /* written resumes each second here, so each summary covers about a second */
+        assert_true(summaries >= 170);
+        /* a flood faster than the refill, with no pause at all: the minute rule */
+        sg_policy_free(p);
+        p = mk(&c);
+        held = summaries = 0;
+        for (unsigned i = 0; i < SG_PEER_BURST; i++)
+                peer(p, 7, SG_PEER_DENIED, t, s, &n);
+        for (uint64_t i = 0; i < 1000; i++) {
+                /* all within one refill period would be too short for a minute: use a clock
+                 * that stands still, then jumps by a minute without refilling (new held time) */
+                assert_int_not_equal(peer(p, 7, SG_PEER_DENIED, t, s, &n), SG_PEER_WRITE);
+                assert_int_equal(n, 0);
+        }
+        /* nothing due before the minute; at the minute the flush hands it out */
+        assert_int_equal(sg_policy_peer_flush(p, t + MINUTE - 1, false, s, SG_PEER_SUMMARY_MAX), 0);
+        assert_int_equal(sg_policy_peer_flush(p, t + MINUTE, false, s, SG_PEER_SUMMARY_MAX), 1);
+        assert_int_equal(s[0].suppressed, 1000);
+        assert_int_equal(s[0].uid, 7);
+        assert_int_equal(sg_policy_peer_flush(p, t + 2 * MINUTE, false, s, SG_PEER_SUMMARY_MAX), 0);
+        (void) held;
+        sg_policy_free(p);
+}
+
+/* The table is fixed: a new uid reuses the least recently seen slot, handing out its counts. */
+static void test_peer_table_bounded(void **state) {
+        struct sg_policy_config c = base_config();
+        sg_policy *p = mk(&c);
+        struct sg_peer_summary s[SG_PEER_SUMMARY_MAX], f[4];
+        uint64_t t = 9000 * USEC;
+        size_t n;
+
+        (void) state;
+        /* uid 1000 floods first (its slot is the oldest), then SG_PEER_SLOTS - 1 others */
+        for (unsigned i = 0; i < SG_PEER_BURST + 5; i++)
+                peer(p, 1000, SG_PEER_PROTOCOL_ERROR, t, s, &n);
+        for (uint32_t uid = 2000; uid < 2000 + SG_PEER_SLOTS - 1; uid++) {
+                assert_int_equal(peer(p, uid, SG_PEER_DENIED, t + uid, s, &n), SG_PEER_WRITE);
+                assert_int_equal(n, 0);
+        }
+        /* one more uid: 1000's slot goes, and its 5 held events come back as a summary */
+        assert_int_equal(peer(p, 5000, SG_PEER_DENIED, t + 10000, s, &n), SG_PEER_WRITE);
+        assert_int_equal(n, 1);
+        assert_int_equal(s[0].uid, 1000);
+        assert_int_equal(s[0].kind, SG_PEER_PROTOCOL_ERROR);
+        assert_int_equal(s[0].suppressed, 5);
+        /* flush with little room goes on at the next call */
+        for (uint32_t uid = 2000; uid < 2003; uid++)
+                for (unsigned i = 0; i < SG_PEER_BURST + 1; i++) {
+                        peer(p, uid, SG_PEER_DENIED, t + 20000, s, &n);
+                        peer(p, uid, SG_PEER_PROTOCOL_ERROR, t + 20000, s, &n);
+                }
+        n = sg_policy_peer_flush(p, t + 20000 + MINUTE, false, f, 3);
+        assert_int_equal(n, 2);
+        n = sg_policy_peer_flush(p, t + 20000 + MINUTE, false, f, 3);
+        assert_int_equal(n, 2);
+        n = sg_policy_peer_flush(p, t + 20000 + MINUTE, false, f, 3);
+        assert_int_equal(n, 2);
+        assert_int_equal(sg_policy_peer_flush(p, t + 20000 + MINUTE, false, f, 3), 0);
+        sg_policy_free(p);
+}
+
 static void test_long_keys(void **state) {
         struct sg_policy_config c = base_config();
         sg_policy *p = mk(&c);
@@ -899,7 +1173,12 @@ int main(void) {
                 cmocka_unit_test(test_ipv6_grouping),
                 cmocka_unit_test(test_sliding_window),
                 cmocka_unit_test(test_growing_delay),
+                cmocka_unit_test(test_locked_attempt_delay),
                 cmocka_unit_test(test_unlock),
+                cmocka_unit_test(test_unlock_pairs),
+                cmocka_unit_test(test_peer_bucket),
+                cmocka_unit_test(test_peer_summary_each_minute),
+                cmocka_unit_test(test_peer_table_bounded),
                 cmocka_unit_test(test_replay),
                 cmocka_unit_test(test_load_lock),
                 cmocka_unit_test(test_gc),

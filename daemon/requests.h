@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: MIT */
+/* requests.c's entry points beyond those in manager-internal.h. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "manager.h"
+
+/* Writes the summary rows of noisy-peer events held back (policy.h, "noisy peers") that are
+ * due: those held back for a minute, or every one with force. Dispatch calls it for each
+ * request; the manager should also call it from its maintenance timer and, with force,
+ * before daemon_stop, so a count held when traffic stops is still written. */
+void request_flush_suppressed(Manager *m, bool force);

@@ -367,6 +367,16 @@ int sg_hash_within_caps(const struct sg_hash_cost *cost, const struct sg_hash_ca
         }
 }
 
+int sg_hash_usable(const char *hash, const struct sg_hash_caps *caps) {
+        struct sg_hash_cost cost;
+        int r;
+
+        r = sg_hash_parse_cost(hash, &cost);
+        if (r < 0)
+                return r;
+        return caps ? sg_hash_within_caps(&cost, caps) : 0;
+}
+
 /* Checks the password is a plain string of a sane length and returns a NUL-terminated copy
  * (crypt_rn reads up to the NUL; the caller's buffer need not have one). */
 static int password_dup(const char *password, size_t len, char **ret) {
@@ -501,13 +511,20 @@ int sg_hash_dummy_verify(const char *password, size_t password_len, const struct
 }
 
 bool sg_hash_needs_upgrade(const char *hash, const struct sg_hash_pref *pref) {
-        if (!hash || !pref || !has_prefix(hash, "$argon2id$"))
+        struct sg_hash_cost c;
+
+        if (!hash || !pref)
                 return true;
-        if (strnlen(hash, SG_HASH_MAX) >= SG_HASH_MAX)
+        if (sg_hash_parse_cost(hash, &c) < 0 || c.scheme != SG_SCHEME_ARGON2ID)
                 return true;
-        if (sodium_init() < 0)
-                return false; /* cannot tell; keep what works */
-        return crypto_pwhash_str_needs_rehash(hash, pref->opslimit, (size_t) pref->memlimit) != 0;
+        /* Not crypto_pwhash_str_needs_rehash: it answers yes for any difference, and would
+         * rehash a stronger hash down to the preference on the next login. libsodium writes
+         * m = memlimit / 1024 KiB, so compare in KiB. */
+        return c.argon2_m_kib < pref->memlimit / 1024 || c.argon2_t < pref->opslimit;
+}
+
+bool sg_hash_reads_whole_password(const char *hash, size_t password_len) {
+        return sg_hash_scheme(hash) != SG_SCHEME_BCRYPT || password_len <= BCRYPT_PW_MAX;
 }
 
 static int create_argon2id(const char *pw, size_t len, const struct sg_hash_pref *pref,

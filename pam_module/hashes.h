@@ -70,19 +70,30 @@ int sg_hash_parse_cost(const char *hash, struct sg_hash_cost *ret);
 /* 0 when within caps, -E2BIG when above (refuse without hashing). */
 int sg_hash_within_caps(const struct sg_hash_cost *cost, const struct sg_hash_caps *caps);
 
+/* Whether hash is one sg_hash_verify would compute: 0; -EINVAL when locked, unsupported or
+ * malformed; -E2BIG when above caps (caps NULL: any cost). Parses only, computes nothing. */
+int sg_hash_usable(const char *hash, const struct sg_hash_caps *caps);
+
 /* Verifies password against hash in constant time where it matters.
  * 0 = match; -EACCES = mismatch; -EINVAL = malformed/unsupported/locked; -E2BIG = above caps;
  * -ENOMEM. Never matches for SG_SCHEME_NONE/UNKNOWN. */
 int sg_hash_verify(const char *hash, const char *password, size_t password_len,
                    const struct sg_hash_caps *caps) __attribute__((warn_unused_result));
 
-/* Burns the time a real verification with the preferred scheme would take, for unknown
- * users and unusable hashes. Always returns -EACCES. */
+/* Burns the time a verification with the preferred scheme would take. Always -EACCES.
+ * The module's last resort for unknown users and unusable hashes, when the shadow file has
+ * no usable hash to stand in (see sg_shadow_find). */
 int sg_hash_dummy_verify(const char *password, size_t password_len, const struct sg_hash_pref *pref);
 
-/* true when hash should be replaced: not argon2id, or argon2id with parameters other than
- * pref's (crypto_pwhash_str_needs_rehash ignores the algorithm, so we check the prefix). */
+/* true when hash should be replaced: not argon2id (or not parseable), or argon2id weaker than
+ * pref: m below pref's memlimit or t below its opslimit. A stronger argon2id is kept (an
+ * upgrade never lowers a cost); p is not compared (libsodium always writes p=1). */
 bool sg_hash_needs_upgrade(const char *hash, const struct sg_hash_pref *pref);
+
+/* false when verifying hash read only part of a password of password_len bytes (bcrypt reads
+ * 72): a successful login then proves the prefix, and a new hash of the whole typed string
+ * would lock the user out of their real password. */
+bool sg_hash_reads_whole_password(const char *hash, size_t password_len);
 
 /* Creates a new hash. Schemes: argon2id (pref's cost), yescrypt, sha512crypt; bcrypt is
  * refused (-ENOTSUP: 72-byte truncation) unless allow_bcrypt (secguardctl hash only).

@@ -2,10 +2,10 @@
 /*
  * pam_secguard.so: the PAM entry points. The login steps are in DESIGN.md; in short:
  * validate input -> prompt -> look up the shadow entry -> PRECHECK (the daemon reserves the
- * attempt and hands a hash permit) -> verify (or a dummy of the same cost) -> REPORT ->
- * optional hash upgrade. Every failure returns PAM_AUTH_ERR and shows nothing of its own:
- * the application prints one message (pam_strerror) whatever the cause; the cause is only in
- * the audit log.
+ * attempt and hands a hash permit) -> verify (or, for an unknown user or an unusable hash,
+ * the same work on another real user's hash) -> REPORT -> optional hash upgrade. Every
+ * failure returns PAM_AUTH_ERR and shows nothing of its own: the application prints one
+ * message (pam_strerror) whatever the cause; the cause is only in the audit log.
  *
  * No static state: everything lives in a per-call struct; PAM return codes appear only in
  * this file.
@@ -33,7 +33,8 @@
 #include "validate.h"
 
 #define DEFAULT_SHADOW "/etc/shadow"
-/* What sshd passes as the password of an invalid user (auth-pam.c); it must never match. */
+/* What sshd passes as the password of an invalid user, or of root where root may not log in
+ * (auth-pam.c, fake_password()): this, repeated or cut to the length of what was typed. */
 #define SSHD_FAKE_PASSWORD "\b\n\r\177INCORRECT"
 
 struct args {
@@ -49,10 +50,12 @@ struct login {
         struct sg_config cfg;
         const char *user, *rhost, *tty, *service;
         bool input_valid;
-        struct sg_shadow_entry entry;
+        struct sg_shadow_match sh; /* sh.entry is the user's when user_known */
         bool user_known;
         int fd;
         struct sg_msg *msg;
+        /* timeout_ms is one budget for all the waiting this PAM call does on the daemon. */
+        uint64_t wait_left_usec, wait_start_usec;
 };
 
 static int parse_args(pam_handle_t *pamh, int argc, const char **argv, struct args *a) {
@@ -101,6 +104,7 @@ static int login_init(struct login *l, pam_handle_t *pamh, int argc, const char 
                 pam_syslog(pamh, LOG_ERR, "%s", err);
                 return r;
         }
+        l->wait_left_usec = (uint64_t) l->cfg.timeout_ms * 1000;
         l->msg = malloc(sizeof *l->msg);
         return l->msg ? 0 : -ENOMEM;
 }
@@ -109,7 +113,7 @@ static void login_done(struct login *l) {
         if (l->fd >= 0)
                 close(l->fd);
         l->fd = -1;
-        sodium_memzero(&l->entry, sizeof l->entry);
+        sodium_memzero(&l->sh, sizeof l->sh);
         free(l->msg);
         l->msg = NULL;
 }
@@ -137,17 +141,37 @@ static void login_read_items(struct login *l) {
                          sg_valid_tty(l->tty) && sg_valid_service(l->service);
 }
 
+static struct sg_hash_caps caps_of(const struct sg_config *c) {
+        return (struct sg_hash_caps) {
+                .argon2_memlimit = c->max_argon2_memlimit,
+                .argon2_opslimit = c->max_argon2_opslimit,
+                .argon2_threads = c->max_argon2_threads,
+                .bcrypt_cost = c->max_bcrypt_cost,
+                .yescrypt_n_log2 = c->max_yescrypt_cost,
+                .sha_rounds = c->max_sha_rounds,
+        };
+}
+
+static struct sg_hash_pref pref_of(const struct sg_config *c) {
+        return (struct sg_hash_pref) { .opslimit = c->argon2_opslimit, .memlimit = c->argon2_memlimit };
+}
+
+/* Reads the user's entry and the stand-in hash (sg_shadow_find) in one pass. */
 static void login_lookup(struct login *l) {
+        struct sg_hash_caps caps = caps_of(&l->cfg);
         int r;
 
         l->user_known = false;
+        sodium_memzero(&l->sh, sizeof l->sh);
         if (!l->input_valid)
                 return;
-        r = sg_shadow_lookup(l->args.shadow, l->user, &l->entry);
-        if (r == 0)
-                l->user_known = true;
-        else if (r != -ENOENT)
+        r = sg_shadow_find(l->args.shadow, l->user, &caps, &l->sh);
+        if (r < 0)
                 pam_syslog(l->pamh, LOG_ERR, "cannot read %s: %s", l->args.shadow, strerror(-r));
+        else if (l->sh.user == 0)
+                l->user_known = true;
+        else if (l->sh.user != -ENOENT)
+                pam_syslog(l->pamh, LOG_ERR, "a malformed line in %s for the user logging in", l->args.shadow);
 }
 
 static void put_items(struct login *l, struct sg_writer *w) {
@@ -159,27 +183,35 @@ static void put_items(struct login *l, struct sg_writer *w) {
                 sg_writer_strn(w, SG_F_TTY, l->tty, strnlen(l->tty, SG_FIELD_WIRE_MAX));
 }
 
-static uint64_t deadline(const struct login *l) {
-        return sg_now_mono_usec() + (uint64_t) l->cfg.timeout_ms * 1000;
+/* Every wait on the daemon (connect and each exchange) draws on one budget of timeout_ms
+ * per PAM call, so a daemon that answers each exchange just in time cannot hold a login for
+ * a multiple of it. Time between waits (hashing) is not charged. */
+static uint64_t wait_begin(struct login *l) {
+        l->wait_start_usec = sg_now_mono_usec();
+        return l->wait_start_usec + l->wait_left_usec;
+}
+
+static void wait_end(struct login *l) {
+        uint64_t spent = sg_now_mono_usec() - l->wait_start_usec;
+
+        l->wait_left_usec = spent < l->wait_left_usec ? l->wait_left_usec - spent : 0;
 }
 
 /* Step 2+3: connect, check the server is root, PRECHECK. Returns the decision or -errno. */
 static int login_precheck(struct login *l, uint32_t *ret_delay_ms) {
-        struct sg_writer *w;
-        uint64_t until = deadline(l);
+        struct sg_writer *w = malloc(sizeof *w);
+        uint64_t until = wait_begin(l);
         int r;
 
-        r = sg_connect(l->cfg.socket, until, 0);
-        if (r < 0)
-                return r;
-        l->fd = r;
-        w = malloc(sizeof *w);
-        if (!w)
-                return -ENOMEM;
-        sg_writer_init(w, SG_MSG_PRECHECK);
-        put_items(l, w);
-        sg_writer_u64(w, SG_F_USER_KNOWN, l->user_known);
-        r = sg_call(l->fd, w, l->msg, until);
+        r = w ? sg_connect(l->cfg.socket, until, 0) : -ENOMEM;
+        if (r >= 0) {
+                l->fd = r;
+                sg_writer_init(w, SG_MSG_PRECHECK);
+                put_items(l, w);
+                sg_writer_u64(w, SG_F_USER_KNOWN, l->user_known);
+                r = sg_call(l->fd, w, l->msg, until);
+        }
+        wait_end(l);
         free(w);
         if (r < 0)
                 return r;
@@ -199,7 +231,8 @@ static int login_report(struct login *l, bool success, const char *reason) {
         sg_writer_u64(w, SG_F_RESULT, success ? SG_RESULT_SUCCESS : SG_RESULT_FAILURE);
         if (!success)
                 sg_writer_str(w, SG_F_REASON, reason);
-        r = sg_call(l->fd, w, l->msg, deadline(l));
+        r = sg_call(l->fd, w, l->msg, wait_begin(l));
+        wait_end(l);
         free(w);
         if (r < 0)
                 return r;
@@ -208,7 +241,7 @@ static int login_report(struct login *l, bool success, const char *reason) {
 
 static int login_event(struct login *l, const char *event, const char *detail) {
         struct sg_writer *w = malloc(sizeof *w);
-        uint64_t until = deadline(l);
+        uint64_t until = wait_begin(l);
         int r = 0;
 
         if (!w)
@@ -228,6 +261,7 @@ static int login_event(struct login *l, const char *event, const char *detail) {
                 if (r >= 0 && l->msg->type != SG_MSG_OK)
                         r = -EPROTO;
         }
+        wait_end(l);
         free(w);
         if (r < 0)
                 pam_syslog(l->pamh, LOG_WARNING, "could not record %s for the audit log: %s", event,
@@ -235,49 +269,62 @@ static int login_event(struct login *l, const char *event, const char *detail) {
         return r;
 }
 
-static struct sg_hash_caps caps_of(const struct sg_config *c) {
-        return (struct sg_hash_caps) {
-                .argon2_memlimit = c->max_argon2_memlimit,
-                .argon2_opslimit = c->max_argon2_opslimit,
-                .argon2_threads = c->max_argon2_threads,
-                .bcrypt_cost = c->max_bcrypt_cost,
-                .yescrypt_n_log2 = c->max_yescrypt_cost,
-                .sha_rounds = c->max_sha_rounds,
-        };
+/* sshd's placeholder for a password it will not let through (SSHD_FAKE_PASSWORD, repeated or
+ * cut to the typed length), or anything that starts with the whole of it. */
+static bool is_sshd_fake(const char *pw) {
+        const char junk[] = SSHD_FAKE_PASSWORD;
+        size_t n = strlen(pw), k = sizeof junk - 1;
+
+        if (n >= k && memcmp(pw, junk, k) == 0)
+                return true;
+        for (size_t i = 0; i < n; i++)
+                if (pw[i] != junk[i % k])
+                        return false;
+        return n > 0;
 }
 
-static struct sg_hash_pref pref_of(const struct sg_config *c) {
-        return (struct sg_hash_pref) { .opslimit = c->argon2_opslimit, .memlimit = c->argon2_memlimit };
-}
-
-/* Step 4: verify, or burn the same time. Returns NULL on success, else the audit reason. */
-static const char *login_verify(struct login *l, const char *pw) {
+/* For an unknown user or an unusable hash: the same work as a real user's wrong password on
+ * this host. The password is checked against the stand-in, another real user's hash chosen
+ * per name (sg_shadow_find), and the answer dropped; only a file without a usable hash
+ * falls back to the preferred scheme's cost. */
+static void verify_standin(const struct login *l, const char *pw, size_t len) {
         struct sg_hash_caps caps = caps_of(&l->cfg);
         struct sg_hash_pref pref = pref_of(&l->cfg);
+
+        if (l->sh.standin[0] != '\0') {
+                int r = sg_hash_verify(l->sh.standin, pw, len, &caps);
+                (void) r; /* a match would be someone else's password */
+                return;
+        }
+        (void) sg_hash_dummy_verify(pw, len, &pref);
+}
+
+/* Step 4: verify, or do the same work. Returns NULL on success, else the audit reason. */
+static const char *login_verify(struct login *l, const char *pw) {
+        struct sg_hash_caps caps = caps_of(&l->cfg);
         size_t len = strlen(pw);
-        enum sg_scheme scheme;
         int r;
 
         if (!l->user_known) {
-                (void) sg_hash_dummy_verify(pw, len, &pref);
+                verify_standin(l, pw, len);
                 return "unknown_user";
         }
-        scheme = sg_hash_scheme(l->entry.hash);
-        if (scheme == SG_SCHEME_NONE || scheme == SG_SCHEME_UNKNOWN) {
-                (void) sg_hash_dummy_verify(pw, len, &pref);
-                return scheme == SG_SCHEME_NONE ? "locked_hash" : "unsupported_hash";
+        r = sg_hash_usable(l->sh.entry.hash, &caps);
+        if (r < 0) {
+                verify_standin(l, pw, len);
+                if (r == -E2BIG) {
+                        pam_syslog(l->pamh, LOG_WARNING, "refusing a stored hash above the configured cost caps");
+                        return "hash_cost";
+                }
+                return sg_hash_scheme(l->sh.entry.hash) == SG_SCHEME_NONE ? "locked_hash" : "unsupported_hash";
         }
-        r = sg_hash_verify(l->entry.hash, pw, len, &caps);
-        if (r == -E2BIG) {
-                pam_syslog(l->pamh, LOG_WARNING, "refusing a stored hash above the configured cost caps");
-                return "hash_cost";
-        }
+        r = sg_hash_verify(l->sh.entry.hash, pw, len, &caps);
         if (r == -EINVAL)
                 return "unsupported_hash";
         if (r < 0)
                 return "bad_password";
-        /* sshd's stand-in for an invalid user's password can never be right. */
-        if (strncmp(pw, SSHD_FAKE_PASSWORD, strlen(SSHD_FAKE_PASSWORD)) == 0)
+        /* Whatever the stored hash says, sshd's placeholder password is never right. */
+        if (is_sshd_fake(pw))
                 return "bad_password";
         return NULL;
 }
@@ -288,21 +335,26 @@ static void login_upgrade(struct login *l, const char *pw) {
         char *hash;
         int r;
 
-        if (!l->cfg.upgrade_hashes || !sg_hash_needs_upgrade(l->entry.hash, &pref))
+        if (!l->cfg.upgrade_hashes || !sg_hash_needs_upgrade(l->sh.entry.hash, &pref))
                 return;
+        if (!sg_hash_reads_whole_password(l->sh.entry.hash, strlen(pw))) {
+                pam_syslog(l->pamh, LOG_INFO, "not upgrading a %s hash: it checked only part of "
+                           "the typed password", sg_scheme_name(sg_hash_scheme(l->sh.entry.hash)));
+                return;
+        }
         hash = malloc(SG_HASH_MAX);
         if (!hash)
                 return;
         r = sg_hash_create(SG_SCHEME_ARGON2ID, pw, strlen(pw), &pref, false, hash, SG_HASH_MAX);
         if (r >= 0)
-                r = sg_shadow_update(l->args.shadow, l->user, hash, l->entry.hash, false);
+                r = sg_shadow_update(l->args.shadow, l->user, hash, l->sh.entry.hash, false);
         if (r < 0)
                 pam_syslog(l->pamh, LOG_WARNING, "hash upgrade for a user failed: %s", strerror(-r));
         else {
                 char detail[64];
 
                 snprintf(detail, sizeof detail, "from %s to argon2id",
-                         sg_scheme_name(sg_hash_scheme(l->entry.hash)));
+                         sg_scheme_name(sg_hash_scheme(l->sh.entry.hash)));
                 (void) login_event(l, "hash_upgraded", detail);
         }
         sodium_memzero(hash, SG_HASH_MAX);
@@ -418,21 +470,21 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
         if (!l.input_valid || !l.user_known)
                 ret = PAM_USER_UNKNOWN; /* as pam_unix: no shadow entry, no account */
         else {
-                if (l.entry.expire > 0 && today >= l.entry.expire)
+                if (l.sh.entry.expire > 0 && today >= l.sh.entry.expire)
                         ret = PAM_ACCT_EXPIRED;
-                else if (l.entry.last_change == 0)
+                else if (l.sh.entry.last_change == 0)
                         ret = PAM_NEW_AUTHTOK_REQD; /* forced change (passwd -e) */
-                else if (l.entry.max_days > 0 && l.entry.last_change > 0 &&
-                         l.entry.inactive_days >= 0 &&
-                         today > l.entry.last_change + l.entry.max_days + l.entry.inactive_days)
+                else if (l.sh.entry.max_days > 0 && l.sh.entry.last_change > 0 &&
+                         l.sh.entry.inactive_days >= 0 &&
+                         today > l.sh.entry.last_change + l.sh.entry.max_days + l.sh.entry.inactive_days)
                         ret = PAM_ACCT_EXPIRED;
-                else if (l.entry.max_days > 0 && l.entry.last_change > 0 &&
-                         today > l.entry.last_change + l.entry.max_days)
+                else if (l.sh.entry.max_days > 0 && l.sh.entry.last_change > 0 &&
+                         today > l.sh.entry.last_change + l.sh.entry.max_days)
                         ret = PAM_NEW_AUTHTOK_REQD;
         }
         if (ret == PAM_SUCCESS && l.cfg.account_locks) {
                 struct sg_writer *w = malloc(sizeof *w);
-                uint64_t until = deadline(&l);
+                uint64_t until = wait_begin(&l);
 
                 r = w ? sg_connect(l.cfg.socket, until, 0) : -ENOMEM;
                 if (r >= 0) {
@@ -441,6 +493,7 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
                         put_items(&l, w);
                         r = sg_call(l.fd, w, l.msg, until);
                 }
+                wait_end(&l);
                 free(w);
                 if (r < 0) {
                         pam_syslog(pamh, LOG_ERR, "secguardd unreachable for the account check: %s",

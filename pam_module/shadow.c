@@ -80,13 +80,6 @@ static bool name_is(const char *name, size_t name_len, const char *user) {
         return name_len == ulen && memcmp(name, user, ulen) == 0;
 }
 
-/* Whether line belongs to user, judged only by its first field (also for malformed lines). */
-static bool line_is_user(const char *line, size_t len, const char *user) {
-        const char *colon = memchr(line, ':', len);
-
-        return colon && name_is(line, (size_t) (colon - line), user);
-}
-
 static bool user_valid(const char *user) {
         size_t n;
 
@@ -96,14 +89,13 @@ static bool user_valid(const char *user) {
         return n > 0 && n <= SHADOW_USER_MAX && !strpbrk(user, ":\n");
 }
 
-int sg_shadow_parse_line(const char *line, size_t len, const char *user, struct sg_shadow_entry *ret) {
+/* Parses any well-formed line into ret, whoever's it is. 0 or -EINVAL. */
+static int parse_entry(const char *line, size_t len, struct sg_shadow_entry *ret) {
         struct field f[SHADOW_FIELDS];
         struct sg_shadow_entry e;
         long *const numeric[] = { &e.last_change, &e.min_days, &e.max_days, &e.warn_days,
                                   &e.inactive_days, &e.expire };
 
-        if (!line || !user || !ret || !user_valid(user))
-                return -EINVAL;
         /* A NUL would cut the hash short in every C consumer; a newline is a second line. */
         if (memchr(line, '\0', len) || memchr(line, '\n', len))
                 return -EINVAL;
@@ -114,10 +106,33 @@ int sg_shadow_parse_line(const char *line, size_t len, const char *user, struct 
         for (size_t i = 0; i < sizeof numeric / sizeof numeric[0]; i++)
                 if (parse_long_field(&f[2 + i], numeric[i]) < 0)
                         return -EINVAL;
-        if (!name_is(f[0].p, f[0].len, user))
-                return 0;
         memcpy(e.hash, f[1].p, f[1].len);
         e.hash[f[1].len] = '\0';
+        *ret = e;
+        sodium_memzero(&e, sizeof e);
+        return 0;
+}
+
+/* Length of the name field (the whole line when it has no colon). */
+static size_t name_len_of(const char *line, size_t len) {
+        const char *colon = memchr(line, ':', len);
+
+        return colon ? (size_t) (colon - line) : len;
+}
+
+int sg_shadow_parse_line(const char *line, size_t len, const char *user, struct sg_shadow_entry *ret) {
+        struct sg_shadow_entry e;
+        int r;
+
+        if (!line || !user || !ret || !user_valid(user))
+                return -EINVAL;
+        r = parse_entry(line, len, &e);
+        if (r < 0)
+                return r;
+        if (!name_is(line, name_len_of(line, len), user)) {
+                sodium_memzero(&e, sizeof e);
+                return 0;
+        }
         *ret = e;
         sodium_memzero(&e, sizeof e);
         return 1;
@@ -224,56 +239,137 @@ static int read_file(const char *path, struct stat *ret_st, char **ret_buf, size
         return 0;
 }
 
-/* Finds user's first line in buf. 1 with its offset/length and parsed entry, 0 when absent,
- * -EINVAL when user's line is malformed. Other users' malformed lines are not our business. */
-static int find_user(const char *buf, size_t len, const char *user, size_t *ret_off,
-                     size_t *ret_len, struct sg_shadow_entry *ret) {
+/* The stand-in's scoring key. Fixed and public on purpose: the choice must be the same in
+ * every process and for every attempt at a name (a new choice per attempt would spread an
+ * unknown name's timings as no real user's spread), and it needs no secret, since it only
+ * makes an unknown name cost what some real user's login costs. */
+static const unsigned char standin_key[crypto_shorthash_KEYBYTES] = {
+        0x73, 0x65, 0x63, 0x67, 0x75, 0x61, 0x72, 0x64, /* "secguard" */
+        0x2d, 0x73, 0x74, 0x61, 0x6e, 0x64, 0x69, 0x6e, /* "-standin" */
+};
+
+/* One pass over a shadow file for one user (user's line and the stand-in). */
+struct scan {
+        const char *user;
+        const struct sg_hash_caps *caps; /* NULL: any cost is usable */
+        int status;                      /* 1 found, 0 not (yet), -EINVAL user's line malformed */
+        size_t off, len;                 /* user's line */
+        struct sg_shadow_entry entry;
+        bool have_standin;
+        unsigned char best[crypto_shorthash_BYTES];
+        char standin[SG_HASH_MAX];
+        size_t user_len;
+        unsigned char score_in[SHADOW_USER_MAX + 1 + SHADOW_LINE_MAX]; /* user || 0 || name */
+};
+
+static void scan_init(struct scan *s, const char *user, const struct sg_hash_caps *caps) {
+        memset(s, 0, sizeof *s);
+        s->user = user;
+        s->caps = caps;
+        s->user_len = strlen(user); /* <= SHADOW_USER_MAX: checked by user_valid() */
+        memcpy(s->score_in, user, s->user_len);
+        s->score_in[s->user_len] = 0;
+}
+
+/* Every line gets the same work whoever asks and whether or not it is theirs: parse, score,
+ * usability check. Only user's first line is kept as theirs (as getspnam does). */
+static void scan_line(struct scan *s, const char *line, size_t ll, size_t off) {
+        unsigned char score[crypto_shorthash_BYTES];
+        struct sg_shadow_entry e;
+        size_t nl = name_len_of(line, ll);
+        bool usable;
+        int r;
+
+        r = ll > SHADOW_LINE_MAX ? -EINVAL : parse_entry(line, ll, &e);
+        if (nl > SHADOW_LINE_MAX)
+                nl = SHADOW_LINE_MAX; /* such a line is malformed: only the score needs its name */
+        memcpy(s->score_in + s->user_len + 1, line, nl);
+        crypto_shorthash(score, s->score_in, s->user_len + 1 + nl, standin_key);
+        usable = r == 0 && sg_hash_usable(e.hash, s->caps) == 0;
+        if (s->status == 0 && name_is(line, name_len_of(line, ll), s->user)) {
+                s->status = r == 0 ? 1 : -EINVAL;
+                if (r == 0) {
+                        s->entry = e;
+                        s->off = off;
+                        s->len = ll;
+                }
+        }
+        if (usable && (!s->have_standin || memcmp(score, s->best, sizeof score) < 0)) {
+                memcpy(s->best, score, sizeof score);
+                memcpy(s->standin, e.hash, sizeof s->standin);
+                s->have_standin = true;
+        }
+        sodium_memzero(&e, sizeof e);
+}
+
+/* Scans every line of buf; never stops at user's line, so a found user and an unknown one
+ * cost the same scan. */
+static void scan_all(struct scan *s, const char *buf, size_t len) {
         size_t off = 0;
 
         while (off < len) {
                 const char *nl = memchr(buf + off, '\n', len - off);
                 size_t ll = nl ? (size_t) (nl - (buf + off)) : len - off;
-                const char *line = buf + off;
-                int r;
 
-                if (ll > SHADOW_LINE_MAX) {
-                        if (line_is_user(line, ll, user))
-                                return -EINVAL;
-                } else {
-                        r = sg_shadow_parse_line(line, ll, user, ret);
-                        if (r == 1) {
-                                *ret_off = off;
-                                *ret_len = ll;
-                                return 1;
-                        }
-                        if (r < 0 && line_is_user(line, ll, user))
-                                return -EINVAL;
-                }
+                scan_line(s, buf + off, ll, off);
                 off += ll + 1;
         }
-        return 0;
 }
 
-int sg_shadow_lookup(const char *path, const char *user, struct sg_shadow_entry *ret) {
-        struct sg_shadow_entry e;
-        size_t len, cap, off, ll;
+static void scan_wipe(struct scan *s) {
+        sodium_memzero(s, sizeof *s);
+}
+
+int sg_shadow_find(const char *path, const char *user, const struct sg_hash_caps *caps,
+                   struct sg_shadow_match *ret) {
+        struct scan *s;
+        size_t len, cap;
         char *buf = NULL;
         int r;
 
         if (!path || !ret || !user_valid(user))
                 return -EINVAL;
+        if (sodium_init() < 0)
+                return -EIO;
+        s = malloc(sizeof *s);
+        if (!s)
+                return -ENOMEM;
         r = read_file(path, NULL, &buf, &len, &cap);
-        if (r < 0)
+        if (r < 0) {
+                free(s);
                 return r;
-        r = find_user(buf, len, user, &off, &ll, &e);
+        }
+        scan_init(s, user, caps);
+        scan_all(s, buf, len);
         buf_free(buf, cap);
-        if (r == 0)
-                return -ENOENT;
-        if (r < 0)
-                return r;
-        *ret = e;
-        sodium_memzero(&e, sizeof e);
+        ret->user = s->status == 1 ? 0 : s->status == 0 ? -ENOENT : s->status;
+        if (s->status == 1)
+                ret->entry = s->entry;
+        else
+                sodium_memzero(&ret->entry, sizeof ret->entry);
+        memcpy(ret->standin, s->standin, sizeof ret->standin); /* "" when none was usable */
+        scan_wipe(s);
+        free(s);
         return 0;
+}
+
+int sg_shadow_lookup(const char *path, const char *user, struct sg_shadow_entry *ret) {
+        struct sg_shadow_match *m;
+        int r;
+
+        if (!ret)
+                return -EINVAL;
+        m = malloc(sizeof *m);
+        if (!m)
+                return -ENOMEM;
+        r = sg_shadow_find(path, user, NULL, m);
+        if (r >= 0)
+                r = m->user;
+        if (r >= 0)
+                *ret = m->entry;
+        sodium_memzero(m, sizeof *m);
+        free(m);
+        return r;
 }
 
 static int64_t now_mono_nsec(void) {
@@ -476,30 +572,36 @@ static int build_content(const char *buf, size_t len, size_t off, size_t ll,
 
 static int update_locked(const char *path, const char *user, const char *new_hash,
                          const char *expect_old_hash, bool set_last_change) {
-        struct sg_shadow_entry e;
-        size_t len = 0, cap = 0, off = 0, ll = 0, out_len = 0, out_cap = 0;
+        size_t len = 0, cap = 0, out_len = 0, out_cap = 0;
         char *buf = NULL, *out = NULL;
+        struct scan *s;
         struct stat st;
         int r;
 
+        if (sodium_init() < 0)
+                return -EIO;
+        s = malloc(sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        scan_init(s, user, NULL);
         r = read_file(path, &st, &buf, &len, &cap);
         if (r < 0)
-                return r;
-        r = find_user(buf, len, user, &off, &ll, &e);
-        if (r == 0)
-                r = -ENOENT;
+                goto out;
+        scan_all(s, buf, len);
+        r = s->status == 1 ? 0 : s->status == 0 ? -ENOENT : s->status;
         if (r < 0)
                 goto out;
-        if (expect_old_hash && !hash_equal(e.hash, expect_old_hash)) {
+        if (expect_old_hash && !hash_equal(s->entry.hash, expect_old_hash)) {
                 r = -ESTALE;
                 goto out;
         }
-        r = build_content(buf, len, off, ll, new_hash, set_last_change, &out, &out_len, &out_cap);
+        r = build_content(buf, len, s->off, s->len, new_hash, set_last_change, &out, &out_len, &out_cap);
         if (r < 0)
                 goto out;
         r = replace_file(path, &st, out, out_len);
 out:
-        sodium_memzero(&e, sizeof e);
+        scan_wipe(s);
+        free(s);
         buf_free(out, out_cap);
         buf_free(buf, cap);
         return r;

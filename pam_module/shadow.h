@@ -20,8 +20,28 @@ struct sg_shadow_entry {
  * 1 = this line is user's and ret filled; 0 = another user's line; -EINVAL malformed. */
 int sg_shadow_parse_line(const char *line, size_t len, const char *user, struct sg_shadow_entry *ret);
 
-/* Looks user up in path (opened O_RDONLY|O_NOFOLLOW|O_CLOEXEC). 0 found, -ENOENT not found,
- * other -errno on I/O error. Reads the whole file; lines longer than 4 KiB are malformed. */
+/* What one pass over a shadow file found for one user name. */
+struct sg_shadow_match {
+        int user;                  /* 0 found (entry filled), -ENOENT absent, -EINVAL user's
+                                    * (first) line malformed */
+        struct sg_shadow_entry entry;
+        char standin[SG_HASH_MAX]; /* another entry's hash, see below; "" when none is usable */
+};
+
+/* Looks user up in path (opened O_RDONLY|O_NOFOLLOW|O_CLOEXEC) and, in the same pass, picks
+ * the stand-in hash that an unknown user's (or an unusable hash's) password is checked
+ * against, so that such an attempt costs what a real user's costs on this host: among the
+ * usable entries (sg_hash_usable with caps), the one whose name has the lowest
+ * crypto_shorthash(user || 0 || name) under a fixed key. The choice depends only on the two
+ * names: the same for every attempt at one name, spread across names, and kept when entries
+ * are added (unless the new one scores lower). The whole file is read and every line costs
+ * the same work whoever asks, found or not. Lines longer than 4 KiB are malformed.
+ * 0 with ret filled, or -errno on I/O error (ret untouched). */
+int sg_shadow_find(const char *path, const char *user, const struct sg_hash_caps *caps,
+                   struct sg_shadow_match *ret);
+
+/* sg_shadow_find without the result's stand-in: 0 found, -ENOENT not found, -EINVAL user's
+ * line malformed, other -errno on I/O error. */
 int sg_shadow_lookup(const char *path, const char *user, struct sg_shadow_entry *ret);
 
 /* Replaces user's hash (and, when set_last_change, field 3 with today) atomically:

@@ -37,6 +37,8 @@ expect_fail unknown_user mallory "anything"
 expect_fail locked_hash locked "whatever"
 expect_fail unsupported_hash olddes "anything"
 expect_fail too_long alice "$(head -c 2000 /dev/zero | tr '\0' a)"
+# pamtester reads one line, so only "\b" arrives here: this checks the outcome of an odd
+# password; pamtest_auth.c sends sshd's whole fake password to entries hashed from it.
 expect_fail sshd_fake alice $'\b\n\r\177INCORRECT\b\n\r\177INCORRECT'
 expect_fail planted_hash planted "anything"
 ref=${outputs[wrong_password]}
@@ -80,5 +82,27 @@ check "upgrade: new hash verifies" sg_auth carol "$SG_PW_CAROL"
 check "upgrade: no second upgrade" test "$(sg_audit_count --event hash_upgraded --user carol)" -eq 1
 check "bcrypt upgraded too" sg_auth dave "$SG_PW_DAVE"
 check "bcrypt now argon2id" grep -q '^dave:\$argon2id\$' "$T/shadow"
+
+# bcrypt reads 72 bytes: a longer typed password verifies by its prefix. Upgrading then would
+# store a hash of the whole typed string, and the user's real password would stop working.
+pw72=$(printf 'erin-bcrypt-%060d' 7)
+[ ${#pw72} -eq 72 ] || fail "test password is not 72 bytes"
+echo "erin:$(sg_hash bcrypt "$pw72"):20000:0:99999:7:::" >>"$T/shadow"
+check "bcrypt, 81 bytes typed: accepted by the 72-byte prefix" sg_auth erin "${pw72}-and-more"
+check "bcrypt, 81 bytes typed: not upgraded" grep -q '^erin:\$2b\$' "$T/shadow"
+check "bcrypt, the real 72-byte password still works" sg_auth erin "$pw72"
+check "bcrypt, upgraded when the typed password fits" grep -q '^erin:\$argon2id\$' "$T/shadow"
+check "bcrypt, upgraded hash takes the real password" sg_auth erin "$pw72"
+check "bcrypt, upgraded hash refuses the longer string" ! sg_auth erin "${pw72}-and-more"
+
+# A stored argon2id stronger than the preferred cost (t=1, 8 MiB here) is never rehashed down.
+SG_PW_STRONG='strong argon2 pw'
+printf '[auth]\nargon2_opslimit = 2\nargon2_memlimit = 16M\n' >"$T/strong.conf"
+strong=$(printf '%s\n' "$SG_PW_STRONG" | "$SECGUARDCTL" --config "$T/strong.conf" hash)
+case "$strong" in '$argon2id$v=19$m=16384,t=2,p=1$'*) ;; *) fail "could not make a t=2 argon2id hash" ;; esac
+echo "strong:$strong:20000:0:99999:7:::" >>"$T/shadow"
+check "stronger argon2id: login accepted" sg_auth strong "$SG_PW_STRONG"
+check "stronger argon2id: hash kept" grep -qF "strong:$strong:" "$T/shadow"
+check "stronger argon2id: no hash_upgraded event" test "$(sg_audit_count --event hash_upgraded --user strong)" -eq 0
 
 sg_done

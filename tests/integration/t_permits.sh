@@ -48,4 +48,54 @@ check "after reload the earlier lock is kept" ! sg_auth carol "$SG_PW_CAROL" 192
 check "after reload the allowlist applies" sg_auth bob "$SG_PW_BOB" 192.0.2.61
 for i in 1 2 3; do sg_auth bob wrong 192.0.2.61 || true; done
 check "allowlisted source not locked after reload" sg_auth bob "$SG_PW_BOB" 192.0.2.61
+
+# timeout_ms is one budget for all the waiting a login does on the daemon (connect, PRECHECK,
+# REPORT, events), hashing not counted. A daemon that answers PRECHECK late and then stalls
+# must not hold the login for a further full timeout_ms. Budget 6 s; the daemon is stopped
+# before the login and continued after 5 s, so PRECHECK is answered with ~1 s left; it is
+# stopped again while the hash runs (argon2id t=16, 128 MiB, within the default caps: time
+# to see the permit taken). The login must end ~1 s after its hash; a fresh deadline per
+# exchange waits 6 s there. hash_ms (the slower of two plain logins, one on each side)
+# stands for the hash; the margin of 2.5 s absorbs start-up and load, the old way overshoots
+# by 5 s less the margin.
+sg_stop_daemon
+SG_TIMEOUT_MS=6000 sg_write_config "[ratelimit]" "user_max_failures = 1000" "delay_step_ms = 0"
+printf '[auth]\nargon2_opslimit = 16\nargon2_memlimit = 128M\n' >"$T/slow.conf"
+h=$(printf '%s\n' 'stall user pw' | "$SECGUARDCTL" --config "$T/slow.conf" hash)
+echo "stall:$h:20000:0:99999:7:::" >>"$T/shadow"
+sg_start_daemon
+ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+plain_login_ms() {
+        local t0
+        t0=$(date +%s%N)
+        sg_auth stall 'stall user pw' || fail "the slow user cannot log in"
+        ms_since "$t0"
+}
+hash_ms=$(plain_login_ms)
+stopped_in_time=
+kill -STOP "$SG_DAEMON_PID"
+start=$(date +%s%N)
+sg_auth stall 'stall user pw' &
+login=$!
+sleep 5
+kill -CONT "$SG_DAEMON_PID"
+# The permit is taken when PRECHECK is answered; stop the daemon while the hash runs.
+for i in $(seq 1 400); do
+        if sgctl status 2>/dev/null | grep -q 'hash permits: 1/'; then
+                kill -STOP "$SG_DAEMON_PID"
+                stopped_in_time=1
+                break
+        fi
+        sleep 0.005
+done
+rc=0
+wait "$login" || rc=$?
+elapsed=$(ms_since "$start")
+kill -CONT "$SG_DAEMON_PID"
+after_ms=$(plain_login_ms)
+[ "$after_ms" -gt "$hash_ms" ] && hash_ms=$after_ms
+sg_log "stalled daemon: login took $elapsed ms (plain login $hash_ms ms, timeout_ms 6000)"
+check "daemon stopped between PRECHECK and REPORT" test -n "$stopped_in_time"
+check "login refused when REPORT goes unanswered" test "$rc" -ne 0
+check "whole login within timeout_ms + hash + 2.5 s ($elapsed ms)" test "$elapsed" -lt $((6000 + hash_ms + 2500))
 sg_done

@@ -596,6 +596,38 @@ static void test_needs_upgrade(void **state) {
         assert_true(sg_hash_needs_upgrade(NULL, &small_pref));
 }
 
+/* Upgrades only ever strengthen: an argon2id above the preferred cost is kept as it is. */
+static void test_needs_upgrade_never_downgrades(void **state) {
+        const struct sg_hash_pref more_ops = { .opslimit = 2, .memlimit = 8 * MiB };
+        const struct sg_hash_pref more_mem = { .opslimit = 1, .memlimit = 16 * MiB };
+        /* Well-formed strings (nothing is verified here); p= does not matter to libsodium. */
+        static const char t2_m16[] = "$argon2id$v=19$m=16384,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$zVMsI3Ecw6SWfZHL8vhC0yKAN1IkIGcPXj9kcY2RBdw";
+        static const char t1_m8_p2[] = "$argon2id$v=19$m=8192,t=1,p=2$c29tZXNhbHRzb21lc2FsdA$zVMsI3Ecw6SWfZHL8vhC0yKAN1IkIGcPXj9kcY2RBdw";
+        static const char t3_m8[] = "$argon2id$v=19$m=8192,t=3,p=1$c29tZXNhbHRzb21lc2FsdA$zVMsI3Ecw6SWfZHL8vhC0yKAN1IkIGcPXj9kcY2RBdw";
+        static const char t1_m64[] = "$argon2id$v=19$m=65536,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$zVMsI3Ecw6SWfZHL8vhC0yKAN1IkIGcPXj9kcY2RBdw";
+        char real[crypto_pwhash_STRBYTES];
+
+        (void) state;
+        /* Stronger in both, in one, or only a different p: kept. */
+        assert_false(sg_hash_needs_upgrade(t2_m16, &small_pref));
+        assert_false(sg_hash_needs_upgrade(t2_m16, &more_ops));
+        assert_false(sg_hash_needs_upgrade(t2_m16, &more_mem));
+        assert_false(sg_hash_needs_upgrade(t3_m8, &small_pref));
+        assert_false(sg_hash_needs_upgrade(t1_m64, &small_pref));
+        assert_false(sg_hash_needs_upgrade(t1_m8_p2, &small_pref));
+        assert_int_equal(crypto_pwhash_str(real, PW, strlen(PW), 2, 16 * MiB), 0);
+        assert_false(sg_hash_needs_upgrade(real, &small_pref));
+        /* Weaker in either m or t: upgraded, even when the other one is stronger. */
+        assert_true(sg_hash_needs_upgrade(t3_m8, &more_mem));
+        assert_true(sg_hash_needs_upgrade(t1_m64, &more_ops));
+        assert_true(sg_hash_needs_upgrade(t1_m8_p2, &more_ops));
+        assert_true(sg_hash_needs_upgrade(fixtures[0].hash, &more_mem));
+        {
+                const struct sg_hash_pref much_more = { .opslimit = 3, .memlimit = 32 * MiB };
+                assert_true(sg_hash_needs_upgrade(real, &much_more));
+        }
+}
+
 static int cmp_double(const void *a, const void *b) {
         double x = *(const double *) a, y = *(const double *) b;
 
@@ -698,6 +730,7 @@ int main(void) {
                 cmocka_unit_test(test_caps_sha_rounds),
                 cmocka_unit_test(test_verify_args),
                 cmocka_unit_test(test_needs_upgrade),
+                cmocka_unit_test(test_needs_upgrade_never_downgrades),
                 cmocka_unit_test(test_dummy_verify_timing),
                 cmocka_unit_test(test_create),
         };

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -283,6 +284,189 @@ static void test_lookup_long_lines(void **state) {
         free(buf);
 }
 
+/* ---- The stand-in hash (sg_shadow_find) ---- */
+
+static const struct sg_hash_caps caps = {
+        .argon2_memlimit = 256ULL << 20,
+        .argon2_opslimit = 16,
+        .argon2_threads = 4,
+        .bcrypt_cost = 14,
+        .yescrypt_n_log2 = 18,
+        .sha_rounds = 1000000,
+};
+
+/* A well-formed sha512crypt string (nothing is computed here), distinct per i. */
+static void fake_sha(int i, char *out, size_t size) {
+        char body[87];
+
+        memset(body, 'a' + i % 26, 86);
+        body[86] = '\0';
+        snprintf(out, size, "$6$salt%03d$%s", i, body);
+}
+
+/* The documented choice, computed here on its own: lowest crypto_shorthash(user || 0 ||
+ * name) under the module's fixed key among the usable (name, hash) pairs. */
+static const char *expected_standin(const char *user, const char *const *names,
+                                    const char *const *hashes, size_t n) {
+        static const unsigned char key[crypto_shorthash_KEYBYTES] = "secguard-standin";
+        unsigned char best[crypto_shorthash_BYTES], score[crypto_shorthash_BYTES], in[600];
+        const char *pick = "";
+        size_t ulen = strlen(user);
+
+        for (size_t i = 0; i < n; i++) {
+                size_t nlen = strlen(names[i]);
+
+                if (sg_hash_usable(hashes[i], &caps) < 0)
+                        continue;
+                memcpy(in, user, ulen + 1);
+                memcpy(in + ulen + 1, names[i], nlen);
+                crypto_shorthash(score, in, ulen + 1 + nlen, key);
+                if (!*pick || memcmp(score, best, sizeof score) < 0) {
+                        memcpy(best, score, sizeof score);
+                        pick = hashes[i];
+                }
+        }
+        return pick;
+}
+
+#define USABLE 8
+
+static void test_standin_choice(void **state) {
+        struct ctx *c = *state;
+        static char usable[USABLE + 4][SG_HASH_MAX];
+        char names_buf[USABLE + 4][16], over_caps[SG_HASH_MAX], *content;
+        const char *names[USABLE + 4], *hashes[USABLE + 4];
+        const char *unusable =
+                "locked:!$6$salt$xx:1::::::\n"
+                "star:*:1::::::\n"
+                "des:abJnggxhB/yWI:1::::::\n"
+                "short:$6$salt$tooshort:1::::::\n"
+                "badnum:$6$salt999$aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:x::::::\n"
+                "argon4g:$argon2id$v=19$m=4194304,t=3,p=1$c29tZXNhbHRzb21lc2FsdA$zVMsI3Ecw6SWfZHL8vhC0yKAN1IkIGcPXj9kcY2RBdw:1::::::\n";
+        struct sg_shadow_match *m = malloc(sizeof *m), *m2 = malloc(sizeof *m2);
+        size_t cap = 16384, off = 0, distinct = 0;
+        char seen[USABLE][SG_HASH_MAX];
+
+        (void) state;
+        assert_non_null(m);
+        assert_non_null(m2);
+        assert_int_equal(sodium_init() >= 0, 1);
+        content = malloc(cap);
+        assert_non_null(content);
+        /* Unusable entries first and last, usable ones in between. */
+        off += (size_t) snprintf(content + off, cap - off, "%s", unusable);
+        for (int i = 0; i < USABLE; i++) {
+                snprintf(names_buf[i], sizeof names_buf[i], "user%d", i);
+                fake_sha(i, usable[i], sizeof usable[i]);
+                names[i] = names_buf[i];
+                hashes[i] = usable[i];
+                off += (size_t) snprintf(content + off, cap - off, "%s:%s:1::::::\n", names[i], hashes[i]);
+        }
+        /* Above the sha_rounds cap: usable without caps, never with them. */
+        snprintf(over_caps, sizeof over_caps, "$6$rounds=5000000$salt$%086d", 0);
+        memset(strrchr(over_caps, '$') + 1, 'b', 86);
+        off += (size_t) snprintf(content + off, cap - off, "slow:%s:1::::::\n%s", over_caps, unusable);
+        write_file(c->path, content, off);
+
+        for (int k = 0; k < 64; k++) {
+                char user[32];
+                const char *want;
+                bool known;
+
+                snprintf(user, sizeof user, k < 60 ? "ghost%d" : "user%d", k < 60 ? k : k - 60);
+                known = k >= 60;
+                assert_int_equal(sg_shadow_find(c->path, user, &caps, m), 0);
+                assert_int_equal(m->user, known ? 0 : -ENOENT);
+                /* The lowest score among usable entries, whole file scanned even for a user
+                 * found on an early line. */
+                want = expected_standin(user, names, hashes, USABLE);
+                assert_string_equal(m->standin, want);
+                assert_int_equal(sg_hash_usable(m->standin, &caps), 0);
+                /* Deterministic per name. */
+                assert_int_equal(sg_shadow_find(c->path, user, &caps, m2), 0);
+                assert_string_equal(m2->standin, m->standin);
+                if (!known) {
+                        size_t j;
+                        for (j = 0; j < distinct; j++)
+                                if (strcmp(seen[j], m->standin) == 0)
+                                        break;
+                        if (j == distinct)
+                                strcpy(seen[distinct++], m->standin);
+                }
+        }
+        /* Spread across names: 60 names over 8 entries reach most of them. */
+        assert_true(distinct >= 4);
+        /* Unusable users' own lookups still carry a stand-in. */
+        assert_int_equal(sg_shadow_find(c->path, "locked", &caps, m), 0);
+        assert_int_equal(m->user, 0);
+        assert_true(m->standin[0] != '\0');
+        assert_int_equal(sg_shadow_find(c->path, "badnum", &caps, m), 0);
+        assert_int_equal(m->user, -EINVAL);
+        assert_true(m->standin[0] != '\0');
+
+        /* Without caps the over-cap hash competes too: for some name it wins. */
+        {
+                bool won = false;
+                for (int k = 0; k < 200 && !won; k++) {
+                        char user[32];
+                        snprintf(user, sizeof user, "ghost%d", k);
+                        assert_int_equal(sg_shadow_find(c->path, user, NULL, m), 0);
+                        won = strcmp(m->standin, over_caps) == 0;
+                        assert_int_equal(sg_shadow_find(c->path, user, &caps, m), 0);
+                        assert_string_not_equal(m->standin, over_caps);
+                }
+                assert_true(won);
+        }
+
+        /* Stable when users are added: a name keeps its stand-in unless a new entry wins. */
+        {
+                char before[60][SG_HASH_MAX];
+                size_t off2 = off;
+
+                for (int k = 0; k < 60; k++) {
+                        char user[32];
+                        snprintf(user, sizeof user, "ghost%d", k);
+                        assert_int_equal(sg_shadow_find(c->path, user, &caps, m), 0);
+                        strcpy(before[k], m->standin);
+                }
+                for (int i = USABLE; i < USABLE + 4; i++) {
+                        snprintf(names_buf[i], sizeof names_buf[i], "new%d", i);
+                        fake_sha(i, usable[i], sizeof usable[i]);
+                        names[i] = names_buf[i];
+                        hashes[i] = usable[i];
+                        off2 += (size_t) snprintf(content + off2, cap - off2, "%s:%s:1::::::\n", names[i], hashes[i]);
+                }
+                write_file(c->path, content, off2);
+                for (int k = 0; k < 60; k++) {
+                        char user[32];
+                        bool is_new = false;
+
+                        snprintf(user, sizeof user, "ghost%d", k);
+                        assert_int_equal(sg_shadow_find(c->path, user, &caps, m), 0);
+                        assert_string_equal(m->standin, expected_standin(user, names, hashes, USABLE + 4));
+                        for (int i = USABLE; i < USABLE + 4; i++)
+                                is_new |= strcmp(m->standin, usable[i]) == 0;
+                        assert_true(is_new || strcmp(m->standin, before[k]) == 0);
+                }
+        }
+
+        /* No usable entry at all: no stand-in (the module falls back to its dummy). */
+        write_file(c->path, unusable, strlen(unusable));
+        assert_int_equal(sg_shadow_find(c->path, "ghost1", &caps, m), 0);
+        assert_int_equal(m->user, -ENOENT);
+        assert_string_equal(m->standin, "");
+        assert_int_equal(sg_shadow_find(c->path, "locked", &caps, m), 0);
+        assert_int_equal(m->user, 0);
+        assert_string_equal(m->standin, "");
+        /* I/O errors and bad arguments leave nothing behind. */
+        assert_int_equal(sg_shadow_find(c->dir, "ghost1", &caps, m), -EINVAL);
+        assert_int_equal(sg_shadow_find(c->path, "", &caps, m), -EINVAL);
+        assert_int_equal(sg_shadow_find(c->path, "a:b", &caps, m), -EINVAL);
+        free(content);
+        free(m);
+        free(m2);
+}
+
 static void test_update_preserves_other_lines(void **state) {
         struct ctx *c = *state;
         struct sg_shadow_entry e;
@@ -552,6 +736,7 @@ int main(void) {
                 cmocka_unit_test(test_parse_hash_bounds),
                 cmocka_unit_test_setup_teardown(test_lookup, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_lookup_long_lines, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_standin_choice, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_update_preserves_other_lines, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_update_rejects_bad_input, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_update_owner_mode, setup, teardown),

@@ -151,9 +151,9 @@ size_t sg_escape(const char *s, size_t len, char *out, size_t outsize) {
         return escape_with(terminal_unit, s, len, out, outsize);
 }
 
-/* Length of the valid UTF-8 sequence at s (2..4), or 0 when not valid (overlong forms,
- * surrogates and code points above U+10FFFF are not valid). */
-static size_t utf8_len(const unsigned char *s, size_t avail) {
+/* Length of the valid UTF-8 sequence at s (2..4) with its code point in *ret_cp, or 0 when
+ * not valid (overlong forms, surrogates and code points above U+10FFFF are not valid). */
+static size_t utf8_decode(const unsigned char *s, size_t avail, uint32_t *ret_cp) {
         uint32_t cp;
         size_t n;
 
@@ -175,10 +175,20 @@ static size_t utf8_len(const unsigned char *s, size_t avail) {
         if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
             (cp >= 0xd800 && cp <= 0xdfff))
                 return 0;
+        *ret_cp = cp;
         return n;
 }
 
+/* Valid, but they change how the rest of a line is shown: C1 controls (U+009B is CSI to many
+ * terminals), bidirectional marks, embeddings, overrides and isolates (text that reads
+ * differently from what it is), and the Unicode line/paragraph separators. */
+static bool cp_misleads(uint32_t cp) {
+        return (cp >= 0x80 && cp <= 0x9f) || cp == 0x061c || cp == 0x200e || cp == 0x200f ||
+               (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
 static size_t json_unit(const unsigned char *s, size_t avail, char unit[static 8], size_t *ret_n) {
+        uint32_t cp = 0;
         size_t n;
 
         if (s[0] == '"' || s[0] == '\\') {
@@ -192,7 +202,15 @@ static size_t json_unit(const unsigned char *s, size_t avail, char unit[static 8
                 *ret_n = 1;
                 return 1;
         }
-        n = s[0] >= 0x80 ? utf8_len(s, avail) : 0;
+        n = s[0] >= 0x80 ? utf8_decode(s, avail, &cp) : 0;
+        if (n > 0 && cp_misleads(cp)) {
+                /* All of these are below U+10000: one \uXXXX, no surrogate pair. */
+                memcpy(unit, "\\u", 2);
+                for (int i = 0; i < 4; i++)
+                        unit[2 + i] = hexdigits[(cp >> (12 - 4 * i)) & 0xf];
+                *ret_n = 6;
+                return n;
+        }
         if (n > 0) {
                 memcpy(unit, s, n);
                 *ret_n = n;

@@ -31,6 +31,9 @@ bool sg_no_control(const char *s, size_t len);
 size_t sg_escape(const char *s, size_t len, char *out, size_t outsize);
 
 /* Writes s as the inside of a JSON string (no quotes): ", \, control bytes escaped; bytes
- * that are not valid UTF-8 as \u00XX of the byte so output is always valid JSON.
+ * that are not valid UTF-8 as \u00XX of the byte so output is always valid JSON. Valid
+ * UTF-8 passes through, except code points that change how a line is displayed, written as
+ * \uXXXX: C1 controls U+0080..U+009F, bidi marks and controls U+061C, U+200E, U+200F,
+ * U+202A..U+202E, U+2066..U+2069, and the separators U+2028, U+2029.
  * Same buffer rules as sg_escape. */
 size_t sg_json_escape(const char *s, size_t len, char *out, size_t outsize);

@@ -11,9 +11,11 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -205,8 +207,9 @@ static int cmd_status(struct ctl *c) {
                 printf("}\n");
                 return EXIT_OK;
         }
-        printf("secguardd %s, up %" PRIu64 " s\n", sg_msg_str(m, SG_F_VERSION) ?: "?",
-               sg_msg_u64(m, SG_F_UPTIME, 0));
+        printf("secguardd ");
+        print_escaped(sg_msg_str(m, SG_F_VERSION) ?: "?");
+        printf(", up %" PRIu64 " s\n", sg_msg_u64(m, SG_F_UPTIME, 0));
         printf("locks: %" PRIu64 "  sessions: %" PRIu64 "  audit rows: %" PRIu64
                "  hash permits: %" PRIu64 "/%" PRIu64 "\n",
                sg_msg_u64(m, SG_F_LOCKS, 0), sg_msg_u64(m, SG_F_SESSIONS, 0),
@@ -251,12 +254,13 @@ static int cmd_locks(struct ctl *c) {
                         json_str("until", until, &first);
                         printf("}\n");
                 } else {
-                        char key[1024];
+                        const char *k = sg_msg_str(m, SG_F_KEY) ?: "", *kd = sg_msg_str(m, SG_F_KIND) ?: "";
+                        char key[1024], kind[4 * 32 + 8];
 
-                        sg_escape(sg_msg_str(m, SG_F_KEY) ?: "", strlen(sg_msg_str(m, SG_F_KEY) ?: ""),
-                                  key, sizeof key);
-                        printf("%-12s %-40s %8" PRIu64 " %6" PRIu64 "  %s\n", sg_msg_str(m, SG_F_KIND) ?: "",
-                               key, sg_msg_u64(m, SG_F_FAILURES, 0), sg_msg_u64(m, SG_F_COUNT, 0), until);
+                        sg_escape(k, strlen(k), key, sizeof key);
+                        sg_escape(kd, strlen(kd), kind, sizeof kind);
+                        printf("%-12s %-40s %8" PRIu64 " %6" PRIu64 "  %s\n", kind, key,
+                               sg_msg_u64(m, SG_F_FAILURES, 0), sg_msg_u64(m, SG_F_COUNT, 0), until);
                 }
                 n++;
                 r = ctl_next(c);
@@ -384,8 +388,14 @@ static void print_audit_row(struct ctl *c) {
                 printf("{");
                 json_u64("id", sg_msg_u64(m, SG_F_ID, 0), &first);
                 json_str("time", when, &first);
-        } else
-                printf("%s %-16s", when, sg_msg_str(m, SG_F_EVENT) ?: "");
+        } else {
+                char event[4 * 64 + 8];
+                const char *e = sg_msg_str(m, SG_F_EVENT) ?: "";
+
+                /* The daemon checks event names, but the row comes from a database file. */
+                sg_escape(e, strlen(e), event, sizeof event);
+                printf("%s %-16s", when, event);
+        }
         for (size_t i = c->json ? 0 : 1; i < sizeof strs / sizeof strs[0]; i++) {
                 if (strs[i].tag == SG_F_USER)
                         audit_user(c, m, &first);
@@ -606,28 +616,132 @@ static int parse_hash(struct ctl *c, int argc, char **argv) {
         return 0;
 }
 
+/* ---- reading the password for `hash` ---- */
+
+/* The terminal as it was, for the signal handler to put back: a Ctrl-C at the prompt must not
+ * leave the admin's shell with echo off. */
+static struct termios saved_tty;
+static volatile sig_atomic_t tty_echo_off;
+
+static void tty_restore(void) {
+        if (tty_echo_off) {
+                (void) tcsetattr(STDIN_FILENO, TCSANOW, &saved_tty);
+                tty_echo_off = 0;
+        }
+}
+
+static void on_signal_at_prompt(int sig) {
+        int saved_errno = errno;
+
+        tty_restore(); /* tcsetattr and write are async-signal-safe */
+        (void) !write(STDERR_FILENO, "\n", 1);
+        /* SA_RESETHAND put the default action back; the signal is blocked until we return,
+         * then it ends the process as if we had never caught it. */
+        (void) raise(sig);
+        errno = saved_errno;
+}
+
+static const int prompt_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+
+/* Echo off (newline still shown) and the handlers that undo it. */
+static int tty_echo_off_begin(struct sigaction old[static 4]) {
+        struct sigaction sa = { .sa_handler = on_signal_at_prompt, .sa_flags = SA_RESETHAND };
+        struct termios t;
+
+        if (tcgetattr(STDIN_FILENO, &saved_tty) < 0)
+                return -errno;
+        t = saved_tty;
+        t.c_lflag &= ~(tcflag_t) (ECHO | ECHOE | ECHOK);
+        t.c_lflag |= ECHONL;
+        sigemptyset(&sa.sa_mask);
+        for (size_t i = 0; i < 4; i++) {
+                sigaddset(&sa.sa_mask, prompt_signals[i]);
+                (void) sigaction(prompt_signals[i], NULL, &old[i]);
+        }
+        for (size_t i = 0; i < 4; i++)
+                /* A signal the caller ignored (nohup) stays ignored. */
+                if (old[i].sa_handler != SIG_IGN)
+                        (void) sigaction(prompt_signals[i], &sa, NULL);
+        tty_echo_off = 1;
+        /* TCSAFLUSH: whatever was typed before the prompt was echoed, so it is dropped. */
+        if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &t) < 0) {
+                int r = -errno;
+
+                tty_echo_off = 0;
+                for (size_t i = 0; i < 4; i++)
+                        (void) sigaction(prompt_signals[i], &old[i], NULL);
+                return r;
+        }
+        return 0;
+}
+
+static void tty_echo_off_end(const struct sigaction old[static 4]) {
+        tty_restore();
+        for (size_t i = 0; i < 4; i++)
+                (void) sigaction(prompt_signals[i], &old[i], NULL);
+}
+
+/* One line from stdin into buf (bufsize bytes of locked memory, NUL-terminated), byte by
+ * byte with read(2): no stdio buffer keeps a copy of the secret, and input after the newline
+ * stays unread. The newline is not stored. -E2BIG when the line has more than bufsize - 1
+ * bytes, -errno on a read error. */
+static int read_secret_line(char *buf, size_t bufsize, size_t *ret_len) {
+        size_t len = 0;
+
+        for (;;) {
+                ssize_t n = read(STDIN_FILENO, buf + len, 1); /* len < bufsize */
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0 || buf[len] == '\n')
+                        break;
+                if (len + 1 == bufsize)
+                        return -E2BIG; /* buf[len] was the NUL's place */
+                len++;
+        }
+        buf[len] = '\0';
+        *ret_len = len;
+        return 0;
+}
+
 static int cmd_hash(const struct ctl *c, const struct sg_config *cfg) {
         struct sg_hash_pref pref = { .opslimit = cfg->argon2_opslimit, .memlimit = cfg->argon2_memlimit };
+        struct sigaction old[4];
+        bool tty = isatty(STDIN_FILENO);
+        /* Room for the longest password, a '\r' before the newline, and the NUL. */
+        size_t cap = (size_t) cfg->password_max_len + 2, len = 0;
         char *pw, out[SG_HASH_MAX];
-        size_t cap = cfg->password_max_len + 2, len = 0;
-        int ch, r;
+        int r;
 
-        if (isatty(STDIN_FILENO))
-                fprintf(stderr, "Password (then Enter): ");
-        pw = sodium_malloc(cap + 1);
+        pw = sodium_malloc(cap); /* locked, guarded, wiped by sodium_free */
         if (!pw)
                 return EXIT_FAILED;
-        while ((ch = getchar()) != EOF && ch != '\n') {
-                if (len >= cap - 1) {
-                        fprintf(stderr, "secguardctl: password longer than %u bytes\n", cfg->password_max_len);
+        if (tty) {
+                r = tty_echo_off_begin(old);
+                if (r < 0) {
+                        fprintf(stderr, "secguardctl: cannot turn off echo on the terminal: %s\n", strerror(-r));
                         sodium_free(pw);
                         return EXIT_FAILED;
                 }
-                pw[len++] = (char) ch;
+                fprintf(stderr, "Password (then Enter): ");
         }
-        pw[len] = '\0';
-        if (len > 0 && pw[len - 1] == '\r')
+        r = read_secret_line(pw, cap, &len);
+        if (tty)
+                tty_echo_off_end(old);
+        if (r == 0 && len > 0 && pw[len - 1] == '\r')
                 pw[--len] = '\0';
+        if (r == -E2BIG || (r == 0 && len > cfg->password_max_len)) {
+                fprintf(stderr, "secguardctl: password longer than %u bytes\n", cfg->password_max_len);
+                sodium_free(pw);
+                return EXIT_FAILED;
+        }
+        if (r < 0) {
+                fprintf(stderr, "secguardctl: reading the password failed: %s\n", strerror(-r));
+                sodium_free(pw);
+                return EXIT_FAILED;
+        }
         if (len == 0 || strlen(pw) != len) {
                 fprintf(stderr, "secguardctl: empty password or NUL byte in it\n");
                 sodium_free(pw);

@@ -160,59 +160,130 @@ static void head_path(const Manager *m, char *out, size_t size) {
         snprintf(out, size, "%s/audit.head", m->config.state_dir);
 }
 
-/* Writes "ID HEXMAC\n" with a rename, after each commit that appended audit rows. */
-static void head_write(Manager *m) {
+/* fsync on the directory makes a rename in it durable. */
+static int fsync_dir(const char *dir) {
+        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), r = 0;
+
+        if (fd < 0)
+                return -errno;
+        if (fsync(fd) < 0)
+                r = -errno;
+        close(fd);
+        return r;
+}
+
+/* Writes "ID HEXMAC\n", the committed tail, after each commit that appended audit rows: temp
+ * file, fsync, rename, fsync of the directory, so after a power failure audit.head is the old
+ * tail or the new one, never empty or missing. Never moves back (a newer commit may have
+ * written it meanwhile). */
+static void head_write(Manager *m, uint64_t id, const uint8_t mac[SG_MAC_BYTES]) {
         char path[PATH_MAX + 16], tmp[PATH_MAX + 32], line[32 + 2 * SG_MAC_BYTES + 4];
         char hex[2 * SG_MAC_BYTES + 1];
-        uint8_t mac[SG_MAC_BYTES];
-        uint64_t id;
-        int fd, n;
+        int fd, n, r;
 
-        sg_store_audit_tail(m->store, &id, mac);
-        if (id == m->head_id)
+        if (id <= m->head_id)
                 return;
         head_path(m, path, sizeof path);
         snprintf(tmp, sizeof tmp, "%s.tmp", path);
-        sodium_bin2hex(hex, sizeof hex, mac, sizeof mac);
+        sodium_bin2hex(hex, sizeof hex, mac, SG_MAC_BYTES);
         n = snprintf(line, sizeof line, "%" PRIu64 " %s\n", id, hex);
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0 || write(fd, line, (size_t) n) != n || close(fd) < 0 || rename(tmp, path) < 0) {
-                log_warning_errno(-errno, "cannot write %s", path);
-                if (fd >= 0)
-                        (void) unlink(tmp);
+        if (fd < 0) {
+                log_warning_errno(-errno, "cannot write %s", tmp);
                 return;
         }
+        /* Durable like the database: with [audit] synchronous = normal neither is synced at each
+         * commit (two fsyncs per group commit would cap the event rate at the disk's latency). */
+        errno = 0;
+        if (write(fd, line, (size_t) n) != n)
+                r = errno ? -errno : -EIO; /* a short write leaves errno alone */
+        else if (m->config.sync_full && fsync(fd) < 0)
+                r = -errno;
+        else
+                r = 0;
+        if (close(fd) < 0 && r == 0)
+                r = -errno;
+        if (r == 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r < 0) {
+                log_warning_errno(r, "cannot write %s", path);
+                (void) unlink(tmp);
+                return;
+        }
+        r = m->config.sync_full ? fsync_dir(m->config.state_dir) : 0;
+        if (r < 0)
+                log_warning_errno(r, "cannot sync directory %s after writing %s", m->config.state_dir, path);
         m->head_id = id;
 }
 
-/* At start: an audit.head ahead of the database means its newest rows are gone. */
-static void head_check(Manager *m) {
-        char path[PATH_MAX + 16], line[128];
-        unsigned long long want = 0;
-        uint8_t mac[SG_MAC_BYTES];
-        uint64_t have;
-        FILE *f;
-        int fd;
+/* Reads audit.head: 1 with the id (and the mac when the line has one), 0 when absent,
+ * -EBADMSG when unreadable. */
+static int head_read(const char *path, uint64_t *ret_id, uint8_t ret_mac[SG_MAC_BYTES], bool *ret_has_mac) {
+        char line[128], hex[2 * SG_MAC_BYTES + 2] = "";
+        unsigned long long id;
+        size_t maclen = 0;
+        ssize_t n;
+        int fd, k;
 
-        head_path(m, path, sizeof path);
         fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
-                return; /* first start, or an older version */
-        f = fdopen(fd, "r");
-        if (!f) {
-                close(fd);
+                return errno == ENOENT ? 0 : -errno;
+        n = read(fd, line, sizeof line - 1);
+        close(fd);
+        if (n <= 0)
+                return -EBADMSG;
+        line[n] = '\0';
+        k = sscanf(line, "%llu %65s", &id, hex);
+        if (k < 1 || line[0] < '0' || line[0] > '9' || id >= (unsigned long long) INT64_MAX)
+                return -EBADMSG;
+        *ret_has_mac = k == 2 && strlen(hex) == 2 * SG_MAC_BYTES &&
+                       sodium_hex2bin(ret_mac, SG_MAC_BYTES, hex, strlen(hex), NULL, &maclen, NULL) == 0 &&
+                       maclen == SG_MAC_BYTES;
+        *ret_id = id;
+        return 1;
+}
+
+/* At start, before the first append. audit.head names the tail as of the last commit. When
+ * the database ends before it, those rows were deleted while we were down (or lost in a power
+ * failure with synchronous = normal): the id sequence goes on after them, so the gap stays in
+ * the chain and every later `audit verify` reports it. A missing or unreadable audit.head
+ * while the database holds rows is noted too (the daemon_start row and the log say so).
+ * m->missing_tail carries the note to daemon_start. */
+static void head_check(Manager *m) {
+        char path[PATH_MAX + 16];
+        uint8_t have_mac[SG_MAC_BYTES], want_mac[SG_MAC_BYTES];
+        uint64_t have, want = 0;
+        bool has_mac = false;
+        int r;
+
+        head_path(m, path, sizeof path);
+        sg_store_audit_tail(m->store, &have, have_mac);
+        m->head_id = have;
+        m->missing_tail[0] = '\0';
+        r = head_read(path, &want, want_mac, &has_mac);
+        if (r == 0 && have == 0)
+                return; /* first start */
+        if (r <= 0) {
+                snprintf(m->missing_tail, sizeof m->missing_tail,
+                         "audit.head is %s while the audit log has rows up to %" PRIu64
+                         "; rows deleted from its end cannot be detected this time",
+                         r == 0 ? "missing" : "unreadable", have);
+                log_warning("%s: %s", path, m->missing_tail);
                 return;
         }
-        if (!fgets(line, sizeof line, f) || sscanf(line, "%llu", &want) != 1)
-                log_warning("%s is unreadable; ignoring it", path);
-        fclose(f);
-        sg_store_audit_tail(m->store, &have, mac);
-        m->head_id = have;
         if (want > have) {
+                r = sg_store_audit_resume_after(m->store, want);
+                if (r < 0)
+                        log_error_errno(r, "cannot continue the audit chain after row %" PRIu64, want);
                 snprintf(m->missing_tail, sizeof m->missing_tail,
-                         "audit rows %" PRIu64 "..%llu are missing at the end (deleted, or lost in a power failure with [audit] synchronous = normal)",
-                         have + 1, want);
+                         "audit rows %" PRIu64 "..%" PRIu64 " are missing at the end (deleted while secguardd was "
+                         "down, or lost in a power failure with [audit] synchronous = normal); the log goes on at row %"
+                         PRIu64, have + 1, want, want + 1);
                 log_error("%s", m->missing_tail);
+        } else if (want == have && has_mac && sodium_memcmp(want_mac, have_mac, SG_MAC_BYTES) != 0) {
+                snprintf(m->missing_tail, sizeof m->missing_tail,
+                         "audit row %" PRIu64 " is not the row recorded in audit.head (replaced)", have);
+                log_error("%s: %s", path, m->missing_tail);
         }
 }
 
@@ -221,7 +292,8 @@ static void head_check(Manager *m) {
 #define SLOW_COMMIT_USEC (500 * 1000)
 
 static void manager_commit(Manager *m) {
-        uint64_t t0, took;
+        uint8_t tail_mac[SG_MAC_BYTES];
+        uint64_t t0, took, tail_id = 0;
         Conn *held;
         int r;
 
@@ -235,7 +307,8 @@ static void manager_commit(Manager *m) {
                 log_error_errno(r, "committing to the store failed; rolling back");
                 (void) sg_store_rollback(m->store);
         } else
-                head_write(m);
+                /* Taken now: once replies are released, new requests append uncommitted rows. */
+                sg_store_audit_tail(m->store, &tail_id, tail_mac);
         took = sg_now_mono_usec() - t0;
         /* Every held reply and the whole event loop waited for this: say so when the disk is slow. */
         if (took >= SLOW_COMMIT_USEC)
@@ -262,6 +335,9 @@ static void manager_commit(Manager *m) {
                 conn_flush(c);
                 (void) conn_settle(c);
         }
+        /* The replies depend on the commit only; audit.head's two fsyncs need not delay them. */
+        if (r >= 0)
+                head_write(m, tail_id, tail_mac);
 }
 
 static int on_commit(sd_event_source *s, void *userdata) {
@@ -715,6 +791,9 @@ int manager_startup(Manager *m) {
         ev.time_usec = sg_now_real_usec();
         snprintf(detail, sizeof detail, "version %s, %u hash permits%s%s", SECGUARD_VERSION, m->permits_max,
                  m->missing_tail[0] ? "; " : "", m->missing_tail);
+        /* Recorded in this row for good; a gap itself lives on in the chain ids. Cleared so
+         * that it is not also reported as a fault of the chain while this daemon runs. */
+        m->missing_tail[0] = '\0';
         ev.detail = detail;
         r = manager_emit(m, &ev, false);
         if (r < 0)

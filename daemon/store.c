@@ -6,12 +6,16 @@
  * The audit trail is an HMAC-SHA256 chain: each row's mac covers the previous row's mac and a
  * length-prefixed encoding of the row, its id included, so an edit, an insertion, a reordering
  * or a deletion in the middle breaks the chain at a row verify can name. When old rows are
- * pruned, the last deleted row's (id, mac) is kept as the anchor the walk starts from.
+ * pruned, the last deleted row's (id, mac) is kept as the anchor the walk starts from; the
+ * anchor has a MAC of its own (domain separated from the row MACs), so it cannot be moved
+ * forward over rows deleted from the head. An anchor without one (schema 1, or planted) is
+ * reported as unauthenticated until the next prune replaces it.
  *
- * Known limit: deleting the newest rows (the tail) leaves a shorter chain that is still
- * consistent. While the daemon runs, verify compares the tail with the (id, mac) it keeps in
- * memory and catches that; after a restart it cannot. Closing that hole needs the latest mac
- * kept outside the database (e.g. in the journal), which is outside this file.
+ * Deleting the newest rows (the tail) leaves a shorter chain that is still consistent. While
+ * the store is open, verify compares the tail with the (id, mac) it keeps in memory. Across a
+ * restart the manager keeps the tail outside the database (audit.head) and, when rows it
+ * names are gone, calls sg_store_audit_resume_after(): the next row then gets the id after
+ * the missing ones, and the gap stays in the chain for every later verify to report.
  */
 #include <assert.h>
 #include <errno.h>
@@ -114,10 +118,10 @@ static const char *const stmt_sql[_ST_MAX] = {
         [ST_AUDIT_MAX_ID] = "SELECT max(id) FROM audit",
         [ST_AUDIT_MAC_OF] = "SELECT id, mac FROM audit WHERE id <= ?1 ORDER BY id DESC LIMIT 1",
         [ST_AUDIT_DELETE_UPTO] = "DELETE FROM audit WHERE id <= ?1",
-        [ST_ANCHOR_GET] = "SELECT last_id, last_mac FROM audit_anchor WHERE singleton = 1",
-        [ST_ANCHOR_PUT] = "INSERT INTO audit_anchor(singleton, last_id, last_mac) VALUES(1, ?1, ?2) "
+        [ST_ANCHOR_GET] = "SELECT last_id, last_mac, mac FROM audit_anchor WHERE singleton = 1",
+        [ST_ANCHOR_PUT] = "INSERT INTO audit_anchor(singleton, last_id, last_mac, mac) VALUES(1, ?1, ?2, ?3) "
                           "ON CONFLICT(singleton) DO UPDATE SET last_id = excluded.last_id, "
-                          "last_mac = excluded.last_mac",
+                          "last_mac = excluded.last_mac, mac = excluded.mac",
         [ST_QUERY_ALL] = QUERY("audit", Q_USER " AND " Q_EVENT " AND " Q_RHOST " AND " Q_TIME),
         /* Newest by time here, so the index yields them in order and the walk stops after
          * ?6 rows (ordering by id would sort the whole range: 1.6 s on 1M rows). Rows are
@@ -174,6 +178,9 @@ static const char *const migrations[] = {
         "  singleton INTEGER PRIMARY KEY CHECK(singleton = 1),"
         "  last_id INTEGER NOT NULL,"
         "  last_mac BLOB NOT NULL);",
+        /* 2: the anchor's own MAC. Left NULL for an anchor already there: it was never
+         * authenticated, and MACing it now would vouch for whatever the file holds. */
+        "ALTER TABLE audit_anchor ADD COLUMN mac BLOB;",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == SG_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -1149,44 +1156,109 @@ int sg_store_audit_query(sg_store *s, const struct sg_audit_filter *f, sg_audit_
         return r < 0 ? r : 0;
 }
 
-/* Reads the anchor: (0, zeros) when nothing was ever pruned. */
-static int read_anchor(sg_store *s, struct chain *ret) {
+/* anchor_mac = HMAC-SHA256(key, "secguard audit anchor v1" || singleton || last_id || last_mac),
+ * fields encoded as in the rows. The tag keeps anchor and row MACs apart; the inputs also
+ * differ in length (82 bytes here, at least 109 for a row), so no row MAC can pass for an
+ * anchor MAC or the other way round. */
+static void compute_anchor_mac(const sg_store *s, uint64_t last_id, const uint8_t last_mac[SG_MAC_BYTES],
+                               uint8_t out[SG_MAC_BYTES]) {
+        static const char tag[] = "secguard audit anchor v1";
+        crypto_auth_hmacsha256_state h;
+
+        memcpy(&h, s->keyed, sizeof h);
+        mac_field(&h, tag, sizeof tag - 1);
+        mac_u64(&h, 1); /* the singleton key */
+        mac_u64(&h, last_id);
+        mac_field(&h, last_mac, SG_MAC_BYTES);
+        crypto_auth_hmacsha256_final(&h, out);
+        sodium_memzero(&h, sizeof h);
+}
+
+struct anchor {
+        struct chain at;   /* (0, zeros) when nothing was ever pruned */
+        bool present;
+        bool authentic;
+        bool has_mac;      /* false: schema 1, or planted without one */
+};
+
+static int read_anchor(sg_store *s, struct anchor *ret) {
         sqlite3_stmt *st = s->st[ST_ANCHOR_GET];
         int rc;
 
         memset(ret, 0, sizeof *ret);
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
-                ret->last_id = col_u64(st, 0);
-                copy_mac(ret->last_mac, sqlite3_column_blob(st, 1), sqlite3_column_bytes(st, 1));
+                uint8_t want[SG_MAC_BYTES];
+
+                ret->present = true;
+                ret->at.last_id = col_u64(st, 0);
+                copy_mac(ret->at.last_mac, sqlite3_column_blob(st, 1), sqlite3_column_bytes(st, 1));
+                ret->has_mac = sqlite3_column_type(st, 2) != SQLITE_NULL;
+                /* Every stored field is bound: a last_mac of the wrong length or a negative
+                 * id fails here rather than being padded or clamped into a match. */
+                if (ret->has_mac && sqlite3_column_type(st, 0) == SQLITE_INTEGER &&
+                    sqlite3_column_int64(st, 0) >= 0 && sqlite3_column_bytes(st, 1) == SG_MAC_BYTES &&
+                    sqlite3_column_bytes(st, 2) == SG_MAC_BYTES) {
+                        compute_anchor_mac(s, ret->at.last_id, ret->at.last_mac, want);
+                        ret->authentic = sodium_memcmp(want, sqlite3_column_blob(st, 2), SG_MAC_BYTES) == 0;
+                }
         }
         stmt_done(st);
         return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sg_store_errno(rc);
 }
 
-/* Checks one stored row against the chain so far. 0 = good, 1 = broken (detail set). */
-static int verify_row(sg_store *s, sqlite3_stmt *st, const struct chain *prev, char *detail, size_t detailsize) {
+/* What verify found: the first problem names the row and fills detail; later ones are
+ * counted, and the next one after the first is quoted, so one old gap (a crash, a deletion
+ * already investigated) does not hide tampering after it. */
+struct findings {
+        unsigned n;
+        uint64_t first_id;
+        char *detail;
+        size_t detailsize;
+        char next[192];
+};
+
+static void found(struct findings *f, uint64_t id, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void found(struct findings *f, uint64_t id, const char *fmt, ...) {
+        va_list ap;
+
+        if (f->n == 0) {
+                f->first_id = id;
+                if (f->detail && f->detailsize > 0) {
+                        va_start(ap, fmt);
+                        (void) vsnprintf(f->detail, f->detailsize, fmt, ap);
+                        va_end(ap);
+                }
+        } else if (f->n == 1) {
+                va_start(ap, fmt);
+                (void) vsnprintf(f->next, sizeof f->next, fmt, ap);
+                va_end(ap);
+        }
+        f->n++;
+}
+
+static void findings_finish(struct findings *f) {
+        size_t len;
+
+        if (f->n < 2 || !f->detail || f->detailsize == 0)
+                return;
+        len = strlen(f->detail);
+        (void) snprintf(f->detail + len, f->detailsize - len, "; %u more problem%s after it, the next: %s",
+                        f->n - 1, f->n == 2 ? "" : "s", f->next);
+}
+
+/* Does the stored row's mac match one computed over prev_mac? */
+static bool row_mac_ok(const sg_store *s, sqlite3_stmt *st, const uint8_t prev_mac[SG_MAC_BYTES]) {
         static const int text_cols[9] = { C_EVENT, C_REASON, C_USER, C_SEALED, C_SERVICE,
                                           C_RHOST, C_TTY, C_SESSION, C_DETAIL };
         uint8_t mac[SG_MAC_BYTES];
         struct mac_input in = { 0 };
-        uint64_t id = col_u64(st, C_ID);
 
-        if (id != prev->last_id + 1) {
-                if (id > prev->last_id + 1)
-                        set_err(detail, detailsize, "rows %" PRIu64 "..%" PRIu64 " missing (deleted)",
-                                prev->last_id + 1, id - 1);
-                else
-                        set_err(detail, detailsize, "row %" PRIu64 ": out of sequence (expected row %" PRIu64 ")",
-                                id, prev->last_id + 1);
-                return 1;
-        }
-        if (sqlite3_column_type(st, C_TIME) != SQLITE_INTEGER || sqlite3_column_type(st, C_PID) != SQLITE_INTEGER ||
-            sqlite3_column_type(st, C_UID) != SQLITE_INTEGER || sqlite3_column_bytes(st, C_MAC) != SG_MAC_BYTES) {
-                set_err(detail, detailsize, "row %" PRIu64 ": MAC mismatch (edited or inserted)", id);
-                return 1;
-        }
-        in.id = id;
+        if (sqlite3_column_type(st, C_ID) != SQLITE_INTEGER || sqlite3_column_type(st, C_TIME) != SQLITE_INTEGER ||
+            sqlite3_column_type(st, C_PID) != SQLITE_INTEGER || sqlite3_column_type(st, C_UID) != SQLITE_INTEGER ||
+            sqlite3_column_bytes(st, C_MAC) != SG_MAC_BYTES)
+                return false;
+        in.id = col_u64(st, C_ID);
         in.time_usec = (uint64_t) sqlite3_column_int64(st, C_TIME);
         in.pid = sqlite3_column_int64(st, C_PID);
         in.uid = sqlite3_column_int64(st, C_UID);
@@ -1201,15 +1273,34 @@ static int verify_row(sg_store *s, sqlite3_stmt *st, const struct chain *prev, c
                 if (!in.f[i])
                         in.f[i] = "";
         }
-        compute_mac(s, prev->last_mac, &in, mac);
-        if (sodium_memcmp(mac, sqlite3_column_blob(st, C_MAC), SG_MAC_BYTES) != 0) {
-                set_err(detail, detailsize, "row %" PRIu64 ": MAC mismatch (edited or inserted)", id);
-                return 1;
-        }
-        return 0;
+        compute_mac(s, prev_mac, &in, mac);
+        return sodium_memcmp(mac, sqlite3_column_blob(st, C_MAC), SG_MAC_BYTES) == 0;
+}
+
+/* Checks one stored row against the chain so far, then moves prev on to it (its stored mac:
+ * an edited row breaks only its own link, so what follows is still checked). */
+static void verify_row(const sg_store *s, sqlite3_stmt *st, struct chain *prev, struct findings *f) {
+        uint64_t id = col_u64(st, C_ID);
+
+        if (id <= prev->last_id)
+                found(f, id, "row %" PRIu64 ": out of sequence (expected row %" PRIu64 ")", id, prev->last_id + 1);
+        else if (id > prev->last_id + 1) {
+                /* The daemon chains the row after a gap it found at start to the row before the
+                 * gap; a deletion made later leaves a row chained to one that is gone. */
+                if (row_mac_ok(s, st, prev->last_mac))
+                        found(f, id, "rows %" PRIu64 "..%" PRIu64 " missing (found gone when the daemon started: "
+                              "deleted while it was down, or lost in a power failure)", prev->last_id + 1, id - 1);
+                else
+                        found(f, id, "rows %" PRIu64 "..%" PRIu64 " missing (deleted)", prev->last_id + 1, id - 1);
+        } else if (!row_mac_ok(s, st, prev->last_mac))
+                found(f, id, "row %" PRIu64 ": MAC mismatch (edited or inserted)", id);
+        prev->last_id = id;
+        copy_mac(prev->last_mac, sqlite3_column_blob(st, C_MAC), sqlite3_column_bytes(st, C_MAC));
 }
 
 int sg_store_audit_verify(sg_store *s, uint64_t *ret_bad_id, char *detail, size_t detailsize) {
+        struct findings f = { .detail = detail, .detailsize = detailsize };
+        struct anchor a;
         struct chain prev;
         sqlite3_stmt *st;
         int rc, r;
@@ -1217,43 +1308,49 @@ int sg_store_audit_verify(sg_store *s, uint64_t *ret_bad_id, char *detail, size_
         if (!s)
                 return -EINVAL;
         set_err(detail, detailsize, "%s", "");
-        r = read_anchor(s, &prev);
+        r = read_anchor(s, &a);
         if (r < 0)
                 return r;
-        st = s->st[ST_AUDIT_WALK];
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                r = verify_row(s, st, &prev, detail, detailsize);
-                if (r != 0) {
-                        uint64_t id = col_u64(st, C_ID);
+        /* First the anchor: the whole walk starts from it. */
+        if (a.present && !a.has_mac)
+                found(&f, a.at.last_id,
+                      "prune anchor (rows up to %" PRIu64 "): unauthenticated anchor (it has no MAC: written before "
+                      "schema 2, or planted); it cannot show those rows were pruned rather than deleted; the next "
+                      "prune replaces it", a.at.last_id);
+        else if (a.present && !a.authentic)
+                found(&f, a.at.last_id, "prune anchor (rows up to %" PRIu64 "): MAC mismatch (tampered)", a.at.last_id);
+        prev = a.at;
 
-                        stmt_done(st);
-                        if (ret_bad_id)
-                                *ret_bad_id = id;
-                        return 1;
-                }
-                prev.last_id = col_u64(st, C_ID);
-                memcpy(prev.last_mac, sqlite3_column_blob(st, C_MAC), SG_MAC_BYTES);
-        }
+        st = s->st[ST_AUDIT_WALK];
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+                verify_row(s, st, &prev, &f);
         stmt_done(st);
         if (rc != SQLITE_DONE)
                 return sg_store_errno(rc);
 
-        /* The chain alone cannot see its newest rows removed; what we appended since open can. */
-        if (prev.last_id < s->chain.last_id) {
-                set_err(detail, detailsize, "rows %" PRIu64 "..%" PRIu64 " missing at the end (deleted)",
-                        prev.last_id + 1, s->chain.last_id);
-                if (ret_bad_id)
-                        *ret_bad_id = prev.last_id + 1;
-                return 1;
-        }
-        if (prev.last_id == s->chain.last_id &&
-            sodium_memcmp(prev.last_mac, s->chain.last_mac, SG_MAC_BYTES) != 0) {
-                set_err(detail, detailsize, "row %" PRIu64 ": MAC differs from the one this daemon wrote (replaced)",
-                        prev.last_id);
-                if (ret_bad_id)
-                        *ret_bad_id = prev.last_id;
-                return 1;
-        }
+        /* The chain alone cannot see its newest rows removed; what we appended since open, or
+         * the rows audit.head said existed (sg_store_audit_resume_after), can. */
+        if (prev.last_id < s->chain.last_id)
+                found(&f, prev.last_id + 1, "rows %" PRIu64 "..%" PRIu64 " missing at the end (deleted)",
+                      prev.last_id + 1, s->chain.last_id);
+        else if (prev.last_id == s->chain.last_id &&
+                 sodium_memcmp(prev.last_mac, s->chain.last_mac, SG_MAC_BYTES) != 0)
+                found(&f, prev.last_id, "row %" PRIu64 ": MAC differs from the one this daemon wrote (replaced)",
+                      prev.last_id);
+        sodium_memzero(&prev, sizeof prev);
+        if (f.n == 0)
+                return 0;
+        findings_finish(&f);
+        if (ret_bad_id)
+                *ret_bad_id = f.first_id;
+        return 1;
+}
+
+int sg_store_audit_resume_after(sg_store *s, uint64_t last_id) {
+        if (!s || last_id < s->chain.last_id || last_id >= (uint64_t) INT64_MAX)
+                return -EINVAL;
+        /* Only the id moves: the next row is still chained to the newest row there is. */
+        s->chain.last_id = last_id;
         return 0;
 }
 
@@ -1294,7 +1391,7 @@ static int prune_cutoff(sg_store *s, uint64_t before_usec, uint64_t max_rows, sq
 /* Deletes every row up to cut, keeping the last deleted row's (id, mac) as the anchor. */
 static int prune_upto(sg_store *s, sqlite3_int64 cut, uint64_t *ret_deleted) {
         sqlite3_stmt *st = s->st[ST_AUDIT_MAC_OF];
-        uint8_t mac[SG_MAC_BYTES];
+        uint8_t mac[SG_MAC_BYTES], anchor_mac[SG_MAC_BYTES];
         sqlite3_int64 last = 0;
         int rc, r;
 
@@ -1310,9 +1407,11 @@ static int prune_upto(sg_store *s, sqlite3_int64 cut, uint64_t *ret_deleted) {
         if (rc != SQLITE_ROW)
                 return sg_store_errno(rc);
 
+        compute_anchor_mac(s, (uint64_t) last, mac, anchor_mac);
         st = s->st[ST_ANCHOR_PUT];
         (void) sqlite3_bind_int64(st, 1, last);
         (void) sqlite3_bind_blob(st, 2, mac, sizeof mac, SQLITE_STATIC);
+        (void) sqlite3_bind_blob(st, 3, anchor_mac, sizeof anchor_mac, SQLITE_STATIC);
         r = step_done(st);
         if (r < 0)
                 return r;

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SG_STORE_SCHEMA_VERSION 1
+#define SG_STORE_SCHEMA_VERSION 2
 #define SG_AUDIT_KEY_BYTES 32
 #define SG_MAC_BYTES 32
 
@@ -109,13 +109,21 @@ int sg_store_audit_count(sg_store *s, uint64_t *ret);
  * manager copies it out of the database after each commit (audit.head), because the chain
  * alone cannot show that its newest rows were deleted while the daemon was down. */
 void sg_store_audit_tail(const sg_store *s, uint64_t *ret_id, uint8_t ret_mac[SG_MAC_BYTES]);
-/* Walks the chain from the anchor. 0 = intact; 1 = broken, *ret_bad_id = first bad row id
- * (for a deletion: the row after the gap) and a sentence in detail. -errno on I/O error.
- * Newest rows deleted are caught only while the store that wrote them is open (the chain
- * alone cannot tell a shortened tail; that needs the latest mac kept elsewhere). */
+/* Checks the prune anchor's own MAC first, then walks the chain from it. 0 = intact; 1 =
+ * broken, *ret_bad_id = the first problem (the anchor: the last row id it stands for; a
+ * deletion: the row after the gap; else the bad row) and a sentence in detail, which also
+ * counts any later problems (the walk goes on past the first). -errno on I/O error.
+ * Every id gap is a deletion. Newest rows deleted with no row after them are caught while
+ * the store that wrote them is open, or after sg_store_audit_resume_after(). */
 int sg_store_audit_verify(sg_store *s, uint64_t *ret_bad_id, char *detail, size_t detailsize);
+/* Rows up to last_id existed (the manager's audit.head says so) but the chain ends before it:
+ * the next row gets id last_id + 1, chained to the newest row still there, so verify reports
+ * the missing ids on every run from now on. 0 also when nothing is missing; -EINVAL when
+ * last_id is below the chain's tail. In memory until that next row commits. */
+int sg_store_audit_resume_after(sg_store *s, uint64_t last_id);
 /* Deletes from the head: rows older than before_usec (0 = no age limit) and beyond max_rows
- * (0 = no row limit), recording the last deleted row's id and mac as the anchor. */
+ * (0 = no row limit), recording the last deleted row's id and mac as the anchor, with the
+ * anchor's own MAC (HMAC under the audit key, domain separated from the row MACs). */
 int sg_store_audit_prune(sg_store *s, uint64_t before_usec, uint64_t max_rows, uint64_t *ret_deleted);
 
 /* Maps a SQLite result code to -errno (the only place that knows SQLite codes). */

@@ -3,12 +3,21 @@
 # the table with its fields; the CLI filters (user, event, rhost, since/until in ISO and
 # relative forms, limit) and refuses bad arguments with exit 2 even when the daemon is down;
 # `audit verify` catches an UPDATE, a DELETE and an INSERT made behind the daemon's back;
-# hostile names print escaped and as valid JSON; SQL payloads are stored verbatim; sealed
-# usernames (keygen, <sealed>, --reveal, a wrong key); pruning keeps the chain verifiable.
+# hostile names print escaped and as valid JSON (C1 controls and bidi overrides included);
+# SQL payloads are stored verbatim; an admin-group member reads but cannot unlock; sealed
+# usernames (keygen, <sealed>, --reveal, a wrong key); pruning keeps the chain verifiable and
+# the prune anchor cannot be forged; rows cut from the end while the daemon is down stay
+# reported on every later verify; audit.head is written durably.
 . "$(dirname "$0")/lib.sh"
 RL=("[ratelimit]" "user_source_max_failures = 3" "source_max_failures = 1000"
     "user_max_failures = 1000" "spray_max_users = 1000" "delay_step_ms = 0")
-sg_setup "upgrade_hashes = yes" "${RL[@]}"
+# The daemon resolves [daemon] admin_group with getgrnam() on the host (it does not run under
+# nss_wrapper): use a group the host has, and a peer whose supplementary groups hold it.
+ADMIN_GROUP=
+for g in adm staff users; do
+        if getent group "$g" >/dev/null; then ADMIN_GROUP=$g; break; fi
+done
+sg_setup "upgrade_hashes = yes" "${RL[@]}" ${ADMIN_GROUP:+"[daemon]" "admin_group = $ADMIN_GROUP"}
 echo 'olddes:abJnggxhB/yWI:20000:0:99999:7:::' >>"$T/shadow"
 echo 'planted:$argon2id$v=19$m=4194304,t=3,p=1$c29tZXNhbHRzb21lc2FsdA$zVMsI3Ecw6SWfZHL8vhC0yKAN1IkIGcPXj9kcY2RBdw:20000:0:99999:7:::' >>"$T/shadow"
 printf 'olddes:x:1006:1006::/:/bin/sh\nplanted:x:1005:1005::/:/bin/sh\n' >>"$T/passwd"
@@ -209,6 +218,49 @@ check "the CLI returns the payload row by --user, fields intact" py_rows \
         'len(rows) == 1 and rows[0]["user"] == os.environ["SQL_USER"] and rows[0]["rhost"] == os.environ["SQL_RHOST"] and rows[0]["tty"] == os.environ["SQL_TTY"] and rows[0]["reason"] == "invalid_input"' \
         --user "$SQL_USER"
 
+# ---- C1 controls and bidi overrides (U+009B CSI, U+202E RLO) in rhost and tty ----
+UNI_RHOST=$'10.9.8.7\xc2\x9b31m\xe2\x80\xaeevil'
+UNI_TTY=$'pts/\xe2\x80\xae9\xc2\x9b'
+sg_pam -I "rhost=$UNI_RHOST" -I "tty=$UNI_TTY" alice authenticate <<<"wrong" >"$T/pam.out" 2>&1 &&
+        fail "login with a hostile rhost accepted"
+uni_id=$(sg_sql "SELECT max(id) FROM audit WHERE hex(rhost) = '$(hex "$UNI_RHOST")' AND hex(tty) = '$(hex "$UNI_TTY")';")
+check "the row holds rhost and tty byte for byte (id ${uni_id:-none})" test -n "$uni_id"
+sgctl --json audit --limit 100000 >"$T/uni.json"
+sgctl audit --limit 100000 >"$T/uni.human"
+raw_bytes() { LC_ALL=C grep -q -e $'\xc2\x9b' -e $'\xe2\x80\xae' "$1"; }
+check "--json: no raw U+009B or U+202E bytes" ! raw_bytes "$T/uni.json"
+check "--json: written as \\u009b and \\u202e" grep -qF '"rhost":"10.9.8.7\u009b31m\u202eevil","tty":"pts/\u202e9\u009b"' "$T/uni.json"
+export UNI_RHOST UNI_TTY
+check "--json: the values round-trip exactly" py_rows \
+        'any(r.get("rhost") == os.environ["UNI_RHOST"] and r.get("tty") == os.environ["UNI_TTY"] for r in rows)'
+check "human output: no raw U+009B or U+202E bytes" ! raw_bytes "$T/uni.human"
+check "human output: shown as \\xHH" grep -qF 'rhost=10.9.8.7\xc2\x9b31m\xe2\x80\xaeevil tty=pts/\xe2\x80\xae9\xc2\x9b' "$T/uni.human"
+
+# ---- an admin-group member: read-only views ----
+if [ -n "$ADMIN_GROUP" ]; then
+        admin_gid=$(getent group "$ADMIN_GROUP" | cut -d: -f3)
+        as_admin() {
+                setpriv --reuid=nobody --regid=nogroup --groups="$admin_gid" "$T/secguardctl-copy" \
+                        --config "$T/secguard.conf" "$@"
+        }
+        rc=0; as_admin --json audit --limit 5 >"$T/admin.out" 2>"$T/admin.err" || rc=$?
+        check "admin group $ADMIN_GROUP (gid $admin_gid) member, uid nobody: audit readable (exit $rc)" \
+                test "$rc" -eq 0 -a "$(grep -c . "$T/admin.out")" -eq 5
+        rc=0; as_admin audit verify >/dev/null 2>&1 || rc=$?
+        check "... audit verify allowed" test "$rc" -eq 0
+        rc=0; as_admin unlock bob >/dev/null 2>"$T/admin.err" || rc=$?
+        check "... unlock refused with exit 4" test "$rc" -eq 4
+        rc=0; as_admin unlock --rhost 192.0.2.20 >/dev/null 2>&1 || rc=$?
+        check "... unlock --rhost refused with exit 4" test "$rc" -eq 4
+        check "... the refused unlocks are audited as peer_denied (uid 65534)" py_rows \
+                'len([r for r in rows if r["uid"] == 65534]) == 3' --event peer_denied
+        rc=0; setpriv --reuid=nobody --regid=nogroup --clear-groups "$T/secguardctl-copy" --config "$T/secguard.conf" \
+                audit >/dev/null 2>&1 || rc=$?
+        check "... and the same uid without the group is refused (exit 4)" test "$rc" -eq 4
+else
+        echo "# SKIP admin-group checks: the host has none of the groups adm, staff, users for [daemon] admin_group" >&2
+fi
+
 # ---- audit verify: intact, then tampering behind the daemon's back ----
 check "audit verify passes on the untouched log" quiet sgctl audit verify
 out=$(sgctl --json audit verify)
@@ -223,12 +275,13 @@ restore() {
         cp -a "$T/pristine" "$T/state"
         sg_start_daemon
 }
-# verify_broken ROW: exit 1, row named in human and JSON output.
+# verify_broken ROW [TEXT]: exit 1, row named in human and JSON output, TEXT in the detail.
 verify_broken() {
-        local row=$1 rc=0 out
+        local row=$1 text=${2:-} rc=0 out
         out=$(sgctl audit verify 2>&1) || rc=$?
         [ "$rc" -eq 1 ] || { echo "verify exit $rc: $out" >&2; return 1; }
         grep -q "BROKEN at row $row:" <<<"$out" || { echo "verify said: $out" >&2; return 1; }
+        grep -qF -- "$text" <<<"$out" || { echo "verify said: $out (expected \"$text\")" >&2; return 1; }
         out=$(sgctl --json audit verify) && { echo "verify --json exit 0: $out" >&2; return 1; }
         $PY -c 'import json,sys; d=json.loads(sys.argv[2]); assert d["intact"] is False and d["first_bad_id"] == int(sys.argv[1]), d' "$row" "$out"
 }
@@ -254,6 +307,14 @@ restore
 sg_sql "DELETE FROM audit WHERE id = $mid; INSERT INTO audit(id, time_usec, event, user, mac)
         VALUES($mid, 1, 'unlock', 'mallory', randomblob(32));"
 check "a forged row in place of row $mid caught" verify_broken "$mid"
+restore
+# The event column from the database is escaped too (the daemon only checks names it writes).
+sg_sql "UPDATE audit SET event = char(27) || '[2J' || char(155) || 'x' WHERE id = $mid;"
+sgctl audit --limit 100000 >"$T/event.human"
+check "an edited event with ESC and U+009B: no raw ESC or CSI in human output" \
+        ! LC_ALL=C grep -q -e $'\x1b' -e $'\xc2\x9b' "$T/event.human"
+check "... shown escaped in the event column" grep -qF '\x1b[2J\xc2\x9bx' "$T/event.human"
+check "... and as \\u001b, \\u009b in JSON" grep -qF '"event":"\u001b[2J\u009bx"' <(sgctl --json audit --limit 100000)
 restore
 check "restored copy verifies (and the daemon appends after it)" quiet sgctl audit verify
 
@@ -363,17 +424,129 @@ orig_event=$(sg_sql "SELECT event FROM audit WHERE id = $first;")
 sg_sql "UPDATE audit SET event = 'unlock' WHERE id = $first;"
 check "tampering with the first row after the anchor is caught" verify_broken "$first"
 
-# ---- the newest rows deleted while the daemon is down (audit.head keeps the tail) ----
+# ---- the prune anchor has its own MAC: moving it over deleted rows is caught ----
 sg_sql "UPDATE audit SET event = '$orig_event' WHERE id = $first;" # undo the tampering above
 check "verify passes again once the row is restored" quiet sgctl audit verify
+check "the anchor carries its own 32-byte MAC" test "$(sg_sql 'SELECT length(mac) FROM audit_anchor;')" -eq 32
 sg_stop_daemon
+rm -rf "$T/pruned"
+cp -a "$T/state" "$T/pruned"
+restore_pruned() {
+        sg_stop_daemon
+        rm -rf "$T/state"
+        cp -a "$T/pruned" "$T/state"
+}
+restore_pruned
+sg_start_daemon
+n=$(( $(sg_sql 'SELECT min(id) FROM audit;') + 2 ))
+sg_sql "UPDATE audit_anchor SET (last_id, last_mac) = (SELECT id, mac FROM audit WHERE id = $n);
+        DELETE FROM audit WHERE id <= $n;"
+check "rows up to $n deleted and the anchor set to row $n's (id, mac): verify fails naming the anchor" \
+        verify_broken "$n" "prune anchor (rows up to $n): MAC mismatch (tampered)"
+restore_pruned
+n=$(sg_sql 'SELECT max(id) FROM audit;')
+sg_sql "UPDATE audit_anchor SET (last_id, last_mac) = (SELECT id, mac FROM audit WHERE id = $n);
+        DELETE FROM audit;"
+sg_start_daemon
+check "every row deleted and the anchor set to the last one (daemon down): verify fails naming the anchor" \
+        verify_broken "$n" "prune anchor (rows up to $n): MAC mismatch (tampered)"
+restore_pruned
+sg_start_daemon
+n=$(sg_sql 'SELECT last_id FROM audit_anchor;')
+sg_sql "UPDATE audit_anchor SET mac = NULL;"
+check "an anchor without a MAC is reported as unauthenticated" verify_broken "$n" "unauthenticated anchor"
+restore_pruned
+n=$(sg_sql 'SELECT last_id FROM audit_anchor;')
+sg_write_config "upgrade_hashes = yes" "${RL[@]}" "[audit]" "seal_public_key = $T/keys/seal.pub" "max_rows = 5"
+sg_start_daemon
+check "honest pruning again (max_rows = 5): the anchor moved on" \
+        test "$(sg_sql 'SELECT last_id FROM audit_anchor;')" -gt "$n"
+check "... and verify passes" quiet sgctl audit verify
+
+# ---- the newest rows deleted while the daemon is down (audit.head keeps the tail) ----
+sg_stop_daemon
+# No retention from here on: the gap must not be pruned away between the restarts below.
+sg_write_config "upgrade_hashes = yes" "${RL[@]}" "[audit]" "seal_public_key = $T/keys/seal.pub"
 last=$(sg_sql 'SELECT max(id) FROM audit;')
 check "audit.head holds the last row id" test "$(cut -d' ' -f1 "$T/state/audit.head")" -eq "$last"
 check "audit.head is 0600" test "$(stat -c %a "$T/state/audit.head")" = 600
 sg_sql "DELETE FROM audit WHERE id > $((last - 3));"
 sg_start_daemon
-check "tail deleted while down: verify names the first missing row" verify_broken "$((last - 2))"
+missing="rows $((last - 2))..$last missing"
+check "tail deleted while down: verify fails at the next row, naming rows $((last - 2))..$last" \
+        verify_broken "$((last + 1))" "$missing"
+check "... the id sequence went on after the missing rows (this start's row is $((last + 1)))" \
+        test "$(sg_sql "SELECT min(id) FROM audit WHERE id > $((last - 3));")" -eq "$((last + 1))"
 check "... and this start's audit row records the gap" \
         grep -q "audit rows $((last - 2))\.\.$last are missing" <(sgctl audit --event daemon_start --limit 1)
+for round in 1 2; do
+        sg_stop_daemon
+        sg_start_daemon
+        check "restart $round: verify still fails naming rows $((last - 2))..$last" \
+                verify_broken "$((last + 1))" "$missing"
+done
+check "a login after the restarts" quiet sg_auth alice "$SG_PW_ALICE"
+check "... verify still names the gap" verify_broken "$((last + 1))" "$missing"
+
+# ---- a deleted audit.head is not a first start ----
+sg_stop_daemon
+rm -f "$T/state/audit.head"
+log_mark=$(wc -l <"$T/daemon.log")
+sg_start_daemon
+check "a missing audit.head is logged as a warning" \
+        grep -q "audit.head is missing while the audit log has rows up to" <(tail -n +"$((log_mark + 1))" "$T/daemon.log")
+check "... and recorded in this start's daemon_start row" \
+        grep -q "audit.head is missing while the audit log has rows" <(sgctl audit --event daemon_start --limit 1)
+check "audit.head is written again" test -s "$T/state/audit.head"
+
+# ---- audit.head is durable like the database: with [audit] synchronous = full, the temp
+# file is fsynced before the rename and the directory after (normal: neither, as the WAL) ----
+if [ -n "${SG_VALGRIND:-}" ]; then
+        echo "# SKIP fsync order check: the daemon already runs under valgrind" >&2
+elif ! strace -f -qq -o /dev/null true 2>/dev/null; then
+        echo "# SKIP fsync order check: strace cannot trace here" >&2
+else
+        sg_stop_daemon
+        printf '[audit]\nsynchronous = full\n' >>"$T/secguard.conf"
+        SG_DAEMON_WRAP=(strace -f -qq -o "$T/strace.log" -e trace=openat,fsync,fdatasync,rename,renameat,renameat2)
+        sg_start_daemon
+        SG_DAEMON_WRAP=()
+        sg_auth alice wrong >/dev/null 2>&1 || true
+        # Stop the daemon itself (strace's child), then strace.
+        dpid=$(pgrep -P "$SG_DAEMON_PID" | head -n 1)
+        kill -TERM "$dpid"
+        wait "$SG_DAEMON_PID" || true
+        SG_DAEMON_PID=
+        check "audit.head.tmp fsynced before the rename, the state directory fsynced after it" \
+                $PY - "$T/strace.log" "$T/state" <<'PYEOF'
+import re, sys
+log, state = sys.argv[1], sys.argv[2]
+ok = 0
+tmp_fd = dir_fd = None
+stage = 0  # 0 tmp opened? 1 tmp fsynced? 2 renamed? 3 dir opened? -> 4 dir fsynced
+for line in open(log):
+    m = re.search(r'openat\(AT_FDCWD, "([^"]*)", ([^)]*)\)\s+=\s+(\d+)', line)
+    if m and m.group(1) == state + "/audit.head.tmp":
+        tmp_fd, stage = m.group(3), 1
+        continue
+    if m and stage == 3 and m.group(1) == state and "O_DIRECTORY" in m.group(2):
+        dir_fd, stage = m.group(3), 4
+        continue
+    m = re.search(r'\bf(?:data)?sync\((\d+)\)\s+=\s+0', line)
+    if m and stage == 1 and m.group(1) == tmp_fd:
+        stage = 2
+    elif m and stage == 4 and m.group(1) == dir_fd:
+        ok += 1
+        stage = 0
+    m = re.search(r'rename(?:at2?)?\(.*"([^"]*audit\.head\.tmp)".*"([^"]*audit\.head)"', line)
+    if m:
+        if stage != 2:
+            print("rename of audit.head.tmp without an fsync of it before:", line.strip(), file=sys.stderr)
+            sys.exit(1)
+        stage = 3
+print("complete durable head writes:", ok, file=sys.stderr)
+sys.exit(0 if ok >= 2 else 1)
+PYEOF
+fi
 
 sg_done

@@ -3,7 +3,9 @@
 # mount + PID namespace (tmpfs over /run and /var/log/journal, so the host's journal is never
 # written; the PID namespace also takes journald down with the test). Each event carries
 # SYSLOG_IDENTIFIER=secguardd, the MESSAGE_ID of daemon/events.c, its priority and the
-# SECGUARD_* fields; sealed users show as <sealed>; a hostile name arrives escaped; every
+# SECGUARD_* fields (auth events, lockout, unlock, password_changed, hash_upgraded,
+# peer_denied, protocol_error, daemon start/stop; SECGUARD_TTY when the login has a tty);
+# sealed users show as <sealed>; a hostile name arrives escaped; every
 # audit row has its journal entry. The catalog has an entry for every MESSAGE_ID and
 # journalctl accepts it (checked in a private --root).
 . "$(dirname "$0")/lib.sh"
@@ -69,7 +71,7 @@ on_exit() {
 
 RL=("[ratelimit]" "user_source_max_failures = 3" "source_max_failures = 1000"
     "user_max_failures = 1000" "spray_max_users = 1000" "delay_step_ms = 0")
-sg_setup "${RL[@]}"
+sg_setup "upgrade_hashes = yes" "${RL[@]}"
 trap on_exit EXIT
 
 # /run is a fresh tmpfs here (so /run/systemd/journal and /run/log/journal exist only in this
@@ -172,6 +174,56 @@ and e["SECGUARD_REASON"] == "invalid_input"
 and not any(isinstance(v, str) and ("\x1b" in v or "\x07" in v) for x in ev for v in x.values())'
 check "every entry: MESSAGE_ID and PRIORITY of its event in daemon/events.c" jcheck '
 len(ev) >= 8 and all(e["MESSAGE_ID"] == kinds[e["SECGUARD_EVENT"]][0] and e["PRIORITY"] == kinds[e["SECGUARD_EVENT"]][1] for e in ev)'
+
+# The admin, password and peer events, and a login with a tty.
+login_tty() { sg_pam -I rhost=192.0.2.40 -I tty=pts/9 alice authenticate <<<"$SG_PW_ALICE" >"$T/pam.out" 2>&1; }
+check "login with tty pts/9 accepted" login_tty
+check "unlock bob" sgctl unlock bob
+root_passwd() { printf '%s\n%s\n' "$2" "$2" | sg_pam "$1" chauthtok >"$T/pam.out" 2>&1; }
+check "root sets bob's password" root_passwd bob "bob journal pw 2"
+check "carol's sha512crypt login upgrades her hash" sg_auth carol "$SG_PW_CAROL" 192.0.2.41
+cp "$SECGUARDCTL" "$T/secguardctl-copy"
+chmod 0755 "$T/secguardctl-copy"
+rc=0
+setpriv --reuid=nobody --regid=nogroup --clear-groups "$T/secguardctl-copy" --config "$T/secguard.conf" \
+        audit >/dev/null 2>&1 || rc=$?
+check "a non-root audit read is refused (exit 4)" test "$rc" -eq 4
+$PY - "$T/run/secguardd.sock" <<'PYEOF' || fail "protocol error client"
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.settimeout(3); s.connect(sys.argv[1])
+s.sendall(b"XX\x01\x04\x00\x00\x00\x00")
+try:
+    s.recv(100)
+except OSError:
+    pass
+PYEOF
+sleep 0.2
+check "SECGUARD_TTY carries the tty of the login" jcheck '
+(e := one("auth_success", tty="pts/9")) is not None and e["SECGUARD_USER"] == "alice"
+and e["SECGUARD_RHOST"] == "192.0.2.40" and e["MESSAGE_ID"] == kinds["auth_success"][0]'
+check "... and is absent when the login had none" jcheck '
+(e := one("auth_success", rhost="192.0.2.10")) is not None and "SECGUARD_TTY" not in e'
+check "unlock: MESSAGE_ID, user bob, the admin's uid and pid" jcheck '
+(e := one("unlock", user="bob")) is not None and e["MESSAGE_ID"] == kinds["unlock"][0]
+and e["PRIORITY"] == kinds["unlock"][1] and e["SECGUARD_PEER_UID"] == "0" and int(e["SECGUARD_PEER_PID"]) > 1'
+check "password_changed: MESSAGE_ID, user bob, service" jcheck '
+(e := one("password_changed", user="bob")) is not None and e["MESSAGE_ID"] == kinds["password_changed"][0]
+and e["PRIORITY"] == kinds["password_changed"][1] and e["SECGUARD_SERVICE"] == "sgtest"'
+check "hash_upgraded: MESSAGE_ID, user carol, service, rhost" jcheck '
+(e := one("hash_upgraded", user="carol")) is not None and e["MESSAGE_ID"] == kinds["hash_upgraded"][0]
+and e["PRIORITY"] == kinds["hash_upgraded"][1] and e["SECGUARD_SERVICE"] == "sgtest"
+and e["SECGUARD_RHOST"] == "192.0.2.41"'
+check "peer_denied: MESSAGE_ID, the peer's uid 65534, what was asked" jcheck '
+(e := one("peer_denied")) is not None and e["MESSAGE_ID"] == kinds["peer_denied"][0]
+and e["PRIORITY"] == kinds["peer_denied"][1] and e["SECGUARD_PEER_UID"] == "65534"
+and "AUDIT" in e["SECGUARD_DETAIL"].upper()'
+check "protocol_error: MESSAGE_ID and a detail saying why" jcheck '
+(e := one("protocol_error")) is not None and e["MESSAGE_ID"] == kinds["protocol_error"][0]
+and e["PRIORITY"] == kinds["protocol_error"][1] and e.get("SECGUARD_DETAIL")'
+check "the same events are in the audit table" test \
+        "$(sg_sql "SELECT count(DISTINCT event) FROM audit WHERE event IN ('unlock','password_changed','hash_upgraded','peer_denied','protocol_error');")" -eq 5
+check "every entry still has its event's MESSAGE_ID and PRIORITY" jcheck '
+all(e["MESSAGE_ID"] == kinds[e["SECGUARD_EVENT"]][0] and e["PRIORITY"] == kinds[e["SECGUARD_EVENT"]][1] for e in ev)'
 rows=$(sg_sql 'SELECT count(*) FROM audit;')
 check "every audit row ($rows) has its journal entry" jcheck "len(ev) == $rows"
 

@@ -484,7 +484,10 @@ static void test_garbage_refused_untouched(void **state) {
 static void test_newer_schema_refused(void **state) {
         (void) state;
         raw_create("PRAGMA user_version = 99; CREATE TABLE future(x);");
-        expect_open_fails(-EPROTO, dbpath, "99", "version 1", NULL);
+        char understood[32];
+
+        snprintf(understood, sizeof understood, "version %d", SG_STORE_SCHEMA_VERSION);
+        expect_open_fails(-EPROTO, dbpath, "99", understood, NULL);
         assert_int_equal(raw_int("PRAGMA user_version"), 99);
 }
 
@@ -921,8 +924,10 @@ static void test_verify_tail_deletion(void **state) {
         /* The running store remembers what it wrote. */
         assert_broken(s, 9, "rows 9..10 missing at the end");
         sg_store_free(s);
-        /* Known limit: after a restart a shortened tail is a consistent chain (the latest mac
-         * would have to live outside the database). The chain continues from row 8. */
+        /* The database alone cannot show it after a restart: a shortened tail is a consistent
+         * chain. The manager keeps the tail in audit.head and calls
+         * sg_store_audit_resume_after() (test_resume_after_tail_cut); without that the chain
+         * continues from row 8. */
         s = open_store();
         assert_intact(s);
         assert_int_equal(append(s, 2000, "daemon_start", NULL, NULL), 9);
@@ -1012,6 +1017,169 @@ static void test_prune_by_age(void **state) {
         assert_intact(s);
         assert_int_equal(append(s, 6000, "daemon_start", NULL, NULL), 11);
         assert_intact(s);
+        sg_store_free(s);
+}
+
+/* ---- the prune anchor carries its own MAC ---- */
+
+/* The attack of the review: delete the head of the log and point the anchor at the last
+ * deleted row, its (id, mac) copied from the table. */
+static void test_anchor_forged_after_head_delete(void **state) {
+        sg_store *s;
+
+        (void) state;
+        s = open_store();
+        append_ten(s);
+        raw_exec("INSERT INTO audit_anchor(singleton, last_id, last_mac) SELECT 1, id, mac FROM audit WHERE id = 6;"
+                 "DELETE FROM audit WHERE id <= 6");
+        assert_broken(s, 6, "anchor");
+        sg_store_free(s);
+        /* Still caught after a restart. */
+        s = open_store();
+        assert_broken(s, 6, "anchor");
+        sg_store_free(s);
+}
+
+static void test_anchor_forged_after_delete_all(void **state) {
+        sg_store *s;
+
+        (void) state;
+        s = open_store();
+        append_ten(s);
+        sg_store_free(s);
+        raw_exec("INSERT INTO audit_anchor(singleton, last_id, last_mac) SELECT 1, id, mac FROM audit WHERE id = 10;"
+                 "DELETE FROM audit");
+        s = open_store();
+        assert_broken(s, 10, "anchor");
+        sg_store_free(s);
+}
+
+/* An honest prune's anchor MAC does not vouch for another anchor: moving it on, or pasting a
+ * row's MAC into it (MACs of rows and anchors are domain separated), is caught. */
+static void test_anchor_mac_bound_to_fields(void **state) {
+        uint64_t deleted = 0;
+        sg_store *s;
+
+        (void) state;
+        s = open_store();
+        append_ten(s);
+        assert_int_equal(sg_store_audit_prune(s, 0, 7, &deleted), 0);
+        assert_int_equal(deleted, 3);
+        assert_int_equal(raw_int("SELECT length(mac) FROM audit_anchor"), SG_MAC_BYTES);
+        assert_intact(s);
+        /* Advance the anchor over rows 4..6, keeping the honest anchor's own MAC. */
+        raw_exec("UPDATE audit_anchor SET (last_id, last_mac) = (SELECT id, mac FROM audit WHERE id = 6);"
+                 "DELETE FROM audit WHERE id <= 6");
+        assert_broken(s, 6, "anchor (rows up to 6): MAC mismatch (tampered)");
+        sg_store_free(s);
+}
+
+static void test_anchor_mac_not_a_row_mac(void **state) {
+        uint64_t deleted = 0;
+        sg_store *s;
+
+        (void) state;
+        s = open_store();
+        append_ten(s);
+        assert_int_equal(sg_store_audit_prune(s, 0, 7, &deleted), 0);
+        raw_exec("UPDATE audit_anchor SET mac = (SELECT mac FROM audit WHERE id = 4)");
+        assert_broken(s, 3, "MAC mismatch (tampered)");
+        raw_exec("UPDATE audit_anchor SET mac = randomblob(32)");
+        assert_broken(s, 3, "MAC mismatch (tampered)");
+        raw_exec("UPDATE audit_anchor SET mac = x'00'");
+        assert_broken(s, 3, "MAC mismatch (tampered)");
+        raw_exec("UPDATE audit_anchor SET mac = NULL");
+        assert_broken(s, 3, "unauthenticated anchor");
+        /* The next prune writes an anchor of its own, with a MAC. */
+        assert_int_equal(sg_store_audit_prune(s, 0, 5, &deleted), 0);
+        assert_int_equal(deleted, 2);
+        assert_intact(s);
+        sg_store_free(s);
+}
+
+/* A database from schema 1 (anchor without a MAC) is migrated; its anchor is reported as
+ * unauthenticated until the daemon's next prune replaces it. */
+static void test_anchor_from_schema_1(void **state) {
+        uint64_t deleted = 0;
+        sg_store *s;
+
+        (void) state;
+        s = open_store();
+        append_ten(s);
+        assert_int_equal(sg_store_audit_prune(s, 0, 8, &deleted), 0);
+        sg_store_free(s);
+        raw_exec("ALTER TABLE audit_anchor DROP COLUMN mac; PRAGMA user_version = 1");
+        s = open_store();
+        assert_int_equal(raw_int("PRAGMA user_version"), SG_STORE_SCHEMA_VERSION);
+        assert_int_equal(raw_int("SELECT mac IS NULL FROM audit_anchor"), 1);
+        assert_broken(s, 2, "unauthenticated anchor");
+        assert_int_equal(append(s, 1100, "daemon_start", NULL, NULL), 11);
+        assert_broken(s, 2, "unauthenticated anchor");
+        assert_int_equal(sg_store_audit_prune(s, 0, 8, &deleted), 0);
+        assert_int_equal(deleted, 1);
+        assert_intact(s);
+        sg_store_free(s);
+}
+
+/* ---- rows the audit head says existed: the gap stays in the chain ---- */
+
+static void test_resume_after_tail_cut(void **state) {
+        char detail[256];
+        uint64_t bad;
+        sg_store *s;
+
+        (void) state;
+        s = open_store();
+        append_ten(s);
+        sg_store_free(s);
+        raw_exec("DELETE FROM audit WHERE id >= 8");
+
+        /* The manager read audit.head: rows up to 10 existed. */
+        s = open_store();
+        assert_int_equal(sg_store_audit_resume_after(s, 6), -EINVAL); /* below the tail */
+        assert_int_equal(sg_store_audit_resume_after(s, 7), 0);       /* no gap: nothing to do */
+        assert_intact(s);
+        assert_int_equal(sg_store_audit_resume_after(s, 10), 0);
+        assert_broken(s, 8, "rows 8..10 missing at the end");
+        assert_int_equal(append(s, 2000, "daemon_start", NULL, NULL), 11);
+        assert_broken(s, 11, "rows 8..10 missing");
+        sg_store_free(s);
+
+        /* Every restart, with no help from outside, and with rows after the gap. */
+        for (int round = 0; round < 2; round++) {
+                s = open_store();
+                assert_broken(s, 11, "rows 8..10 missing");
+                assert_int_equal(append(s, 3000 + (uint64_t) round, "daemon_start", NULL, NULL), 12 + (uint64_t) round);
+                assert_broken(s, 11, "rows 8..10 missing");
+                sg_store_free(s);
+        }
+        /* The row after the gap is chained to row 7 by the daemon itself, so verify can tell
+         * this from a deletion in the middle; what follows the gap is still checked. */
+        s = open_store();
+        assert_int_equal(verify(s, &bad, detail, sizeof detail), 1);
+        assert_non_null(strstr(detail, "found gone when the daemon started"));
+        assert_null(strstr(detail, "more problem"));
+        raw_exec("UPDATE audit SET detail = 'x' WHERE id = 12");
+        assert_int_equal(verify(s, &bad, detail, sizeof detail), 1);
+        assert_int_equal(bad, 11);
+        assert_non_null(strstr(detail, "1 more problem"));
+        assert_non_null(strstr(detail, "row 12: MAC mismatch"));
+        sg_store_free(s);
+}
+
+/* The gap survives a rolled-back transaction only as far as the caller's resume did. */
+static void test_resume_after_then_rollback(void **state) {
+        sg_store *s;
+
+        (void) state;
+        s = open_store();
+        append_ten(s);
+        assert_int_equal(sg_store_audit_resume_after(s, 15), 0);
+        assert_int_equal(sg_store_begin(s), 0);
+        assert_int_equal(append(s, 2000, "daemon_start", NULL, NULL), 16);
+        assert_int_equal(sg_store_rollback(s), 0);
+        assert_int_equal(append(s, 2000, "daemon_start", NULL, NULL), 16);
+        assert_broken(s, 16, "rows 11..15 missing");
         sg_store_free(s);
 }
 
@@ -1212,6 +1380,13 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_verify_wrong_key, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_prune_max_rows, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_prune_by_age, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_anchor_forged_after_head_delete, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_anchor_forged_after_delete_all, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_anchor_mac_bound_to_fields, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_anchor_mac_not_a_row_mac, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_anchor_from_schema_1, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_resume_after_tail_cut, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_resume_after_then_rollback, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_prune_inside_transaction, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rollback_restores_chain, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),

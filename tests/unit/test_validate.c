@@ -362,6 +362,64 @@ static void test_json_escape(void **state) {
         assert_true(valid_json_body(out));
 }
 
+/* Code points that change how a terminal or a viewer shows the rest of the line: the C1
+ * controls (U+009B is a one-byte CSI on many terminals) and the bidirectional overrides,
+ * embeddings, isolates and marks ("Trojan Source"), plus the Unicode line separators. */
+static const struct {
+        const char *utf8;
+        const char *json;
+        const char *terminal;
+} dangerous_cps[] = {
+        { "\xc2\x80", "\\u0080", "\\xc2\\x80" },             /* first C1 control */
+        { "\xc2\x9b", "\\u009b", "\\xc2\\x9b" },             /* CSI */
+        { "\xc2\x9f", "\\u009f", "\\xc2\\x9f" },             /* last C1 control */
+        { "\xd8\x9c", "\\u061c", "\\xd8\\x9c" },             /* ARABIC LETTER MARK */
+        { "\xe2\x80\x8e", "\\u200e", "\\xe2\\x80\\x8e" },    /* LRM */
+        { "\xe2\x80\x8f", "\\u200f", "\\xe2\\x80\\x8f" },    /* RLM */
+        { "\xe2\x80\xa8", "\\u2028", "\\xe2\\x80\\xa8" },    /* LINE SEPARATOR */
+        { "\xe2\x80\xa9", "\\u2029", "\\xe2\\x80\\xa9" },    /* PARAGRAPH SEPARATOR */
+        { "\xe2\x80\xaa", "\\u202a", "\\xe2\\x80\\xaa" },    /* LRE */
+        { "\xe2\x80\xab", "\\u202b", "\\xe2\\x80\\xab" },    /* RLE */
+        { "\xe2\x80\xac", "\\u202c", "\\xe2\\x80\\xac" },    /* PDF */
+        { "\xe2\x80\xad", "\\u202d", "\\xe2\\x80\\xad" },    /* LRO */
+        { "\xe2\x80\xae", "\\u202e", "\\xe2\\x80\\xae" },    /* RLO */
+        { "\xe2\x81\xa6", "\\u2066", "\\xe2\\x81\\xa6" },    /* LRI */
+        { "\xe2\x81\xa7", "\\u2067", "\\xe2\\x81\\xa7" },    /* RLI */
+        { "\xe2\x81\xa8", "\\u2068", "\\xe2\\x81\\xa8" },    /* FSI */
+        { "\xe2\x81\xa9", "\\u2069", "\\xe2\\x81\\xa9" },    /* PDI */
+};
+
+static void test_json_escapes_c1_and_bidi(void **state) {
+        char in[64], out[256], want[256];
+
+        (void) state;
+        for (size_t i = 0; i < sizeof dangerous_cps / sizeof dangerous_cps[0]; i++) {
+                snprintf(in, sizeof in, "a%sb", dangerous_cps[i].utf8);
+                sg_json_escape(in, strlen(in), out, sizeof out);
+                snprintf(want, sizeof want, "a%sb", dangerous_cps[i].json);
+                if (strcmp(out, want) != 0)
+                        fail_msg("json escape of U+%s: got \"%s\", want \"%s\"", dangerous_cps[i].json + 2, out, want);
+                assert_true(valid_json_body(out));
+                /* ASCII only: nothing of the code point reaches the reader raw */
+                for (const char *p = out; *p; p++)
+                        assert_true(*p >= 0x20 && *p < 0x7f);
+
+                sg_escape(in, strlen(in), out, sizeof out);
+                snprintf(want, sizeof want, "a%sb", dangerous_cps[i].terminal);
+                assert_string_equal(out, want);
+        }
+        /* The neighbours of those ranges are ordinary text and pass through. */
+        snprintf(in, sizeof in, "%s", "\xc2\xa0\xe2\x80\x8d\xe2\x80\xaf\xe2\x81\xa5\xe2\x81\xaa");
+        sg_json_escape(in, strlen(in), out, sizeof out);
+        assert_string_equal(out, in);
+        /* The rhost of the integration test: CSI and RLO among ordinary characters. */
+        snprintf(in, sizeof in, "%s", "10.0.0.1\xc2\x9b" "31m\xe2\x80\xae" "evil");
+        sg_json_escape(in, strlen(in), out, sizeof out);
+        assert_string_equal(out, "10.0.0.1\\u009b31m\\u202eevil");
+        /* Truncation never cuts a \uXXXX escape. */
+        check_all_sizes(sg_json_escape, "x\xc2\x9by\xe2\x80\xaez", strlen("x\xc2\x9by\xe2\x80\xaez"));
+}
+
 static void test_json_always_valid(void **state) {
         uint32_t x = 0x12345678;
         unsigned char in[96];
@@ -404,6 +462,7 @@ int main(void) {
                 cmocka_unit_test(test_escape),
                 cmocka_unit_test(test_escape_truncation),
                 cmocka_unit_test(test_json_escape),
+                cmocka_unit_test(test_json_escapes_c1_and_bidi),
                 cmocka_unit_test(test_json_always_valid),
         };
 

@@ -56,8 +56,10 @@ bool sg_valid_rhost(const char *s) {
                strchr(pct + 1, ':') == NULL;
 }
 
+/* What PAM applications put in PAM_TTY: /dev/pts/0, pts/0, tty1, ssh, :0, :0.0, cron...
+ * Nothing else (no quotes, '%', spaces or shell characters) is a terminal name. */
 static bool tty_char(unsigned char c) {
-        return c > 0x20 && c < 0x7f && c != '"' && c != '\'' && c != '\\' && c != '`';
+        return is_alnum(c) || c == '/' || c == ':' || c == '.' || c == '_' || c == '-' || c == '@' || c == '+';
 }
 
 bool sg_valid_tty(const char *s) {

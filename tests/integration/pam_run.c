@@ -1,14 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * pam_run CONFDIR SERVICE USER OPERATION [RHOST]: runs one PAM operation (authenticate,
+ * pam_run CONFDIR SERVICE USER OPERATION [RHOST [TTY]]: runs one PAM operation (authenticate,
  * chauthtok, acct_mgmt) from a private PAM config dir with pam_start_confdir, answering
- * prompts with lines from stdin. For tests where pam_wrapper cannot be preloaded: a caller
+ * prompts with lines from stdin. USER, RHOST and TTY given as "@FILE" are read from that file
+ * (any bytes but NUL, up to 2 MiB: hostile items too long for argv); "" leaves an item unset. For tests where pam_wrapper cannot be preloaded: a caller
  * with real uid != effective uid (as a setuid passwd is) runs in ld.so's secure mode.
  * Exit status: 0 on PAM_SUCCESS, 1 otherwise (the PAM error is printed).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define ITEM_FILE_MAX (2u << 20)
 
 #include <security/pam_appl.h>
 
@@ -38,20 +41,51 @@ static int conv(int n, const struct pam_message **msg, struct pam_response **res
         return PAM_SUCCESS;
 }
 
+/* "@FILE" -> the file's bytes as a string (a NUL in it ends the item, as PAM would), else arg. */
+static char *item_arg(const char *arg) {
+        FILE *f;
+        char *buf;
+        size_t n;
+
+        if (arg[0] != '@')
+                return strdup(arg);
+        f = fopen(arg + 1, "re");
+        if (!f)
+                return NULL;
+        buf = malloc(ITEM_FILE_MAX + 1);
+        if (!buf) {
+                fclose(f);
+                return NULL;
+        }
+        n = fread(buf, 1, ITEM_FILE_MAX, f);
+        fclose(f);
+        buf[n] = '\0';
+        return buf;
+}
+
 int main(int argc, char **argv) {
         struct pam_conv c = { conv, NULL };
         pam_handle_t *pamh = NULL;
         int r;
 
-        if (argc < 5 || argc > 6) {
-                fprintf(stderr, "usage: pam_run CONFDIR SERVICE USER authenticate|chauthtok|acct_mgmt [RHOST]\n");
+        char *user, *rhost = NULL, *tty = NULL;
+
+        if (argc < 5 || argc > 7) {
+                fprintf(stderr, "usage: pam_run CONFDIR SERVICE USER authenticate|chauthtok|acct_mgmt [RHOST [TTY]]\n");
                 return 2;
         }
-        r = pam_start_confdir(argv[2], argv[3], &c, argv[1], &pamh);
+        user = item_arg(argv[3]);
+        if (!user || (argc >= 6 && !(rhost = item_arg(argv[5]))) || (argc == 7 && !(tty = item_arg(argv[6])))) {
+                fprintf(stderr, "pam_run: cannot read an item\n");
+                return 2;
+        }
+        r = pam_start_confdir(argv[2], user, &c, argv[1], &pamh);
         if (r != PAM_SUCCESS)
                 return 2;
-        if (argc == 6)
-                pam_set_item(pamh, PAM_RHOST, argv[5]);
+        if (rhost && *rhost)
+                pam_set_item(pamh, PAM_RHOST, rhost);
+        if (tty && *tty)
+                pam_set_item(pamh, PAM_TTY, tty);
         if (strcmp(argv[4], "authenticate") == 0)
                 r = pam_authenticate(pamh, 0);
         else if (strcmp(argv[4], "chauthtok") == 0)
@@ -62,5 +96,8 @@ int main(int argc, char **argv) {
                 r = PAM_SYSTEM_ERR;
         printf("%s: %s\n", argv[4], pam_strerror(pamh, r));
         pam_end(pamh, r);
+        free(user);
+        free(rhost);
+        free(tty);
         return r == PAM_SUCCESS ? 0 : 1;
 }

@@ -317,11 +317,24 @@ static int cmd_unlock(struct ctl *c) {
 
         if (r < 0)
                 return -r;
-        if (c->json)
-                printf("{\"unlocked\":true}\n");
-        else {
+        /* The daemon says what it cleared: "2 locks cleared, failures reset on 4 keys". */
+        const char *detail = sg_msg_str(c->msg, SG_F_DETAIL);
+        uint64_t locks = sg_msg_u64(c->msg, SG_F_COUNT, 0);
+
+        if (c->json) {
+                bool first = false;
+
+                printf("{\"unlocked\":true,\"locks_cleared\":%" PRIu64, locks);
+                if (detail)
+                        json_str("detail", detail, &first);
+                printf("}\n");
+        } else {
                 printf("unlocked ");
                 print_escaped(c->unlock_target);
+                if (detail) {
+                        printf(": ");
+                        print_escaped(detail);
+                }
                 printf("\n");
         }
         return EXIT_OK;

@@ -141,3 +141,10 @@ int sg_event_emit(sg_store *store, const struct sg_audit_event *ev, bool user_un
         sodium_memzero(sealed, sizeof sealed);
         return r;
 }
+
+void sg_event_journal_only(const struct sg_audit_event *ev, bool sealed) {
+        const struct sg_event_kind *kind = sg_event_kind_find(ev->event);
+
+        if (kind)
+                journal_emit(kind, ev, sealed ? "<sealed>" : ev->user);
+}

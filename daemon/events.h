@@ -29,3 +29,8 @@ bool sg_event_reason_valid(const char *reason);
  * result; journald failures are not fatal (the store is the evidence). */
 int sg_event_emit(sg_store *store, const struct sg_audit_event *ev, bool user_unknown,
                   const uint8_t *seal_pk, uint64_t *ret_id);
+
+/* The journal half of sg_event_emit, for an event the store cannot take (disk full, I/O
+ * error): the refusal is still told to journald, with the user shown as "<sealed>" when
+ * sealed is set. */
+void sg_event_journal_only(const struct sg_audit_event *ev, bool sealed);

@@ -88,7 +88,8 @@ struct Manager {
         Conn *wait_head, *wait_tail;
 
         uint64_t head_id;            /* last audit tail written to audit.head */
-        char missing_tail[256];      /* set at start when audit.head is ahead of the database */
+        char missing_tail[256];      /* start-up note on audit.head for the daemon_start row
+                                      * (gaps themselves stay in the id sequence: verify) */
 
         bool tx_open;
         unsigned tx_ops;

@@ -21,6 +21,7 @@
 #include "io.h"
 #include "keyfile.h"
 #include "manager-internal.h"
+#include "requests.h"
 
 #define MAINTENANCE_USEC (5ull * 60ull * 1000000ull)
 #define DRAIN_USEC (5ull * 1000000ull)
@@ -326,6 +327,7 @@ static void manager_commit(Manager *m) {
                 c->held_next = NULL;
                 if (r < 0 && !store_error_tolerated(c, r)) {
                         /* Nothing we promised is durable: take the replies back. */
+                        request_store_failed(c, r);
                         c->out_len = c->held_mark;
                         if (c->out_off > c->out_len)
                                 c->out_off = c->out_len;
@@ -664,6 +666,7 @@ static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, voi
         (void) sd_notify(0, "STOPPING=1");
         log_info("stopping: finishing %zu open connections", m->n_conns);
         m->listen_source = sd_event_source_disable_unref(m->listen_source);
+        request_flush_suppressed(m, true); /* held-back counts before the last row */
         r = manager_emit(m, &ev, false);
         if (r < 0)
                 log_error_errno(r, "cannot record daemon_stop");
@@ -722,6 +725,7 @@ static int maintenance(Manager *m) {
         r = manager_tx(m);
         if (r < 0)
                 return r;
+        request_flush_suppressed(m, false);
         sg_policy_gc(m->policy, now);
         r = sg_store_attempt_prune(m->store, now > keep_attempts ? now - keep_attempts : 0);
         if (r >= 0)

@@ -139,6 +139,7 @@ void request_dispatch(Conn *c) {
         if (r < 0) {
                 log_warning_errno(r, "%s from pid %d failed", sg_msg_type_name(c->msg->type),
                                   (int) c->pid);
+                request_store_failed(c, r);
                 (void) conn_send_error(c, SG_ERR_INTERNAL, "internal error");
                 conn_close_after_flush(c);
                 return;
@@ -250,6 +251,20 @@ static struct sg_audit_event attempt_event(const Conn *c, const char *event, con
         ev.rhost = c->rhost[0] ? c->rhost : NULL; /* NULL = local */
         ev.tty = c->tty[0] ? c->tty : NULL;
         return ev;
+}
+
+void request_store_failed(Conn *c, int r) {
+        struct sg_audit_event ev;
+        char detail[160];
+
+        if (!c->login)
+                return;
+        /* The store could not take it, journald still must: a login refused for a store
+         * error is an event (disk_full = fail_remote refuses remote logins closed). */
+        ev = attempt_event(c, "auth_failure", "daemon_error");
+        snprintf(detail, sizeof detail, "the store failed (%s): login refused", strerror(-r));
+        ev.detail = detail;
+        sg_event_journal_only(&ev, !c->user_known && c->m->have_seal_pk);
 }
 
 static int reply_decision(Conn *c, enum sg_decision d, uint32_t delay_ms) {
@@ -701,15 +716,6 @@ static int on_audit_verify(Conn *c, const struct sg_msg *msg) {
         }
         if (r < 0)
                 return r;
-        if (r == 0 && c->m->missing_tail[0]) {
-                /* The chain is whole, but its end was cut while we were down (audit.head). */
-                uint64_t first = 0;
-
-                (void) sscanf(c->m->missing_tail, "audit rows %" SCNu64, &first);
-                bad = first;
-                snprintf(detail, sizeof detail, "%s", c->m->missing_tail);
-                r = 1;
-        }
         (void) sg_store_audit_count(c->m->store, &rows);
         sg_writer_init(&w, SG_MSG_OK);
         sg_writer_u64(&w, SG_F_RESULT, r == 0 ? SG_RESULT_SUCCESS : SG_RESULT_FAILURE);

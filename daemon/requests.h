@@ -11,3 +11,7 @@
  * request; the manager should also call it from its maintenance timer and, with force,
  * before daemon_stop, so a count held when traffic stops is still written. */
 void request_flush_suppressed(Manager *m, bool force);
+
+/* A login request on c failed with store error r (the store refused the write or the
+ * commit): tells journald the login was refused (auth_failure, reason daemon_error). */
+void request_store_failed(Conn *c, int r);

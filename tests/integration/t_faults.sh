@@ -55,6 +55,9 @@ restart_fresh "max_argon2_memlimit = 256M" "${T_BASE_CONF[@]}"
 # A lock made before the kill.
 for i in 1 2 3; do sg_auth bob wrong 192.0.2.66 && fail "wrong password accepted"; done
 check "a: bob@192.0.2.66 locked before the kill" grep -q 'bob@192.0.2.66' <(sgctl locks)
+# Counters below the threshold must survive too: two of carol's three failures before the kill.
+for i in 1 2; do sg_auth carol wrong 192.0.2.67 && fail "wrong password accepted"; done
+check "a: carol@192.0.2.67 not locked yet (2 of 3 failures)" ! grep -q 'carol@192.0.2.67' <(sgctl locks)
 
 WORKERS=4 PER_WORKER=50
 stream_worker() { # worker number: logins as alice from an allowlisted address, tty unique
@@ -123,6 +126,9 @@ before=$(sg_audit_count --event auth_blocked --user bob)
 check "a: the lock made before the kill is still in force" ! sg_auth bob "$SG_PW_BOB" 192.0.2.66
 check "a: ... and audited as auth_blocked" test "$(sg_audit_count --event auth_blocked --user bob)" -eq $((before + 1))
 check "a: the lock is still listed" grep -q 'bob@192.0.2.66' <(sgctl locks)
+sg_auth carol wrong 192.0.2.67 && fail "wrong password accepted"
+check "a: carol's two failures from before the kill still count: the third one locks" \
+        grep -q 'carol@192.0.2.67' <(sgctl locks)
 check "a: audit verify passes after the restart" sgctl audit verify
 rc=0
 sg_stop_daemon || rc=$?
@@ -299,6 +305,9 @@ check "d: disk full: a local login with the right password succeeds (disk_full =
         sg_auth alice "$SG_PW_ALICE"
 check "d: the daemon stays up" kill -0 "$SG_DAEMON_PID"
 check "d: the daemon logged the store error" grep -q 'No space left on device' "$T/daemon.log"
+check "d: the refused remote login's own event still reached the log (journald, here stderr)" \
+        grep -Eq 'SECGUARD_RHOST=192\.0\.2\.11 .*SECGUARD_REASON=daemon_error' "$T/daemon.log"
+grep 'SECGUARD_RHOST=192.0.2.11' "$T/daemon.log" | head -n 2 | cut -c1-160 | sed 's/^/# daemon: /'
 grep -Ei 'no space|disk|full|store' "$T/daemon.log" | head -n 3 | sed 's/^/# daemon: /'
 check "d: status still answers" sgctl status >/dev/null
 rm -f "$T/state/filler"

@@ -135,7 +135,9 @@ check "the /64 is listed as the key" grep -q '2001:db8:1:2::/64' <(sgctl locks)
 for u in carol dave; do for i in 1 2 3; do sg_auth "$u" wrong 192.0.2.33 || true; done; done
 for i in 1 2 3; do sg_auth carol wrong 192.0.2.34 || true; done
 check "setup: carol@ and dave@192.0.2.33 locked" test "$(sgctl locks | grep -c '@192\.0\.2\.33')" -eq 2
-check "unlock --rhost 192.0.2.33" sgctl unlock --rhost 192.0.2.33
+check "unlock --rhost 192.0.2.33" sgctl unlock --rhost 192.0.2.33 >"$T/unlock.out"
+sg_log "secguardctl: $(cat "$T/unlock.out")"
+check "secguardctl says how many locks it cleared" grep -Eq '^unlocked 192\.0\.2\.33: [0-9]+ locks? cleared' "$T/unlock.out"
 check "no lock of 192.0.2.33 is left" ! grep -q '192\.0\.2\.33' <(sgctl locks)
 check "carol@192.0.2.34 is still locked" grep -q 'carol@192\.0\.2\.34' <(sgctl locks)
 check "the unlock audit row counts the locks cleared (2)" grep -q '"detail":"2 locks cleared' \

@@ -240,6 +240,17 @@ sg_auth() {
         printf '%s\n' "$pw" | sg_pam "${items[@]}" "$user" authenticate >"$T/pam.out" 2>&1
 }
 
+# sg_auth_direct USER PASSWORD [RHOST]: as sg_auth, through pam_run (pam_start_confdir) instead
+# of pamtester + pam_wrapper, for logins run in parallel: pam_wrapper picks its /tmp/pam.X
+# directory with a racy lstat-then-mkdir, so parallel pamtesters can trip over each other.
+sg_auth_direct() {
+        printf '%s\n' "$2" | ASAN_OPTIONS="${SG_CLIENT_ASAN:-${ASAN_OPTIONS:-}}" \
+                LD_PRELOAD="${SG_SANITIZE:+$SG_LIBASAN:}libnss_wrapper.so" \
+                NSS_WRAPPER_PASSWD="$T/passwd" NSS_WRAPPER_GROUP="$T/group" \
+                timeout 30 "$SG_BUILD/tests/integration/pam_run" "$T/pam.d" sgtest "$1" authenticate ${3:+"$3"} \
+                >/dev/null 2>&1
+}
+
 sgctl() { "$SECGUARDCTL" --config "$T/secguard.conf" "$@"; }
 
 # Number of audit rows matching filters (JSON lines).

@@ -13,7 +13,7 @@ sed -i "s|^slow:[^:]*:|slow:$h:|" "$T/shadow"
 sg_start_daemon
 
 pids=()
-for i in $(seq 1 8); do sg_auth slow 'slow user pw' & pids+=($!); done
+for i in $(seq 1 8); do sg_auth_direct slow 'slow user pw' & pids+=($!); done
 ok=0
 for p in "${pids[@]}"; do wait "$p" && ok=$((ok + 1)); done
 over=$(sgctl --json audit --event auth_failure --limit 1000 | grep -c '"overload"' || true)

@@ -452,6 +452,31 @@ PAM_EXTERN int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const cha
         return PAM_SUCCESS; /* we hand out no credentials */
 }
 
+/* Shadow aging as pam_unix's check_shadow_expiry reads it (-1 is an empty field): an expire
+ * day of 0 has passed, a last change of 0 forces a change, max_days 0 asks for a change from
+ * the next day, and aging needs a last change date (shadow(5): empty disables it). */
+static int shadow_expiry(pam_handle_t *pamh, const struct sg_shadow_entry *e, long today) {
+        long age;
+
+        if (e->expire != -1 && today >= e->expire)
+                return PAM_ACCT_EXPIRED;
+        if (e->last_change == 0)
+                return PAM_NEW_AUTHTOK_REQD; /* forced change (passwd -e) */
+        if (e->last_change < 0 || today < e->last_change || e->max_days == -1)
+                return PAM_SUCCESS; /* no aging, or a change dated in the future */
+        age = today - e->last_change;
+        if (e->inactive_days != -1 && age > e->max_days + e->inactive_days)
+                return PAM_ACCT_EXPIRED; /* pam_unix: PAM_AUTHTOK_EXPIRED, reported as this */
+        if (age > e->max_days)
+                return PAM_NEW_AUTHTOK_REQD;
+        if (e->warn_days != -1 && age > e->max_days - e->warn_days) {
+                long left = e->last_change + e->max_days - today;
+
+                (void) pam_info(pamh, "Your password will expire in %ld day%s.", left, left == 1 ? "" : "s");
+        }
+        return PAM_SUCCESS;
+}
+
 /* Shadow expiry as pam_unix does it, and (optionally) the daemon's locks for logins that
  * did not go through our auth (SSH keys). */
 PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv) {
@@ -469,19 +494,8 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
         login_lookup(&l);
         if (!l.input_valid || !l.user_known)
                 ret = PAM_USER_UNKNOWN; /* as pam_unix: no shadow entry, no account */
-        else {
-                if (l.sh.entry.expire > 0 && today >= l.sh.entry.expire)
-                        ret = PAM_ACCT_EXPIRED;
-                else if (l.sh.entry.last_change == 0)
-                        ret = PAM_NEW_AUTHTOK_REQD; /* forced change (passwd -e) */
-                else if (l.sh.entry.max_days > 0 && l.sh.entry.last_change > 0 &&
-                         l.sh.entry.inactive_days >= 0 &&
-                         today > l.sh.entry.last_change + l.sh.entry.max_days + l.sh.entry.inactive_days)
-                        ret = PAM_ACCT_EXPIRED;
-                else if (l.sh.entry.max_days > 0 && l.sh.entry.last_change > 0 &&
-                         today > l.sh.entry.last_change + l.sh.entry.max_days)
-                        ret = PAM_NEW_AUTHTOK_REQD;
-        }
+        else
+                ret = shadow_expiry(pamh, &l.sh.entry, today);
         if (ret == PAM_SUCCESS && l.cfg.account_locks) {
                 struct sg_writer *w = malloc(sizeof *w);
                 uint64_t until = wait_begin(&l);

@@ -10,6 +10,11 @@ pw=$(grep '^alice:' "$T/shadow" | cut -d: -f2)
         echo "mustchange:$pw:0:0:99999:7:::"
         echo "aged:$pw:$((today - 100)):0:30:7:::"
         echo "inactive:$pw:$((today - 100)):0:30:7:10::"
+        echo "expirezero:$pw:$((today - 10)):0:99999:7::0:"
+        echo "maxzero:$pw:$((today - 1)):0:0:7:::"
+        echo "maxzerotoday:$pw:$today:0:0:7:::"
+        echo "warned:$pw:$((today - 25)):0:30:7:::"
+        echo "noaging:$pw::0:30:7:::"
 } >>"$T/shadow"
 sg_start_daemon
 acct() { sg_pam "$@" acct_mgmt >"$T/pam.out" 2>&1; }
@@ -23,6 +28,13 @@ check "password past max age forces a change" ! acct aged
 check "past max age + inactive: expired" ! acct inactive
 check "inactive: says expired" grep -qi "expired" "$T/pam.out"
 check "an unknown user is refused" ! acct mallory
+# The corners pam_unix reads its own way (empty fields are -1 there, 0 is a value):
+check "expire day 0 has passed (as pam_unix)" ! acct expirezero
+check "max_days 0: a change is required from the next day (as pam_unix)" ! acct maxzero
+check "max_days 0: not on the day of the change" acct maxzerotoday
+check "inside the warning period: passes" acct warned
+check "... and says when the password expires" grep -q "expire in 5 days" "$T/pam.out"
+check "an empty last-change date disables aging (shadow(5))" acct noaging
 
 # account_locks: a user locked from a source is refused there even without a password.
 for i in 1 2; do sg_auth alice wrong 192.0.2.9 || true; done

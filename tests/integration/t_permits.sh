@@ -17,6 +17,8 @@ for i in $(seq 1 8); do sg_auth_direct slow 'slow user pw' & pids+=($!); done
 ok=0
 for p in "${pids[@]}"; do wait "$p" && ok=$((ok + 1)); done
 over=$(sgctl --json audit --event auth_failure --limit 1000 | grep -c '"overload"' || true)
+[ $((ok + over)) -eq 8 ] || sg_log "slow's events: $(sgctl --json audit --user slow --limit 100 |
+        grep -o '"event":"[a-z_]*"\(,"reason":"[a-z_]*"\)\?' | sort | uniq -c | tr '\n' ' ')"
 check "1 permit, 8 parallel slow logins: $ok accepted, $over failed as overload" test "$ok" -ge 1 -a "$over" -ge 1 -a $((ok + over)) -eq 8
 check "permits all returned" grep -q 'hash permits: 0/1' <(sgctl status)
 

@@ -175,8 +175,21 @@ int sg_source_key(const char *rhost, unsigned v6_prefix, char *out, size_t outsi
                 return -ENOSPC;
         if (!rhost)
                 rhost = "";
-        if (sg_addr_parse(rhost, &a) < 0)
-                return put_key(rhost, "", out, outsize);
+        if (sg_addr_parse(rhost, &a) < 0) {
+                /* A host name (sshd with UseDNS yes): one key however it is spelt, so case and a
+                 * trailing dot do not make fresh counters. */
+                char name[256];
+                size_t n = strlen(rhost);
+
+                if (n > 1 && rhost[n - 1] == '.')
+                        n--;
+                if (n >= sizeof name)
+                        return put_key(rhost, "", out, outsize);
+                for (size_t i = 0; i < n; i++)
+                        name[i] = (char) ((rhost[i] >= 'A' && rhost[i] <= 'Z') ? rhost[i] - 'A' + 'a' : rhost[i]);
+                name[n] = '\0';
+                return put_key(name, "", out, outsize);
+        }
         if (a.family == AF_INET6) {
                 if (v6_prefix > 128)
                         v6_prefix = 128;

@@ -616,11 +616,10 @@ static int on_unlock(Conn *c, const struct sg_msg *msg) {
                                                    unlock_persist, &u);
                 ev.user = key;
         } else if (strcmp(kind, "source") == 0) {
-                struct sg_addr a;
-
-                if (sg_addr_parse(key, &a) < 0 ||
+                /* An address, or a host name as sshd with UseDNS yes reports it. */
+                if (!*key || !sg_valid_rhost(key) ||
                     sg_source_key(key, c->m->config.ipv6_prefix, source, sizeof source) < 0)
-                        return conn_send_error(c, SG_ERR_INVALID, "invalid address");
+                        return conn_send_error(c, SG_ERR_INVALID, "invalid address or host name");
                 r = unlock_one(&u, SG_LOCK_SOURCE, source);
                 if (r >= 0)
                         r = unlock_one(&u, SG_LOCK_SPRAY, source);

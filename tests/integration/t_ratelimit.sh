@@ -148,6 +148,16 @@ check "the pair unlock is durable (kill -9)" ! grep -q '192\.0\.2\.33' <(sgctl l
 check "carol logs in from 192.0.2.33 after unlock --rhost" sg_auth carol "$SG_PW_CAROL" 192.0.2.33
 check "carol@192.0.2.34 still refused" ! sg_auth carol "$SG_PW_CAROL" 192.0.2.34
 
+# Host names (sshd with UseDNS yes) are one source however spelt, and unlock --rhost takes them.
+sg_auth carol wrong Attacker.Example || true
+sg_auth carol wrong attacker.example. || true
+sg_auth carol wrong ATTACKER.EXAMPLE || true
+check "a host name's failures count together across case and a trailing dot" \
+        grep -q 'carol@attacker\.example' <(sgctl locks)
+check "... and lock every spelling" ! sg_auth carol "$SG_PW_CAROL" attacker.Example
+check "unlock --rhost takes a host name" sgctl unlock --rhost Attacker.Example
+check "carol logs in from that host after the unlock" sg_auth carol "$SG_PW_CAROL" attacker.example
+
 # unlock USER clears every pair lock of the user, however many (there was a cap of 64).
 for i in $(seq 1 70); do sgraw fail mallory "198.18.0.$i" 3; done
 check "setup: 70 pair locks of mallory" test "$(sgctl locks | grep -c 'mallory@')" -eq 70

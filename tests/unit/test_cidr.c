@@ -222,9 +222,11 @@ static void test_source_key(void **state) {
         assert_int_equal(sg_source_key("fe80::1:2:3:4%eth0", 64, k1, sizeof k1), 0);
         assert_string_equal(k1, "fe80::/64");
 
-        /* names and the local case verbatim */
+        /* names: one key however spelt (case, trailing dot); the local case verbatim */
         assert_int_equal(sg_source_key("host.example.org", 64, k1, sizeof k1), 0);
         assert_string_equal(k1, "host.example.org");
+        assert_int_equal(sg_source_key("Host.EXAMPLE.org.", 64, k2, sizeof k2), 0);
+        assert_string_equal(k2, "host.example.org");
         assert_int_equal(sg_source_key("", 64, k1, sizeof k1), 0);
         assert_string_equal(k1, "");
         assert_int_equal(sg_source_key(NULL, 64, k1, sizeof k1), 0);

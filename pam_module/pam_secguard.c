@@ -361,10 +361,33 @@ static void login_upgrade(struct login *l, const char *pw) {
         free(hash);
 }
 
+/* A console terminal: console, ttyN, ttySN (serial), hvcN, xvcN (virtual machines), with or
+ * without /dev/. Not a pseudo-terminal: su or sudo inside an ssh session is not local. */
+static bool tty_is_console(const char *tty) {
+        static const char *const prefixes[] = { "tty", "ttyS", "hvc", "xvc" };
+
+        if (strncmp(tty, "/dev/", 5) == 0)
+                tty += 5;
+        if (strcmp(tty, "console") == 0)
+                return true;
+        for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
+                size_t n = strlen(prefixes[i]);
+
+                if (strncmp(tty, prefixes[i], n) == 0 && tty[n] && strspn(tty + n, "0123456789") == strlen(tty + n))
+                        return true;
+        }
+        return false;
+}
+
+/* root, no remote host, at a console terminal: who allow_local lets in without the daemon. */
+static bool local_console_root(const struct login *l) {
+        return l->input_valid && strcmp(l->user, "root") == 0 && !*l->rhost && tty_is_console(l->tty);
+}
+
 /* The daemon could not be asked. Policy allow_local: root at a local console may still log
  * in with the right password, so an administrator is never locked out of the machine. */
 static bool unreachable_allows(struct login *l, int err, const char *pw) {
-        bool local_root = strcmp(l->user, "root") == 0 && !*l->rhost && l->input_valid;
+        bool local_root = local_console_root(l);
 
         pam_syslog(l->pamh, LOG_ERR, "secguardd unreachable at %s: %s", l->cfg.socket, strerror(-err));
         if (l->cfg.unreachable != SG_UNREACHABLE_ALLOW_LOCAL || !local_root || !l->user_known)
@@ -512,8 +535,7 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
                 if (r < 0) {
                         pam_syslog(pamh, LOG_ERR, "secguardd unreachable for the account check: %s",
                                    strerror(-r));
-                        if (l.cfg.unreachable != SG_UNREACHABLE_ALLOW_LOCAL || *l.rhost ||
-                            strcmp(l.user, "root") != 0)
+                        if (l.cfg.unreachable != SG_UNREACHABLE_ALLOW_LOCAL || !local_console_root(&l))
                                 ret = PAM_PERM_DENIED;
                 } else if (l.msg->type != SG_MSG_OK ||
                            sg_msg_u64(l.msg, SG_F_DECISION, 0) != SG_DECISION_ALLOW)

@@ -221,8 +221,12 @@ check "daemon down: remote login refused" ! sg_auth alice "$SG_PW_ALICE" 192.0.2
 elapsed=$(( ($(date +%s%N) - start) / 1000000 ))
 check "daemon down: answer within the timeout (${elapsed} ms)" test "$elapsed" -lt 2000
 check "daemon down: local non-root refused" ! sg_auth alice "$SG_PW_ALICE"
-check "daemon down: local root allowed (allow_local)" sg_auth root "$SG_PW_ROOT"
-check "daemon down: local root with a wrong password refused" ! sg_auth root wrong
+console_root() { printf '%s\n' "$2" | sg_pam -I "tty=$1" root authenticate >"$T/pam.out" 2>&1; }
+check "daemon down: root at the console allowed (allow_local, tty1)" console_root tty1 "$SG_PW_ROOT"
+check "daemon down: root at a serial console allowed (/dev/ttyS0)" console_root /dev/ttyS0 "$SG_PW_ROOT"
+check "daemon down: root at the console with a wrong password refused" ! console_root tty1 wrong
+check "daemon down: root on a pseudo-terminal (su inside ssh) refused" ! console_root /dev/pts/0 "$SG_PW_ROOT"
+check "daemon down: root without a tty refused" ! sg_auth root "$SG_PW_ROOT"
 check "daemon down: remote root refused" ! sg_auth root "$SG_PW_ROOT" 192.0.2.1
 
 sg_done

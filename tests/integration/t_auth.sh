@@ -10,6 +10,35 @@ echo "dave:$(sg_hash bcrypt "$SG_PW_DAVE"):20000:0:99999:7:::" >>"$T/shadow"
 echo 'planted:$argon2id$v=19$m=4194304,t=3,p=1$c29tZXNhbHRzb21lc2FsdA$zVMsI3Ecw6SWfZHL8vhC0yKAN1IkIGcPXj9kcY2RBdw:20000:0:99999:7:::' >>"$T/shadow"
 echo 'olddes:abJnggxhB/yWI:20000:0:99999:7:::' >>"$T/shadow"
 printf 'dave:x:1004:1004::/:/bin/sh\nplanted:x:1005:1005::/:/bin/sh\nolddes:x:1006:1006::/:/bin/sh\n' >>"$T/passwd"
+# Schemes secguard verifies but never writes, made by other tools: argon2i (libsodium through
+# ctypes), sha256crypt (libcrypt through python), and $2y$ / $2a$ (same computation as $2b$ for
+# such a password: dave's hash under the other prefixes).
+SG_PW_OTHER='other schemes pw'
+a2i=$("$PY" -c '
+import ctypes, sys
+so = ctypes.CDLL("libsodium.so.23")
+assert so.sodium_init() >= 0
+out = ctypes.create_string_buffer(128)
+pw = sys.argv[1].encode()
+so.crypto_pwhash_str_alg.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulonglong,
+                                     ctypes.c_ulonglong, ctypes.c_size_t, ctypes.c_int]
+assert so.crypto_pwhash_str_alg(out, pw, len(pw), 3, 8 << 20, 1) == 0  # 1 = ARGON2I13
+print(out.value.decode())' "$SG_PW_OTHER") || fail "cannot make an argon2i hash"
+s256=$("$PY" -W ignore -c '
+import crypt, sys
+print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_SHA256)))' "$SG_PW_OTHER") ||
+        fail "cannot make a sha256crypt hash"
+b2b=$(sg_hash bcrypt "$SG_PW_OTHER")
+{
+        echo "frank:$a2i:20000:0:99999:7:::"
+        echo "gina:$s256:20000:0:99999:7:::"
+        echo "hank:\$2y\$${b2b#\$2b\$}:20000:0:99999:7:::"
+        echo "ivan:\$2a\$${b2b#\$2b\$}:20000:0:99999:7:::"
+} >>"$T/shadow"
+grep -q '^frank:\$argon2i\$' "$T/shadow" && grep -q '^gina:\$5\$' "$T/shadow" &&
+        grep -q '^hank:\$2y\$' "$T/shadow" && grep -q '^ivan:\$2a\$' "$T/shadow" ||
+        fail "the other schemes' hashes are not what they should be"
+for u in frank gina hank ivan; do echo "$u:x:1100:1100::/:/bin/sh" >>"$T/passwd"; done
 sg_start_daemon
 
 check "argon2id: right password accepted" sg_auth alice "$SG_PW_ALICE"
@@ -20,6 +49,10 @@ check "sha512crypt: right password accepted" sg_auth carol "$SG_PW_CAROL"
 check "sha512crypt: wrong password refused" ! sg_auth carol "wrong"
 check "bcrypt: right password accepted" sg_auth dave "$SG_PW_DAVE"
 check "bcrypt: wrong password refused" ! sg_auth dave "wrong"
+for pair in frank:argon2i gina:sha256crypt 'hank:bcrypt $2y$' 'ivan:bcrypt $2a$'; do
+        check "${pair#*:}: right password accepted" sg_auth "${pair%%:*}" "$SG_PW_OTHER"
+        check "${pair#*:}: wrong password refused" ! sg_auth "${pair%%:*}" "wrong"
+done
 
 # Every failure kind: refused, and the application sees the same thing each time.
 declare -A outputs

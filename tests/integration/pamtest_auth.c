@@ -243,9 +243,26 @@ static int cmp_double(const void *a, const void *b) {
         return (x > y) - (x < y);
 }
 
+/* Mann-Whitney P(a random sample of x is slower than one of y), and the ratio x/y of the
+ * first quartiles. Other work on the machine only ever adds time, and under load the samples
+ * split into a fast and a slow group whose sizes decide where a median falls (a ratio of
+ * medians of 0.64 with P = 0.50 was seen under a CPU hog): the fast quartile is the cost. */
+static void compare_timings(double *x, double *y, int n, double *ret_ratio, double *ret_p) {
+        double u = 0;
+
+        for (int i = 0; i < n; i++)
+                for (int j = 0; j < n; j++)
+                        u += x[i] > y[j] ? 1.0 : x[i] == y[j] ? 0.5 : 0.0;
+        *ret_p = u / ((double) n * n);
+        qsort(x, (size_t) n, sizeof(double), cmp_double);
+        qsort(y, (size_t) n, sizeof(double), cmp_double);
+        *ret_ratio = x[n / 4] / y[n / 4];
+}
+
 /*
  * Unknown user vs wrong password, interleaved so drift hits both alike. Many samples; we
- * compare medians and require the distributions to overlap: the probability that a random
+ * compare first quartiles (see compare_timings) and require the distributions to overlap: the
+ * probability that a random
  * unknown-user sample is slower than a random wrong-password one (the Mann-Whitney U
  * statistic over n*n) must be near 1/2. A real leak (a skipped hash) puts it near 0 or 1.
  * An unknown name costs what some real user's login costs (the stand-in hash), so this one
@@ -254,7 +271,7 @@ static int cmp_double(const void *a, const void *b) {
  */
 static void test_timing_does_not_reveal_the_user(void **state) {
         enum { N = 100 };
-        double known[N], unknown[N], mk, mu, ratio, u = 0, p;
+        double known[N], unknown[N], ratio, p;
         char root[512], alice[512], locked[512], content[2048];
         struct outcome o;
 
@@ -276,32 +293,12 @@ static void test_timing_does_not_reveal_the_user(void **state) {
                 auth_once("nosuchuser", "wrong password", &o);
                 unknown[i] = now_ms() - t0;
         }
-        for (int i = 0; i < N; i++)
-                for (int j = 0; j < N; j++)
-                        u += unknown[i] > known[j] ? 1.0 : unknown[i] == known[j] ? 0.5 : 0.0;
-        p = u / (N * N);
-        qsort(known, N, sizeof(double), cmp_double);
-        qsort(unknown, N, sizeof(double), cmp_double);
-        mk = known[N / 2];
-        mu = unknown[N / 2];
-        ratio = mu / mk;
-        printf("# timing: median wrong password %.2f ms, unknown user %.2f ms, ratio %.3f, P(unknown slower) %.2f\n",
-               mk, mu, ratio, p);
+        compare_timings(unknown, known, N, &ratio, &p);
+        printf("# timing: wrong password %.2f ms (quartile 1) %.2f ms (median), unknown user %.2f / %.2f ms, "
+               "Q1 ratio %.3f, P(unknown slower) %.2f\n", known[N / 4], known[N / 2], unknown[N / 4],
+               unknown[N / 2], ratio, p);
         assert_true(ratio > 0.8 && ratio < 1.25);
         assert_true(p > 0.2 && p < 0.8);
-}
-
-/* Mann-Whitney P(a random sample of x is slower than one of y), and the median ratio x/y. */
-static void compare_timings(double *x, double *y, int n, double *ret_ratio, double *ret_p) {
-        double u = 0;
-
-        for (int i = 0; i < n; i++)
-                for (int j = 0; j < n; j++)
-                        u += x[i] > y[j] ? 1.0 : x[i] == y[j] ? 0.5 : 0.0;
-        *ret_p = u / ((double) n * n);
-        qsort(x, (size_t) n, sizeof(double), cmp_double);
-        qsort(y, (size_t) n, sizeof(double), cmp_double);
-        *ret_ratio = x[n / 2] / y[n / 2];
 }
 
 /*
@@ -352,8 +349,9 @@ static void test_timing_on_a_sha512crypt_host(void **state) {
                 assert_int_equal(o.rv, PAM_AUTH_ERR);
         }
         compare_timings(unknown, known, N, &ratio, &p);
-        printf("# sha512crypt host: median wrong password %.2f ms, unknown user %.2f ms, ratio %.3f, "
-               "P(unknown slower) %.2f\n", known[N / 2], unknown[N / 2], ratio, p);
+        printf("# sha512crypt host: wrong password %.2f ms (quartile 1) %.2f ms (median), unknown user "
+               "%.2f / %.2f ms, Q1 ratio %.3f, P(unknown slower) %.2f\n", known[N / 4], known[N / 2],
+               unknown[N / 4], unknown[N / 2], ratio, p);
         assert_true(ratio > 0.8 && ratio < 1.25);
         assert_true(p > 0.2 && p < 0.8);
 }

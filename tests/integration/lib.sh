@@ -253,6 +253,26 @@ sg_auth_direct() {
 
 sgctl() { "$SECGUARDCTL" --config "$T/secguard.conf" "$@"; }
 
+# sgctl_as_nobody ARGS...: secguardctl as uid nobody, no groups (a copy in $T: nobody may not
+# reach the build tree). Exit status of secguardctl.
+sgctl_as_nobody() {
+        [ -x "$T/secguardctl-copy" ] || install -m 0755 "$SECGUARDCTL" "$T/secguardctl-copy"
+        setpriv --reuid=nobody --regid=nogroup --clear-groups "$T/secguardctl-copy" --config "$T/secguard.conf" "$@"
+}
+
+# sg_bad_frame: sends one frame with a bad magic to the daemon (a protocol_error event).
+sg_bad_frame() {
+        "$PY" - "$T/run/secguardd.sock" <<'PYEOF' || fail "protocol error client"
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.settimeout(3); s.connect(sys.argv[1])
+s.sendall(b"XX\x01\x04\x00\x00\x00\x00")
+try:
+    s.recv(100)
+except OSError:
+    pass
+PYEOF
+}
+
 # Number of audit rows matching filters (JSON lines).
 sg_audit_count() { sgctl --json audit --limit 100000 "$@" | grep -c . || true; }
 

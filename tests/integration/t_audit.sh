@@ -93,22 +93,11 @@ check "unlock bob" quiet sgctl unlock bob
 check "password_changed (root sets bob's password)" root_passwd bob "bob audit pw 2"
 check "hash_upgraded on carol's login" sg_auth carol "$SG_PW_CAROL"
 # peer_denied: a non-root peer.
-cp "$SECGUARDCTL" "$T/secguardctl-copy"
-chmod 0755 "$T/secguardctl-copy"
 rc=0
-setpriv --reuid=nobody --regid=nogroup --clear-groups "$T/secguardctl-copy" --config "$T/secguard.conf" \
-        audit >/dev/null 2>&1 || rc=$?
+sgctl_as_nobody audit >/dev/null 2>&1 || rc=$?
 check "non-root audit read refused with exit 4" test "$rc" -eq 4
 # protocol_error: a frame with a bad magic.
-$PY - "$T/run/secguardd.sock" <<'PYEOF' || fail "protocol error client"
-import socket, sys
-s = socket.socket(socket.AF_UNIX); s.settimeout(3); s.connect(sys.argv[1])
-s.sendall(b"XX\x01\x04\x00\x00\x00\x00")
-try:
-    s.recv(100)
-except OSError:
-    pass
-PYEOF
+sg_bad_frame
 sleep 0.2
 # daemon_stop / a second daemon_start.
 check "SIGTERM stops the daemon (exit 0)" sg_stop_daemon
@@ -240,6 +229,7 @@ check "human output: shown as \\xHH" grep -qF 'rhost=10.9.8.7\xc2\x9b31m\xe2\x80
 if [ -n "$ADMIN_GROUP" ]; then
         admin_gid=$(getent group "$ADMIN_GROUP" | cut -d: -f3)
         as_admin() {
+                [ -x "$T/secguardctl-copy" ] || install -m 0755 "$SECGUARDCTL" "$T/secguardctl-copy"
                 setpriv --reuid=nobody --regid=nogroup --groups="$admin_gid" "$T/secguardctl-copy" \
                         --config "$T/secguard.conf" "$@"
         }
@@ -254,8 +244,7 @@ if [ -n "$ADMIN_GROUP" ]; then
         check "... unlock --rhost refused with exit 4" test "$rc" -eq 4
         check "... the refused unlocks are audited as peer_denied (uid 65534)" py_rows \
                 'len([r for r in rows if r["uid"] == 65534]) == 3' --event peer_denied
-        rc=0; setpriv --reuid=nobody --regid=nogroup --clear-groups "$T/secguardctl-copy" --config "$T/secguard.conf" \
-                audit >/dev/null 2>&1 || rc=$?
+        rc=0; sgctl_as_nobody audit >/dev/null 2>&1 || rc=$?
         check "... and the same uid without the group is refused (exit 4)" test "$rc" -eq 4
 else
         echo "# SKIP admin-group checks: the host has none of the groups adm, staff, users for [daemon] admin_group" >&2

@@ -29,13 +29,11 @@ json=$(sgctl --json status)
 check "status --json is one valid JSON object" $PY -c 'import json,sys; d=json.loads(sys.stdin.read()); assert d["hash_permits"]>=1 and "uptime_sec" in d' <<<"$json"
 
 # A non-root client is refused (and audited) for root-only requests and read-only views.
-cp "$SECGUARDCTL" "$T/secguardctl-copy"
-chmod 0755 "$T/secguardctl-copy"
 rc=0
-setpriv --reuid=nobody --regid=nogroup --clear-groups "$T/secguardctl-copy" --config "$T/secguard.conf" status >/dev/null 2>"$T/err" || rc=$?
+sgctl_as_nobody status >/dev/null 2>"$T/err" || rc=$?
 check "non-root status refused with exit 4" test "$rc" -eq 4
 rc=0
-setpriv --reuid=nobody --regid=nogroup --clear-groups "$T/secguardctl-copy" --config "$T/secguard.conf" unlock alice >/dev/null 2>&1 || rc=$?
+sgctl_as_nobody unlock alice >/dev/null 2>&1 || rc=$?
 check "non-root unlock refused with exit 4" test "$rc" -eq 4
 check "peer_denied audited with the peer uid" \
         $PY -c 'import json,sys; rows=[json.loads(l) for l in sys.stdin]; assert any(r.get("uid")==65534 for r in rows), rows' \

@@ -138,4 +138,20 @@ check "stronger argon2id: login accepted" sg_auth strong "$SG_PW_STRONG"
 check "stronger argon2id: hash kept" grep -qF "strong:$strong:" "$T/shadow"
 check "stronger argon2id: no hash_upgraded event" test "$(sg_audit_count --event hash_upgraded --user strong)" -eq 0
 
+# pam_fail_delay on every failure (fail_delay_ms; no growing delay from the daemon here).
+sg_stop_daemon
+sg_write_config "[ratelimit]" "user_max_failures = 1000" "source_max_failures = 1000" \
+        "user_source_max_failures = 1000" "spray_max_users = 1000" "delay_step_ms = 0"
+sed -i 's/^fail_delay_ms = 0$/fail_delay_ms = 600/' "$T/secguard.conf"
+sg_start_daemon
+timed_ms() { local t0; t0=$(date +%s%N); "$@" || true; echo $((($(date +%s%N) - t0) / 1000000)); }
+wrong_ms=$(timed_ms sg_auth alice "wrong once more")
+unknown_ms=$(timed_ms sg_auth mallory "anything")
+right_ms=$(timed_ms sg_auth alice "$SG_PW_ALICE")
+sg_log "fail_delay_ms = 600: wrong password $wrong_ms ms, unknown user $unknown_ms ms, success $right_ms ms"
+# libpam randomises the delay (down to half of it); a success is not delayed.
+check "fail delay: a wrong password waits (>= 300 ms: $wrong_ms)" test "$wrong_ms" -ge 300
+check "fail delay: an unknown user waits too (>= 300 ms: $unknown_ms)" test "$unknown_ms" -ge 300
+check "fail delay: a success does not wait (< 300 ms: $right_ms)" test "$right_ms" -lt 300
+sed -i 's/^fail_delay_ms = 600$/fail_delay_ms = 0/' "$T/secguard.conf"
 sg_done

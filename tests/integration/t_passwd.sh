@@ -21,6 +21,11 @@ check "user: wrong old password refused" ! user_passwd alice "not it" "new alice
 check "user: shadow unchanged after a refusal" cmp -s "$T/shadow" "$T/shadow.before"
 check "user: too short refused" ! user_passwd alice "$SG_PW_ALICE" "short" "short"
 check "user: same as old refused" ! user_passwd alice "$SG_PW_ALICE" "$SG_PW_ALICE" "$SG_PW_ALICE"
+echo "administrator:$(sg_hash argon2id 'admin old pw'):20000:0:99999:7:::" >>"$T/shadow"
+echo "administrator:x:1010:1010::/:/bin/sh" >>"$T/passwd"
+cp "$T/shadow" "$T/shadow.before"
+check "root: the user name as password refused (any case)" ! root_passwd administrator Administrator Administrator
+check "... and told why" grep -q "user name" "$T/pam.out"
 check "user: mismatched retype refused" ! user_passwd alice "$SG_PW_ALICE" "new alice pw 1" "new alice pw 2"
 check "user: valid change accepted" user_passwd alice "$SG_PW_ALICE" "new alice pw 1" "new alice pw 1"
 check "new password works" sg_auth alice "new alice pw 1"

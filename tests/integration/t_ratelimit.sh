@@ -72,8 +72,11 @@ sgraw() { $PY "$T/sgraw.py" "$SOCK" "$@"; }
 
 # Threshold reached exactly: 3 failures hashed, then locked even with the right password.
 for i in 1 2 3; do sg_auth alice wrong 192.0.2.1 && fail "wrong password accepted"; done
+wrong_out=$(grep -v '^PWRAP_' "$T/pam.out" || true) # what the application saw (pam_wrapper's own lines aside)
 check "3 failures: 3 hashed (bad_password)" test "$(sgctl --json audit --user alice --event auth_failure | grep -c bad_password)" -eq 3
 check "after the threshold the right password is refused" ! sg_auth alice "$SG_PW_ALICE" 192.0.2.1
+check "the locked attempt shows the application exactly what a wrong password shows" \
+        test -n "$wrong_out" -a "$(grep -v '^PWRAP_' "$T/pam.out" || true)" = "$wrong_out"
 check "the refusal is audited as auth_blocked" test "$(sg_audit_count --event auth_blocked --user alice)" -eq 1
 check "lockout audited" test "$(sg_audit_count --event lockout)" -eq 1
 check "same user from another source still gets in" sg_auth alice "$SG_PW_ALICE" 192.0.2.2

@@ -60,6 +60,8 @@ for i in 1 2; do sg_auth carol wrong 192.0.2.67 && fail "wrong password accepted
 check "a: carol@192.0.2.67 not locked yet (2 of 3 failures)" ! grep -q 'carol@192.0.2.67' <(sgctl locks)
 
 WORKERS=4 PER_WORKER=50
+REFUSED_PAUSE=0.05
+[ -z "${SG_VALGRIND:-}" ] || REFUSED_PAUSE=0.3
 stream_worker() { # worker number: logins as alice from an allowlisted address, tty unique
         local w=$1 n rc
         for n in $(seq 1 "$PER_WORKER"); do
@@ -68,8 +70,9 @@ stream_worker() { # worker number: logins as alice from an allowlisted address, 
                         alice authenticate >/dev/null 2>&1 || rc=$?
                 echo "kill9/w$w/n$n $rc" >>"$T/stream.$w"
                 # A refusal while the daemon is down is instant: pace it, or the stream
-                # would be spent before the restart.
-                [ "$rc" -eq 0 ] || sleep 0.05
+                # would be spent before the restart (longer under valgrind, which takes
+                # seconds to start the daemon).
+                [ "$rc" -eq 0 ] || sleep "$REFUSED_PAUSE"
         done
 }
 done_count() { cat "$T"/stream.* 2>/dev/null | wc -l; }

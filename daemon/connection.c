@@ -12,6 +12,7 @@
 
 #include "io.h"
 #include "manager-internal.h"
+#include "requests.h"
 
 static int conn_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 static int conn_on_timer(sd_event_source *s, uint64_t usec, void *userdata);
@@ -268,6 +269,8 @@ bool conn_settle(Conn *c) {
 
 /* Peer gone or broken: drop pending output and close at the next settle. */
 static void conn_abort(Conn *c) {
+        if (c->success_unacked)
+                request_ack_lost(c);
         c->out_off = c->out_len;
         c->closing = true;
         conn_update_events(c);
@@ -288,6 +291,8 @@ void conn_flush(Conn *c) {
                 }
                 c->out_off += (size_t) n;
         }
+        if (c->out_off == c->out_len)
+                c->success_unacked = false; /* handed to the kernel: the module reads it */
         conn_update_events(c);
         conn_arm_timer(c);
 }
@@ -368,6 +373,8 @@ static int conn_on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 return 0;
         }
         log_debug("closing connection of pid %d: timed out", (int) c->pid);
+        if (c->success_unacked)
+                request_ack_lost(c);
         conn_free(c);
         return 0;
 }

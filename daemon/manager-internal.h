@@ -45,6 +45,7 @@ struct Conn {
         /* The attempt PRECHECK reserved on this connection. */
         bool login;                  /* a PRECHECK came in on this connection */
         bool attempt_open, has_permit, user_known;
+        bool success_unacked;        /* REPORT success answered, answer not yet sent */
         uint64_t attempt_id, reservation;
         char user[SG_FIELD_WIRE_MAX + 1], rhost[SG_FIELD_WIRE_MAX + 1];
         /* The name counters, locks and the attempts table use: the user name, or for a name

@@ -328,6 +328,7 @@ static void manager_commit(Manager *m) {
                 if (r < 0 && !store_error_tolerated(c, r)) {
                         /* Nothing we promised is durable: take the replies back. */
                         request_store_failed(c, r);
+                        c->success_unacked = false; /* that success was rolled back */
                         c->out_len = c->held_mark;
                         if (c->out_off > c->out_len)
                                 c->out_off = c->out_len;

@@ -445,7 +445,25 @@ static int on_report(Conn *c, const struct sg_msg *msg) {
         if (r < 0)
                 return r;
         sg_writer_init(&w, SG_MSG_OK);
-        return conn_send(c, &w);
+        r = conn_send(c, &w);
+        /* The module accepts the login only once this answer arrives: until it is handed to
+         * the kernel, a hang-up means the user was refused after all (request_ack_lost). */
+        if (r >= 0 && result == SG_RESULT_SUCCESS && c->out_off < c->out_len)
+                c->success_unacked = true;
+        return r;
+}
+
+void request_ack_lost(Conn *c) {
+        struct sg_audit_event ev;
+        int r;
+
+        c->success_unacked = false;
+        ev = attempt_event(c, "auth_failure", "abandoned");
+        ev.detail = "the success above was never delivered: the module had given up waiting "
+                    "(timeout_ms) and refused the login";
+        r = manager_emit(c->m, &ev, false);
+        if (r < 0)
+                log_error_errno(r, "recording an undelivered success failed");
 }
 
 static int on_event(Conn *c, const struct sg_msg *msg) {

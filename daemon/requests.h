@@ -15,3 +15,7 @@ void request_flush_suppressed(Manager *m, bool force);
 /* A login request on c failed with store error r (the store refused the write or the
  * commit): tells journald the login was refused (auth_failure, reason daemon_error). */
 void request_store_failed(Conn *c, int r);
+
+/* The answer to a successful REPORT on c never reached the module (it hung up first, having
+ * given up waiting): records that the user was refused after all. */
+void request_ack_lost(Conn *c);

@@ -100,4 +100,10 @@ sg_log "stalled daemon: login took $elapsed ms (plain login $hash_ms ms, timeout
 check "daemon stopped between PRECHECK and REPORT" test -n "$stopped_in_time"
 check "login refused when REPORT goes unanswered" test "$rc" -ne 0
 check "whole login within timeout_ms + hash + 2.5 s ($elapsed ms)" test "$elapsed" -lt $((6000 + hash_ms + 2500))
+# The daemon, continued, still records the late REPORT's success; the module had refused the
+# login by then, so the success is followed by a correction (its answer was never delivered).
+sgctl --json audit --user stall --limit 10 >"$T/stall.audit"
+sg_log "stall's last events: $(grep -o '"event":"[a-z_]*"\(,"reason":"[a-z_]*"\)\?' "$T/stall.audit" | tail -n 4 | tr '\n' ' ')"
+check "the undelivered success is corrected in the audit (auth_failure, abandoned)" \
+        grep -q '"reason":"abandoned".*never delivered' "$T/stall.audit"
 sg_done

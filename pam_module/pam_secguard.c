@@ -156,8 +156,9 @@ static struct sg_hash_pref pref_of(const struct sg_config *c) {
         return (struct sg_hash_pref) { .opslimit = c->argon2_opslimit, .memlimit = c->argon2_memlimit };
 }
 
-/* Reads the user's entry and the stand-in hash (sg_shadow_find) in one pass. */
-static void login_lookup(struct login *l) {
+/* Reads the user's entry and, for a password check, the stand-in hash (sg_shadow_find) in the
+ * same pass; the account phase verifies nothing and skips the stand-in's scoring. */
+static void login_lookup(struct login *l, bool want_standin) {
         struct sg_hash_caps caps = caps_of(&l->cfg);
         int r;
 
@@ -165,7 +166,15 @@ static void login_lookup(struct login *l) {
         sodium_memzero(&l->sh, sizeof l->sh);
         if (!l->input_valid)
                 return;
-        r = sg_shadow_find(l->args.shadow, l->user, &caps, &l->sh);
+        if (want_standin)
+                r = sg_shadow_find(l->args.shadow, l->user, &caps, &l->sh);
+        else {
+                r = sg_shadow_lookup(l->args.shadow, l->user, &l->sh.entry);
+                if (r == 0 || r == -ENOENT || r == -EINVAL) {
+                        l->sh.user = r;
+                        r = 0;
+                }
+        }
         if (r < 0)
                 pam_syslog(l->pamh, LOG_ERR, "cannot read %s: %s", l->args.shadow, strerror(-r));
         else if (l->sh.user == 0)
@@ -404,7 +413,7 @@ static int check_password(struct login *l, const char *pw) {
         uint32_t delay_ms = 0;
         int decision, r;
 
-        login_lookup(l);
+        login_lookup(l, true);
         decision = login_precheck(l, &delay_ms);
         if (decision < 0)
                 return unreachable_allows(l, decision, pw) ? 0 : -EACCES;
@@ -514,7 +523,7 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
                 return PAM_AUTH_ERR;
         }
         login_read_items(&l);
-        login_lookup(&l);
+        login_lookup(&l, false);
         if (!l.input_valid || !l.user_known)
                 ret = PAM_USER_UNKNOWN; /* as pam_unix: no shadow entry, no account */
         else
@@ -595,7 +604,7 @@ static int change_password(struct login *l, int flags) {
         }
         if (!(flags & PAM_UPDATE_AUTHTOK))
                 return -EINVAL;
-        login_lookup(l);
+        login_lookup(l, true);
         if (!l->user_known)
                 return -ENOENT;
         (void) pam_get_item(l->pamh, PAM_OLDAUTHTOK, &old);

@@ -252,6 +252,7 @@ static const unsigned char standin_key[crypto_shorthash_KEYBYTES] = {
 struct scan {
         const char *user;
         const struct sg_hash_caps *caps; /* NULL: any cost is usable */
+        bool want_standin;               /* false: only user's line (no scoring) */
         int status;                      /* 1 found, 0 not (yet), -EINVAL user's line malformed */
         size_t off, len;                 /* user's line */
         struct sg_shadow_entry entry;
@@ -262,10 +263,11 @@ struct scan {
         unsigned char score_in[SHADOW_USER_MAX + 1 + SHADOW_LINE_MAX]; /* user || 0 || name */
 };
 
-static void scan_init(struct scan *s, const char *user, const struct sg_hash_caps *caps) {
+static void scan_init(struct scan *s, const char *user, const struct sg_hash_caps *caps, bool want_standin) {
         memset(s, 0, sizeof *s);
         s->user = user;
         s->caps = caps;
+        s->want_standin = want_standin;
         s->user_len = strlen(user); /* <= SHADOW_USER_MAX: checked by user_valid() */
         memcpy(s->score_in, user, s->user_len);
         s->score_in[s->user_len] = 0;
@@ -281,12 +283,7 @@ static void scan_line(struct scan *s, const char *line, size_t ll, size_t off) {
         int r;
 
         r = ll > SHADOW_LINE_MAX ? -EINVAL : parse_entry(line, ll, &e);
-        if (nl > SHADOW_LINE_MAX)
-                nl = SHADOW_LINE_MAX; /* such a line is malformed: only the score needs its name */
-        memcpy(s->score_in + s->user_len + 1, line, nl);
-        crypto_shorthash(score, s->score_in, s->user_len + 1 + nl, standin_key);
-        usable = r == 0 && sg_hash_usable(e.hash, s->caps) == 0;
-        if (s->status == 0 && name_is(line, name_len_of(line, ll), s->user)) {
+        if (s->status == 0 && name_is(line, nl, s->user)) {
                 s->status = r == 0 ? 1 : -EINVAL;
                 if (r == 0) {
                         s->entry = e;
@@ -294,6 +291,15 @@ static void scan_line(struct scan *s, const char *line, size_t ll, size_t off) {
                         s->len = ll;
                 }
         }
+        if (!s->want_standin) {
+                sodium_memzero(&e, sizeof e);
+                return;
+        }
+        if (nl > SHADOW_LINE_MAX)
+                nl = SHADOW_LINE_MAX; /* such a line is malformed: only the score needs its name */
+        memcpy(s->score_in + s->user_len + 1, line, nl);
+        crypto_shorthash(score, s->score_in, s->user_len + 1 + nl, standin_key);
+        usable = r == 0 && sg_hash_usable(e.hash, s->caps) == 0;
         if (usable && (!s->have_standin || memcmp(score, s->best, sizeof score) < 0)) {
                 memcpy(s->best, score, sizeof score);
                 memcpy(s->standin, e.hash, sizeof s->standin);
@@ -320,8 +326,8 @@ static void scan_wipe(struct scan *s) {
         sodium_memzero(s, sizeof *s);
 }
 
-int sg_shadow_find(const char *path, const char *user, const struct sg_hash_caps *caps,
-                   struct sg_shadow_match *ret) {
+static int find(const char *path, const char *user, const struct sg_hash_caps *caps, bool want_standin,
+                struct sg_shadow_match *ret) {
         struct scan *s;
         size_t len, cap;
         char *buf = NULL;
@@ -339,7 +345,7 @@ int sg_shadow_find(const char *path, const char *user, const struct sg_hash_caps
                 free(s);
                 return r;
         }
-        scan_init(s, user, caps);
+        scan_init(s, user, caps, want_standin);
         scan_all(s, buf, len);
         buf_free(buf, cap);
         ret->user = s->status == 1 ? 0 : s->status == 0 ? -ENOENT : s->status;
@@ -353,6 +359,11 @@ int sg_shadow_find(const char *path, const char *user, const struct sg_hash_caps
         return 0;
 }
 
+int sg_shadow_find(const char *path, const char *user, const struct sg_hash_caps *caps,
+                   struct sg_shadow_match *ret) {
+        return find(path, user, caps, true, ret);
+}
+
 int sg_shadow_lookup(const char *path, const char *user, struct sg_shadow_entry *ret) {
         struct sg_shadow_match *m;
         int r;
@@ -362,7 +373,7 @@ int sg_shadow_lookup(const char *path, const char *user, struct sg_shadow_entry 
         m = malloc(sizeof *m);
         if (!m)
                 return -ENOMEM;
-        r = sg_shadow_find(path, user, NULL, m);
+        r = find(path, user, NULL, false, m);
         if (r >= 0)
                 r = m->user;
         if (r >= 0)
@@ -583,7 +594,7 @@ static int update_locked(const char *path, const char *user, const char *new_has
         s = malloc(sizeof *s);
         if (!s)
                 return -ENOMEM;
-        scan_init(s, user, NULL);
+        scan_init(s, user, NULL, false); /* an update needs no stand-in */
         r = read_file(path, &st, &buf, &len, &cap);
         if (r < 0)
                 goto out;

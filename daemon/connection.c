@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* One client connection: non-blocking reads of whole frames, buffered writes, timeouts.
- * The protocol is strictly request/reply: a client that sends before its reply is out is
- * in error. */
+/* Client connections: non-blocking reads of whole frames, buffered writes, timeouts, limits.
+ * The protocol is strictly request/reply: a client that sends before its reply is out is in
+ * error. See connection.h and docs/architecture.md. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,44 +10,101 @@
 
 #include <sodium.h>
 
+#include "connection.h"
 #include "io.h"
-#include "manager-internal.h"
-#include "requests.h"
+#include "log.h"
+
+#define CONN_OUT_MAX (64u * 1024u * 1024u) /* a listing larger than this is cut short */
+
+struct Conn {
+        ConnSet *set;
+        Conn *prev, *next; /* set->conns */
+        Conn *gc_next;     /* set->gc, when gc_queued */
+        bool gc_queued;
+        int fd;
+        sd_event_source *io, *timer;
+        struct conn_peer peer;
+        void *data; /* the owner's, from ops->opened */
+
+        uint8_t *in; /* SG_FRAME_MAX */
+        size_t in_len;
+        uint8_t *out;
+        size_t out_len, out_off, out_cap;
+        uint64_t sent; /* bytes the kernel took */
+
+        bool busy;    /* a request is being answered */
+        bool closing; /* close once out is flushed */
+        bool held;    /* out past held_mark waits for conn_release() */
+        size_t held_mark;
+};
+
+struct ConnSet {
+        sd_event *event;
+        const struct conn_ops *ops;
+        void *owner;
+        struct conn_limits limits;
+        Conn *conns;
+        size_t n_conns;
+        Conn *gc;
+        sd_event_source *gc_source;
+        void (*drained)(void *userdata);
+        void *drained_userdata;
+};
 
 static int conn_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 static int conn_on_timer(sd_event_source *s, uint64_t usec, void *userdata);
 
+static bool out_pending(const Conn *c) {
+        return c->out_off < c->out_len;
+}
+
+/* Queued for the deferred free once nothing is left to send. */
+static void conn_maybe_gc(Conn *c) {
+        if (c->gc_queued || !c->closing || out_pending(c) || c->held)
+                return;
+        c->gc_queued = true;
+        c->gc_next = c->set->gc;
+        c->set->gc = c;
+        (void) sd_event_source_set_enabled(c->set->gc_source, SD_EVENT_ONESHOT);
+}
+
 static void conn_arm_timer(Conn *c) {
         uint64_t usec;
 
-        if (c->waiting)
-                return; /* the permit deadline owns the timer */
-        if (c->in_len > 0 || c->out_len > c->out_off)
-                usec = (uint64_t) c->m->config.request_timeout_ms * 1000;
+        if (c->busy && !out_pending(c)) {
+                /* The owner is working on an answer and owns its deadline (a permit wait). */
+                (void) sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
+                return;
+        }
+        if (c->in_len > 0 || out_pending(c) || c->closing)
+                usec = (uint64_t) c->set->limits.request_timeout_ms * 1000;
         else
-                usec = CONN_IDLE_USEC;
+                usec = c->set->limits.idle_usec;
         /* From the clock, not sd_event_now(): the loop's cached time can be seconds old after a
          * slow commit or a SIGSTOP, and a fresh request would then time out at once. */
         (void) sd_event_source_set_time(c->timer, sg_now_mono_usec() + usec);
         (void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
 }
 
-void conn_update_events(Conn *c) {
+/* Re-derives the epoll mask and the timer from the state. */
+static void conn_update(Conn *c) {
         uint32_t ev = 0;
 
         if (!c->closing && !c->busy)
                 ev |= EPOLLIN;
-        if (c->out_len > c->out_off && !c->held)
+        if (out_pending(c) && !c->held)
                 ev |= EPOLLOUT;
         /* epoll reports EPOLLHUP whatever we ask for: a closing connection that has nothing to
          * send now (its reply waits for the group commit) would wake the loop again and again
          * and starve that commit, which runs at idle priority. Listen to nothing until then. */
-        if (ev == 0 && c->closing) {
+        if (ev == 0 && c->closing)
                 (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
-                return;
+        else {
+                (void) sd_event_source_set_io_events(c->io, ev);
+                (void) sd_event_source_set_enabled(c->io, SD_EVENT_ON);
         }
-        (void) sd_event_source_set_io_events(c->io, ev);
-        (void) sd_event_source_set_enabled(c->io, SD_EVENT_ON);
+        conn_arm_timer(c);
+        conn_maybe_gc(c);
 }
 
 static bool peer_in_group(int fd, gid_t gid, gid_t primary) {
@@ -64,15 +121,116 @@ static bool peer_in_group(int fd, gid_t gid, gid_t primary) {
         return false;
 }
 
-static size_t conns_of_uid(Manager *m, uid_t uid) {
+static size_t conns_of_uid(const ConnSet *s, uid_t uid) {
         size_t n = 0;
 
-        for (Conn *c = m->conns; c; c = c->next)
-                n += c->uid == uid;
+        for (const Conn *c = s->conns; c; c = c->next)
+                n += c->peer.uid == uid;
         return n;
 }
 
-int conn_new(Manager *m, int fd) {
+static void conn_free(Conn *c) {
+        ConnSet *s = c->set;
+
+        if (c->data)
+                s->ops->closed(c->data, c);
+        if (c->gc_queued) {
+                Conn **p = &s->gc;
+
+                while (*p && *p != c)
+                        p = &(*p)->gc_next;
+                if (*p)
+                        *p = c->gc_next;
+        }
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                s->conns = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        s->n_conns--;
+
+        c->io = sd_event_source_disable_unref(c->io);
+        c->timer = sd_event_source_disable_unref(c->timer);
+        close(c->fd);
+        /* A user field may hold a password typed in the wrong place: wipe the frame and the
+         * replies (the owner wipes what it decoded and kept). */
+        sodium_memzero(c->in, SG_FRAME_MAX);
+        free(c->in);
+        if (c->out)
+                sodium_memzero(c->out, c->out_cap);
+        free(c->out);
+        sodium_memzero(c, sizeof *c);
+        free(c);
+        if (s->n_conns == 0 && s->drained)
+                s->drained(s->drained_userdata);
+}
+
+static int on_gc(sd_event_source *src, void *userdata) {
+        ConnSet *s = userdata;
+
+        (void) src;
+        while (s->gc) {
+                Conn *c = s->gc;
+
+                s->gc = c->gc_next;
+                c->gc_queued = false;
+                conn_free(c); /* may queue others */
+        }
+        return 0;
+}
+
+int conn_set_new(sd_event *event, const struct conn_ops *ops, void *owner, ConnSet **ret) {
+        ConnSet *s;
+        int r;
+
+        s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        s->event = sd_event_ref(event);
+        s->ops = ops;
+        s->owner = owner;
+        r = sd_event_add_defer(event, &s->gc_source, on_gc, s);
+        if (r < 0) {
+                conn_set_free(s);
+                return r;
+        }
+        (void) sd_event_source_set_enabled(s->gc_source, SD_EVENT_OFF);
+        *ret = s;
+        return 0;
+}
+
+ConnSet *conn_set_free(ConnSet *s) {
+        if (!s)
+                return NULL;
+        while (s->conns)
+                conn_free(s->conns);
+        s->gc_source = sd_event_source_disable_unref(s->gc_source);
+        sd_event_unref(s->event);
+        free(s);
+        return NULL;
+}
+
+void conn_set_set_limits(ConnSet *s, const struct conn_limits *l) {
+        s->limits = *l;
+}
+
+void conn_set_on_drained(ConnSet *s, void (*drained)(void *userdata), void *userdata) {
+        s->drained = drained;
+        s->drained_userdata = userdata;
+}
+
+size_t conn_set_count(const ConnSet *s) {
+        return s->n_conns;
+}
+
+void conn_set_close_idle(ConnSet *s, bool (*busy)(void *data)) {
+        for (Conn *c = s->conns; c; c = c->next)
+                if (!c->busy && c->in_len == 0 && !out_pending(c) && !c->held && !(c->data && busy(c->data)))
+                        conn_close_after_flush(c);
+}
+
+int conn_set_add(ConnSet *s, int fd) {
         Conn *c;
         int r;
 
@@ -81,119 +239,75 @@ int conn_new(Manager *m, int fd) {
                 close(fd);
                 return -ENOMEM;
         }
-        c->m = m;
+        c->set = s;
         c->fd = fd;
-        r = sg_peer_cred(fd, &c->pid, &c->uid, &c->gid);
+        r = sg_peer_cred(fd, &c->peer.pid, &c->peer.uid, &c->peer.gid);
         if (r < 0) {
                 close(fd);
                 free(c);
                 return r;
         }
-        c->is_root = c->uid == 0;
-        c->is_admin = c->is_root || (m->have_admin_gid && peer_in_group(fd, m->admin_gid, c->gid));
+        c->peer.is_root = c->peer.uid == 0;
+        c->peer.is_admin = c->peer.is_root ||
+                           (s->limits.have_admin_gid && peer_in_group(fd, s->limits.admin_gid, c->peer.gid));
         c->in = malloc(SG_FRAME_MAX);
-        c->msg = malloc(sizeof *c->msg);
-        if (!c->in || !c->msg) {
+        if (!c->in) {
                 r = -ENOMEM;
                 goto fail;
         }
-        r = sd_event_add_io(m->event, &c->io, fd, EPOLLIN, conn_on_io, c);
+        r = sd_event_add_io(s->event, &c->io, fd, EPOLLIN, conn_on_io, c);
         if (r < 0)
                 goto fail;
-        r = sd_event_add_time(m->event, &c->timer, CLOCK_MONOTONIC, sg_now_mono_usec() + CONN_IDLE_USEC, 0,
+        r = sd_event_add_time(s->event, &c->timer, CLOCK_MONOTONIC, sg_now_mono_usec() + s->limits.idle_usec, 0,
                               conn_on_timer, c);
         if (r < 0)
                 goto fail;
 
-        c->next = m->conns;
-        if (m->conns)
-                m->conns->prev = c;
-        m->conns = c;
-        m->n_conns++;
+        c->next = s->conns;
+        if (s->conns)
+                s->conns->prev = c;
+        s->conns = c;
+        s->n_conns++;
 
         /* Limits on what a client controls: connection counts, total and per non-root uid. */
-        if (m->n_conns > m->config.max_connections ||
-            (!c->is_root && conns_of_uid(m, c->uid) > m->config.max_connections_per_uid)) {
+        if (s->n_conns > s->limits.max_connections ||
+            (!c->peer.is_root && conns_of_uid(s, c->peer.uid) > s->limits.max_connections_per_uid)) {
                 log_warning("refusing connection from uid %u pid %d: too many connections",
-                            (unsigned) c->uid, (int) c->pid);
+                            (unsigned) c->peer.uid, (int) c->peer.pid);
                 (void) conn_send_error(c, SG_ERR_BUSY, "too many connections");
                 conn_close_after_flush(c);
-                (void) conn_settle(c);
                 return 0;
         }
-        conn_arm_timer(c);
+        c->data = s->ops->opened(s->owner, c);
+        if (!c->data) {
+                conn_close_after_flush(c);
+                return -ENOMEM;
+        }
+        conn_update(c);
         return 0;
 fail:
         c->io = sd_event_source_disable_unref(c->io);
         c->timer = sd_event_source_disable_unref(c->timer);
         free(c->in);
-        free(c->msg);
         free(c);
         close(fd);
         return r;
 }
 
-Conn *conn_free(Conn *c) {
-        Manager *m;
+const struct conn_peer *conn_peer(const Conn *c) {
+        return &c->peer;
+}
 
-        if (!c)
-                return NULL;
-        m = c->m;
-        if (c->attempt_open)
-                request_abandon(c);
-        if (c->waiting) {
-                Conn **p = &m->wait_head;
+uint64_t conn_sent_bytes(const Conn *c) {
+        return c->sent;
+}
 
-                while (*p && *p != c)
-                        p = &(*p)->wait_next;
-                if (*p)
-                        *p = c->wait_next;
-                if (m->wait_tail == c) {
-                        m->wait_tail = NULL;
-                        for (Conn *w = m->wait_head; w; w = w->wait_next)
-                                m->wait_tail = w;
-                }
-        }
-        if (c->has_permit)
-                permits_release(m, c);
-        if (c->held) {
-                Conn **p = &m->held_head;
-
-                while (*p && *p != c)
-                        p = &(*p)->held_next;
-                if (*p)
-                        *p = c->held_next;
-        }
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                m->conns = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
-        m->n_conns--;
-
-        c->io = sd_event_source_disable_unref(c->io);
-        c->timer = sd_event_source_disable_unref(c->timer);
-        close(c->fd);
-        /* A user field may hold a password typed in the wrong place: wipe every copy of it
-         * (the frame, its decoded form, the replies and the names kept on the connection). */
-        sodium_memzero(c->in, SG_FRAME_MAX);
-        free(c->in);
-        sodium_memzero(c->msg, sizeof *c->msg);
-        free(c->msg);
-        if (c->out)
-                sodium_memzero(c->out, c->out_cap);
-        free(c->out);
-        sodium_memzero(c, sizeof *c);
-        free(c);
-
-        if (m->stopping && !m->conns)
-                (void) sd_event_exit(m->event, 0);
-        return NULL;
+uint64_t conn_queued_bytes(const Conn *c) {
+        return c->sent + (c->out_len - c->out_off);
 }
 
 static int conn_append(Conn *c, const uint8_t *p, size_t len) {
-        if (c->out_off == c->out_len)
+        if (c->out_off == c->out_len && !c->held)
                 c->out_off = c->out_len = 0;
         if (c->out_len + len > c->out_cap) {
                 size_t cap = c->out_cap ? c->out_cap : 4096;
@@ -219,6 +333,31 @@ static int conn_append(Conn *c, const uint8_t *p, size_t len) {
         return 0;
 }
 
+/* Peer gone or broken: drop pending output and close. */
+static void conn_abort(Conn *c) {
+        c->out_off = c->out_len;
+        c->closing = true;
+        conn_update(c);
+}
+
+/* Writes what the socket takes now. */
+static void conn_flush(Conn *c) {
+        while (out_pending(c) && !c->held) {
+                ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno != EAGAIN)
+                                conn_abort(c);
+                        break;
+                }
+                c->out_off += (size_t) n;
+                c->sent += (uint64_t) n;
+        }
+        conn_update(c);
+}
+
 int conn_send(Conn *c, struct sg_writer *w) {
         size_t len;
         int r;
@@ -226,15 +365,10 @@ int conn_send(Conn *c, struct sg_writer *w) {
         r = sg_writer_finish(w, &len);
         if (r < 0)
                 return -EINVAL;
-        if (c->m->tx_open && !c->held) {
-                c->held_mark = c->out_len;
-                manager_hold(c->m, c);
-        }
         r = conn_append(c, w->buf, len);
         if (r < 0)
                 return r;
-        if (!c->held)
-                conn_flush(c);
+        conn_flush(c);
         return 0;
 }
 
@@ -248,82 +382,52 @@ int conn_send_error(Conn *c, enum sg_err err, const char *detail) {
         return conn_send(c, &w);
 }
 
+void conn_hold(Conn *c) {
+        if (c->held)
+                return;
+        c->held = true;
+        c->held_mark = c->out_len;
+}
+
+void conn_release(Conn *c, bool keep) {
+        if (!c->held)
+                return;
+        c->held = false;
+        if (!keep) {
+                c->out_len = c->held_mark;
+                if (c->out_off > c->out_len)
+                        c->out_off = c->out_len;
+        }
+        conn_flush(c);
+}
+
 void conn_close_after_flush(Conn *c) {
         c->closing = true;
-        conn_update_events(c);
-}
-
-/* The one place a connection is freed outside conn_on_*: at the end of an entry point, so no
- * caller below it ever touches freed memory. Returns true when c is gone. */
-bool conn_settle(Conn *c) {
-        /* A group commit forced from inside a handler must not free that handler's own
-         * connection; conn_on_io settles it when the handler returns. */
-        if (c == c->m->dispatching)
-                return false;
-        if (c->closing && c->out_off == c->out_len && !c->held) {
-                conn_free(c);
-                return true;
-        }
-        return false;
-}
-
-/* Peer gone or broken: drop pending output and close at the next settle. */
-static void conn_abort(Conn *c) {
-        if (c->success_unacked)
-                request_ack_lost(c);
-        c->out_off = c->out_len;
-        c->closing = true;
-        conn_update_events(c);
-}
-
-/* Writes what the socket takes now. Never frees c (see conn_settle). */
-void conn_flush(Conn *c) {
-        while (c->out_off < c->out_len) {
-                ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
-                                 MSG_NOSIGNAL | MSG_DONTWAIT);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        if (errno == EAGAIN)
-                                break;
-                        conn_abort(c);
-                        break;
-                }
-                c->out_off += (size_t) n;
-        }
-        if (c->out_off == c->out_len)
-                c->success_unacked = false; /* handed to the kernel: the module reads it */
-        conn_update_events(c);
-        conn_arm_timer(c);
+        conn_update(c);
 }
 
 void conn_request_done(Conn *c) {
         c->busy = false;
         c->in_len = 0;
-        conn_update_events(c);
-        conn_arm_timer(c);
+        conn_update(c);
 }
 
-/* Reads until one whole frame is buffered, then dispatches it. */
+/* Reads until one whole frame is buffered, then hands it up. */
 static void conn_read(Conn *c) {
         for (;;) {
                 size_t want = SG_FRAME_HEADER, payload;
                 ssize_t n;
 
                 if (c->in_len >= SG_FRAME_HEADER) {
-                        if (sg_frame_header(c->in, &payload) < 0) {
-                                c->m->dispatching = c;
-                                request_dispatch(c); /* decode reports the exact error */
-                                c->m->dispatching = NULL;
-                                return;
-                        }
-                        want = SG_FRAME_HEADER + payload;
+                        if (sg_frame_header(c->in, &payload) < 0)
+                                want = c->in_len; /* the decoder reports the exact error */
+                        else
+                                want = SG_FRAME_HEADER + payload;
                 }
                 if (c->in_len == want && c->in_len >= SG_FRAME_HEADER) {
                         c->busy = true;
-                        c->m->dispatching = c;
-                        request_dispatch(c);
-                        c->m->dispatching = NULL;
+                        conn_update(c);
+                        c->set->ops->request(c->data, c, c->in, c->in_len);
                         return;
                 }
                 n = recv(c->fd, c->in + c->in_len, want - c->in_len, MSG_DONTWAIT);
@@ -336,7 +440,7 @@ static void conn_read(Conn *c) {
                         return;
                 }
                 if (n == 0) {
-                        conn_abort(c); /* peer gone; an open attempt is abandoned at free */
+                        conn_abort(c); /* peer gone; the owner settles what it had open */
                         return;
                 }
                 c->in_len += (size_t) n;
@@ -349,6 +453,8 @@ static int conn_on_io(sd_event_source *s, int fd, uint32_t revents, void *userda
 
         (void) s;
         (void) fd;
+        if (c->gc_queued)
+                return 0;
         if (revents & EPOLLOUT)
                 conn_flush(c);
         else if (revents & EPOLLIN) {
@@ -358,7 +464,6 @@ static int conn_on_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                         conn_read(c);
         } else if (revents & (EPOLLHUP | EPOLLERR))
                 conn_abort(c);
-        (void) conn_settle(c);
         return 0;
 }
 
@@ -367,14 +472,7 @@ static int conn_on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
         (void) s;
         (void) usec;
-        if (c->waiting) {
-                (void) request_permit_timeout(c);
-                (void) conn_settle(c);
-                return 0;
-        }
-        log_debug("closing connection of pid %d: timed out", (int) c->pid);
-        if (c->success_unacked)
-                request_ack_lost(c);
-        conn_free(c);
+        log_debug("closing connection of pid %d: timed out", (int) c->peer.pid);
+        conn_abort(c);
         return 0;
 }

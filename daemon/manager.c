@@ -17,16 +17,38 @@
 #include <sodium.h>
 #include <systemd/sd-daemon.h>
 
+#include "audit-head.h"
+#include "cidr.h"
+#include "config.h"
+#include "context.h"
+#include "dispatch.h"
 #include "events.h"
 #include "io.h"
 #include "keyfile.h"
-#include "manager-internal.h"
-#include "requests.h"
+#include "manager.h"
 
 #define MAINTENANCE_USEC (5ull * 60ull * 1000000ull)
+#define CONN_IDLE_USEC (60ull * 1000000ull) /* between requests */
 #define DRAIN_USEC (5ull * 1000000ull)
 #define AUDIT_KEY_CREDENTIAL "secguard-audit-key"
 #define USEC_PER_SEC 1000000ull
+
+struct Manager {
+        struct manager_args args;
+        struct sg_config config;
+        sd_event *event;
+        sd_event_source *listen_source, *maintenance_timer, *drain_timer;
+        int listen_fd;
+        bool listen_from_systemd, socket_bound, stopping;
+
+        struct sg_cidr_list allowlist;
+        uint8_t *audit_key; /* sodium_malloc'ed */
+        uint8_t seal_pk[32];
+        AuditHead *head;
+
+        /* The parts the request layer works with; created and freed here. */
+        Context ctx;
+};
 
 static int load_config(const struct manager_args *a, struct sg_config *ret) {
         char err[512];
@@ -50,7 +72,7 @@ static int load_config(const struct manager_args *a, struct sg_config *ret) {
         return 0;
 }
 
-int manager_policy_config(const struct sg_config *c, const struct sg_cidr_list *allow,
+static void policy_config(const struct sg_config *c, const struct sg_cidr_list *allow,
                           struct sg_policy_config *ret) {
         *ret = (struct sg_policy_config) {
                 .window_usec = c->window_sec * USEC_PER_SEC,
@@ -70,7 +92,6 @@ int manager_policy_config(const struct sg_config *c, const struct sg_cidr_list *
                 .allowlist = *allow,
                 .max_keys = 200000,
         };
-        return 0;
 }
 
 static uint32_t permits_from_config(const struct sg_config *c) {
@@ -82,21 +103,28 @@ static uint32_t permits_from_config(const struct sg_config *c) {
         return n > 0 ? (uint32_t) n : 1;
 }
 
-static int resolve_admin_group(Manager *m) {
+/* The limits of connections and permits, from the config in force (start and reload). */
+static void apply_limits(Manager *m) {
+        struct conn_limits l = {
+                .max_connections = m->config.max_connections,
+                .max_connections_per_uid = m->config.max_connections_per_uid,
+                .request_timeout_ms = m->config.request_timeout_ms,
+                .idle_usec = CONN_IDLE_USEC,
+        };
         struct group *g;
 
-        m->have_admin_gid = false;
-        if (!m->config.admin_group[0])
-                return 0;
-        g = getgrnam(m->config.admin_group);
-        if (!g) {
-                log_notice("admin group \"%s\" does not exist; read-only views are root only",
-                           m->config.admin_group);
-                return 0;
+        if (m->config.admin_group[0]) {
+                g = getgrnam(m->config.admin_group);
+                if (g) {
+                        l.admin_gid = g->gr_gid;
+                        l.have_admin_gid = true;
+                } else
+                        log_notice("admin group \"%s\" does not exist; read-only views are root only",
+                                   m->config.admin_group);
         }
-        m->admin_gid = g->gr_gid;
-        m->have_admin_gid = true;
-        return 0;
+        conn_set_set_limits(m->ctx.conns, &l);
+        permits_configure(m->ctx.permits, permits_from_config(&m->config),
+                          (uint64_t) m->config.permit_wait_ms * 1000);
 }
 
 int manager_new(const struct manager_args *a, Manager **ret) {
@@ -109,6 +137,7 @@ int manager_new(const struct manager_args *a, Manager **ret) {
                 return -ENOMEM;
         m->args = *a;
         m->listen_fd = -1;
+        m->ctx.config = &m->config;
         r = load_config(a, &m->config);
         if (r < 0)
                 goto fail;
@@ -127,25 +156,20 @@ fail:
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
-        while (m->conns)
-                conn_free(m->conns);
-        if (m->tx_open) {
-                int r = sg_store_commit(m->store);
-
-                if (r < 0)
-                        log_error_errno(r, "final commit failed");
-                m->tx_open = false;
-        }
+        /* Connections first: closing one may settle an attempt, which the last commit keeps. */
+        m->ctx.conns = conn_set_free(m->ctx.conns);
+        m->ctx.txn = txn_free(m->ctx.txn);
+        m->ctx.permits = permits_free(m->ctx.permits);
+        m->head = audit_head_free(m->head);
         m->listen_source = sd_event_source_disable_unref(m->listen_source);
-        m->commit_source = sd_event_source_disable_unref(m->commit_source);
         m->maintenance_timer = sd_event_source_disable_unref(m->maintenance_timer);
         m->drain_timer = sd_event_source_disable_unref(m->drain_timer);
         if (m->listen_fd >= 0)
                 close(m->listen_fd);
         if (m->socket_bound)
                 (void) unlink(m->config.socket);
-        m->store = sg_store_free(m->store);
-        m->policy = sg_policy_free(m->policy);
+        m->ctx.store = sg_store_free(m->ctx.store);
+        m->ctx.policy = sg_policy_free(m->ctx.policy);
         sg_cidr_list_free(&m->allowlist);
         if (m->audit_key)
                 sodium_free(m->audit_key);
@@ -155,227 +179,12 @@ Manager *manager_free(Manager *m) {
         return NULL;
 }
 
-/* ---- the audit head: the chain's tail kept outside the database ---- */
+static void on_committed(void *userdata, int r) {
+        Manager *m = userdata;
 
-static void head_path(const Manager *m, char *out, size_t size) {
-        snprintf(out, size, "%s/audit.head", m->config.state_dir);
-}
-
-/* fsync on the directory makes a rename in it durable. */
-static int fsync_dir(const char *dir) {
-        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), r = 0;
-
-        if (fd < 0)
-                return -errno;
-        if (fsync(fd) < 0)
-                r = -errno;
-        close(fd);
-        return r;
-}
-
-/* Writes "ID HEXMAC\n", the committed tail, after each commit that appended audit rows: temp
- * file, fsync, rename, fsync of the directory, so after a power failure audit.head is the old
- * tail or the new one, never empty or missing. Never moves back (a newer commit may have
- * written it meanwhile). */
-static void head_write(Manager *m, uint64_t id, const uint8_t mac[SG_MAC_BYTES]) {
-        char path[PATH_MAX + 16], tmp[PATH_MAX + 32], line[32 + 2 * SG_MAC_BYTES + 4];
-        char hex[2 * SG_MAC_BYTES + 1];
-        int fd, n, r;
-
-        if (id <= m->head_id)
-                return;
-        head_path(m, path, sizeof path);
-        snprintf(tmp, sizeof tmp, "%s.tmp", path);
-        sodium_bin2hex(hex, sizeof hex, mac, SG_MAC_BYTES);
-        n = snprintf(line, sizeof line, "%" PRIu64 " %s\n", id, hex);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0) {
-                log_warning_errno(-errno, "cannot write %s", tmp);
-                return;
-        }
-        /* Durable like the database: with [audit] synchronous = normal neither is synced at each
-         * commit (two fsyncs per group commit would cap the event rate at the disk's latency). */
-        errno = 0;
-        if (write(fd, line, (size_t) n) != n)
-                r = errno ? -errno : -EIO; /* a short write leaves errno alone */
-        else if (m->config.sync_full && fsync(fd) < 0)
-                r = -errno;
-        else
-                r = 0;
-        if (close(fd) < 0 && r == 0)
-                r = -errno;
-        if (r == 0 && rename(tmp, path) < 0)
-                r = -errno;
-        if (r < 0) {
-                log_warning_errno(r, "cannot write %s", path);
-                (void) unlink(tmp);
-                return;
-        }
-        r = m->config.sync_full ? fsync_dir(m->config.state_dir) : 0;
-        if (r < 0)
-                log_warning_errno(r, "cannot sync directory %s after writing %s", m->config.state_dir, path);
-        m->head_id = id;
-}
-
-/* Reads audit.head: 1 with the id (and the mac when the line has one), 0 when absent,
- * -EBADMSG when unreadable. */
-static int head_read(const char *path, uint64_t *ret_id, uint8_t ret_mac[SG_MAC_BYTES], bool *ret_has_mac) {
-        char line[128], hex[2 * SG_MAC_BYTES + 2] = "";
-        unsigned long long id;
-        size_t maclen = 0;
-        ssize_t n;
-        int fd, k;
-
-        fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return errno == ENOENT ? 0 : -errno;
-        n = read(fd, line, sizeof line - 1);
-        close(fd);
-        if (n <= 0)
-                return -EBADMSG;
-        line[n] = '\0';
-        k = sscanf(line, "%llu %65s", &id, hex);
-        if (k < 1 || line[0] < '0' || line[0] > '9' || id >= (unsigned long long) INT64_MAX)
-                return -EBADMSG;
-        *ret_has_mac = k == 2 && strlen(hex) == 2 * SG_MAC_BYTES &&
-                       sodium_hex2bin(ret_mac, SG_MAC_BYTES, hex, strlen(hex), NULL, &maclen, NULL) == 0 &&
-                       maclen == SG_MAC_BYTES;
-        *ret_id = id;
-        return 1;
-}
-
-/* At start, before the first append. audit.head names the tail as of the last commit. When
- * the database ends before it, those rows were deleted while we were down (or lost in a power
- * failure with synchronous = normal): the id sequence goes on after them, so the gap stays in
- * the chain and every later `audit verify` reports it. A missing or unreadable audit.head
- * while the database holds rows is noted too (the daemon_start row and the log say so).
- * m->missing_tail carries the note to daemon_start. */
-static void head_check(Manager *m) {
-        char path[PATH_MAX + 16];
-        uint8_t have_mac[SG_MAC_BYTES], want_mac[SG_MAC_BYTES];
-        uint64_t have, want = 0;
-        bool has_mac = false;
-        int r;
-
-        head_path(m, path, sizeof path);
-        sg_store_audit_tail(m->store, &have, have_mac);
-        m->head_id = have;
-        m->missing_tail[0] = '\0';
-        r = head_read(path, &want, want_mac, &has_mac);
-        if (r == 0 && have == 0)
-                return; /* first start */
-        if (r <= 0) {
-                snprintf(m->missing_tail, sizeof m->missing_tail,
-                         "audit.head is %s while the audit log has rows up to %" PRIu64
-                         "; rows deleted from its end cannot be detected this time",
-                         r == 0 ? "missing" : "unreadable", have);
-                log_warning("%s: %s", path, m->missing_tail);
-                return;
-        }
-        if (want > have) {
-                r = sg_store_audit_resume_after(m->store, want);
-                if (r < 0)
-                        log_error_errno(r, "cannot continue the audit chain after row %" PRIu64, want);
-                snprintf(m->missing_tail, sizeof m->missing_tail,
-                         "audit rows %" PRIu64 "..%" PRIu64 " are missing at the end (deleted while secguardd was "
-                         "down, or lost in a power failure with [audit] synchronous = normal); the log goes on at row %"
-                         PRIu64, have + 1, want, want + 1);
-                log_error("%s", m->missing_tail);
-        } else if (want == have && has_mac && sodium_memcmp(want_mac, have_mac, SG_MAC_BYTES) != 0) {
-                snprintf(m->missing_tail, sizeof m->missing_tail,
-                         "audit row %" PRIu64 " is not the row recorded in audit.head (replaced)", have);
-                log_error("%s: %s", path, m->missing_tail);
-        }
-}
-
-/* ---- group commit ---- */
-
-#define SLOW_COMMIT_USEC (500 * 1000)
-
-static void manager_commit(Manager *m) {
-        uint8_t tail_mac[SG_MAC_BYTES];
-        uint64_t t0, took, tail_id = 0;
-        Conn *held;
-        int r;
-
-        if (!m->tx_open)
-                return;
-        t0 = sg_now_mono_usec();
-        r = sg_store_commit(m->store);
-        m->tx_open = false;
-        m->tx_ops = 0;
-        if (r < 0) {
-                log_error_errno(r, "committing to the store failed; rolling back");
-                (void) sg_store_rollback(m->store);
-        } else
-                /* Taken now: once replies are released, new requests append uncommitted rows. */
-                sg_store_audit_tail(m->store, &tail_id, tail_mac);
-        took = sg_now_mono_usec() - t0;
-        /* Every held reply and the whole event loop waited for this: say so when the disk is slow. */
-        if (took >= SLOW_COMMIT_USEC)
-                log_warning("committing to the store took %" PRIu64 " ms (slow disk?); logins waited for it",
-                            took / 1000);
-        (void) sd_event_source_set_enabled(m->commit_source, SD_EVENT_OFF);
-
-        held = m->held_head;
-        m->held_head = NULL;
-        while (held) {
-                Conn *c = held;
-
-                held = c->held_next;
-                c->held = false;
-                c->held_next = NULL;
-                if (r < 0 && !store_error_tolerated(c, r)) {
-                        /* Nothing we promised is durable: take the replies back. */
-                        request_store_failed(c, r);
-                        c->success_unacked = false; /* that success was rolled back */
-                        c->out_len = c->held_mark;
-                        if (c->out_off > c->out_len)
-                                c->out_off = c->out_len;
-                        (void) conn_send_error(c, SG_ERR_INTERNAL, "store error");
-                        conn_close_after_flush(c);
-                }
-                conn_flush(c);
-                (void) conn_settle(c);
-        }
-        /* The replies depend on the commit only; audit.head's two fsyncs need not delay them. */
+        /* The replies depend on the commit only; audit.head's fsyncs need not delay them. */
         if (r >= 0)
-                head_write(m, tail_id, tail_mac);
-}
-
-static int on_commit(sd_event_source *s, void *userdata) {
-        (void) s;
-        manager_commit(userdata);
-        return 0;
-}
-
-int manager_tx(Manager *m) {
-        int r;
-
-        if (m->tx_open && ++m->tx_ops >= GROUP_COMMIT_MAX_OPS)
-                manager_commit(m);
-        if (m->tx_open)
-                return 0;
-        r = sg_store_begin(m->store);
-        if (r < 0)
-                return r;
-        m->tx_open = true;
-        m->tx_ops = 0;
-        return sd_event_source_set_enabled(m->commit_source, SD_EVENT_ONESHOT);
-}
-
-void manager_hold(Manager *m, Conn *c) {
-        c->held = true;
-        c->held_next = m->held_head;
-        m->held_head = c;
-}
-
-int manager_emit(Manager *m, const struct sg_audit_event *ev, bool user_unknown) {
-        int r = manager_tx(m);
-
-        if (r < 0)
-                return r;
-        return sg_event_emit(m->store, ev, user_unknown, m->have_seal_pk ? m->seal_pk : NULL, NULL);
+                audit_head_update(m->head, m->ctx.store);
 }
 
 /* ---- start-up ---- */
@@ -416,7 +225,7 @@ static int load_keys(Manager *m) {
                 snprintf(path, sizeof path, "%s", m->config.key_file);
         else
                 snprintf(path, sizeof path, "%s/audit.key", m->config.state_dir);
-        m->audit_key = sodium_malloc(SG_AUDIT_KEY_BYTES);
+        m->ctx.audit_key = m->audit_key = sodium_malloc(SG_AUDIT_KEY_BYTES);
         if (!m->audit_key)
                 return -ENOMEM;
         r = sg_key_load(AUDIT_KEY_CREDENTIAL, path, true, m->audit_key, SG_AUDIT_KEY_BYTES,
@@ -434,7 +243,7 @@ static int load_keys(Manager *m) {
                         log_error("seal public key: %s", err);
                         return r;
                 }
-                m->have_seal_pk = true;
+                m->ctx.seal_pk = m->seal_pk;
         }
         return 0;
 }
@@ -445,9 +254,9 @@ static int replay_attempt(void *userdata, uint64_t id, uint64_t time_usec, const
 
         (void) id;
         if (state == SG_ATTEMPT_SUCCESS)
-                sg_policy_replay_success(m->policy, user, source, time_usec);
+                sg_policy_replay_success(m->ctx.policy, user, source, time_usec);
         else
-                sg_policy_replay_failure(m->policy, user, source, time_usec);
+                sg_policy_replay_failure(m->ctx.policy, user, source, time_usec);
         return 0;
 }
 
@@ -468,7 +277,7 @@ static int replay_lock(void *userdata, const struct sg_lock_row *l) {
         }
         info.kind = (enum sg_lock_kind) kind;
         snprintf(info.key, sizeof info.key, "%s", l->key);
-        sg_policy_load_lock(m->policy, &info);
+        sg_policy_load_lock(m->ctx.policy, &info);
         return 0;
 }
 
@@ -497,33 +306,31 @@ static int open_state(Manager *m) {
         if (r < 0)
                 return r;
         o.audit_key = m->audit_key;
-        r = sg_store_open(&o, &m->store, err, sizeof err);
+        r = sg_store_open(&o, &m->ctx.store, err, sizeof err);
         if (r < 0) {
                 log_error("%s", err);
                 return r;
         }
-        manager_policy_config(&m->config, &m->allowlist, &pc);
-        r = sg_policy_new(&pc, &m->policy);
+        policy_config(&m->config, &m->allowlist, &pc);
+        r = sg_policy_new(&pc, &m->ctx.policy);
         if (r < 0)
                 return log_error_errno(r, "cannot create the rate limiter");
 
         /* A login in flight when we died counts as a failure ("abandoned"). */
-        r = sg_store_attempt_abandon_pending(m->store, &abandoned);
+        r = sg_store_attempt_abandon_pending(m->ctx.store, &abandoned);
         if (r < 0)
                 return store_failed(m, r, "cannot settle pending attempts");
-        r = sg_store_lock_foreach(m->store, replay_lock, m);
+        r = sg_store_lock_foreach(m->ctx.store, replay_lock, m);
         if (r < 0)
                 return store_failed(m, r, "cannot load locks");
-        r = sg_store_attempt_foreach(m->store, now > pc.window_usec ? now - pc.window_usec : 0,
+        r = sg_store_attempt_foreach(m->ctx.store, now > pc.window_usec ? now - pc.window_usec : 0,
                                      replay_attempt, m);
         if (r < 0)
                 return store_failed(m, r, "cannot replay attempts");
         if (abandoned > 0)
                 log_notice("%" PRIu64 " login attempts were in flight at the last stop; counted as failures",
                            abandoned);
-        head_check(m);
-        m->permits_max = permits_from_config(&m->config);
-        return resolve_admin_group(m);
+        return audit_head_new(m->config.state_dir, m->config.sync_full, &m->head);
 }
 
 static int check_no_other_daemon(const char *path) {
@@ -608,7 +415,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                                 log_warning_errno(-errno, "accept");
                         break;
                 }
-                if (conn_new(m, c) < 0)
+                if (conn_set_add(m->ctx.conns, c) < 0)
                         log_warning("dropping a connection: out of resources");
         }
         return 0;
@@ -646,11 +453,17 @@ static int on_drain_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
 
         (void) s;
         (void) usec;
-        log_warning("%zu connections still open after %llu s; closing them", m->n_conns,
+        /* manager_free() closes them, settling what they had open. */
+        log_warning("%zu connections still open after %llu s; closing them", conn_set_count(m->ctx.conns),
                     DRAIN_USEC / USEC_PER_SEC);
-        while (m->conns)
-                conn_free(m->conns);
         return sd_event_exit(m->event, 0);
+}
+
+static void on_drained(void *userdata) {
+        Manager *m = userdata;
+
+        if (m->stopping)
+                (void) sd_event_exit(m->event, 0);
 }
 
 static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -665,22 +478,16 @@ static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, voi
                 return 0;
         m->stopping = true;
         (void) sd_notify(0, "STOPPING=1");
-        log_info("stopping: finishing %zu open connections", m->n_conns);
+        log_info("stopping: finishing %zu open connections", conn_set_count(m->ctx.conns));
         m->listen_source = sd_event_source_disable_unref(m->listen_source);
-        request_flush_suppressed(m, true); /* held-back counts before the last row */
-        r = manager_emit(m, &ev, false);
+        dispatch_flush_suppressed(&m->ctx, true); /* held-back counts before the last row */
+        r = context_emit(&m->ctx, &ev, false);
         if (r < 0)
                 log_error_errno(r, "cannot record daemon_stop");
         /* Idle connections go now; one with a request or attempt in flight may finish. */
-        for (Conn *c = m->conns, *next; c; c = next) {
-                next = c->next;
-                if (!c->busy && !c->attempt_open && c->in_len == 0 && c->out_off == c->out_len && !c->held)
-                        conn_free(c);
-        }
-        if (!m->conns) {
-                manager_commit(m);
+        conn_set_close_idle(m->ctx.conns, dispatch_busy);
+        if (conn_set_count(m->ctx.conns) == 0)
                 return sd_event_exit(m->event, 0);
-        }
         return sd_event_add_time_relative(m->event, &m->drain_timer, CLOCK_MONOTONIC, DRAIN_USEC, 0,
                                           on_drain_timeout, m);
 }
@@ -707,13 +514,12 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
                 log_warning("socket and state_dir changes take effect at restart");
         snprintf(c.socket, sizeof c.socket, "%s", m->config.socket);
         snprintf(c.state_dir, sizeof c.state_dir, "%s", m->config.state_dir);
-        manager_policy_config(&c, &allow, &pc);
-        sg_policy_set_config(m->policy, &pc); /* keeps every counter and lock */
+        policy_config(&c, &allow, &pc);
+        sg_policy_set_config(m->ctx.policy, &pc); /* keeps every counter and lock */
         sg_cidr_list_free(&m->allowlist);
         m->allowlist = allow;
         m->config = c;
-        m->permits_max = permits_from_config(&m->config);
-        (void) resolve_admin_group(m);
+        apply_limits(m);
         log_info("configuration reloaded from %s", m->args.config_path);
         return 0;
 }
@@ -723,16 +529,16 @@ static int maintenance(Manager *m) {
         uint64_t keep_attempts = m->config.window_sec * USEC_PER_SEC;
         int r;
 
-        r = manager_tx(m);
+        r = txn_begin(m->ctx.txn);
         if (r < 0)
                 return r;
-        request_flush_suppressed(m, false);
-        sg_policy_gc(m->policy, now);
-        r = sg_store_attempt_prune(m->store, now > keep_attempts ? now - keep_attempts : 0);
+        dispatch_flush_suppressed(&m->ctx, false);
+        sg_policy_gc(m->ctx.policy, now);
+        r = sg_store_attempt_prune(m->ctx.store, now > keep_attempts ? now - keep_attempts : 0);
         if (r >= 0)
-                r = sg_store_lock_prune(m->store, now - m->config.history_sec * USEC_PER_SEC);
+                r = sg_store_lock_prune(m->ctx.store, now - m->config.history_sec * USEC_PER_SEC);
         if (r >= 0 && (m->config.max_age_sec || m->config.max_rows))
-                r = sg_store_audit_prune(m->store,
+                r = sg_store_audit_prune(m->ctx.store,
                                          m->config.max_age_sec ? now - m->config.max_age_sec * USEC_PER_SEC : 0,
                                          m->config.max_rows, &deleted);
         if (r < 0)
@@ -751,11 +557,11 @@ static int on_maintenance(sd_event_source *s, uint64_t usec, void *userdata) {
 
 int manager_startup(Manager *m) {
         struct sg_audit_event ev = { .event = "daemon_start", .pid = getpid(), .uid = geteuid() };
-        char detail[512];
+        char detail[512], missing_tail[256];
         sigset_t mask;
         int r;
 
-        m->start_mono_usec = sg_now_mono_usec();
+        m->ctx.start_mono_usec = sg_now_mono_usec();
         if (sodium_init() < 0)
                 return log_error_errno(-EIO, "libsodium failed to initialise");
         r = sd_event_new(&m->event);
@@ -776,12 +582,13 @@ int manager_startup(Manager *m) {
         r = open_state(m);
         if (r < 0)
                 return r;
-        /* The commit runs when nothing more urgent is pending: that is the group commit. */
-        r = sd_event_add_defer(m->event, &m->commit_source, on_commit, m);
-        if (r < 0)
-                return r;
-        (void) sd_event_source_set_priority(m->commit_source, SD_EVENT_PRIORITY_IDLE);
-        (void) sd_event_source_set_enabled(m->commit_source, SD_EVENT_OFF);
+        audit_head_check(m->head, m->ctx.store, missing_tail, sizeof missing_tail);
+        if ((r = txn_new(m->event, m->ctx.store, on_committed, m, &m->ctx.txn)) < 0 ||
+            (r = permits_new(m->event, &m->ctx.permits)) < 0 ||
+            (r = conn_set_new(m->event, &dispatch_conn_ops, &m->ctx, &m->ctx.conns)) < 0)
+                return log_error_errno(r, "cannot set up the request layer");
+        conn_set_on_drained(m->ctx.conns, on_drained, m);
+        apply_limits(m);
         r = sd_event_add_time_relative(m->event, &m->maintenance_timer, CLOCK_MONOTONIC,
                                        MAINTENANCE_USEC, 0, on_maintenance, m);
         if (r < 0)
@@ -794,16 +601,15 @@ int manager_startup(Manager *m) {
         if (r < 0)
                 return r;
         ev.time_usec = sg_now_real_usec();
-        snprintf(detail, sizeof detail, "version %s, %u hash permits%s%s", SECGUARD_VERSION, m->permits_max,
-                 m->missing_tail[0] ? "; " : "", m->missing_tail);
-        /* Recorded in this row for good; a gap itself lives on in the chain ids. Cleared so
-         * that it is not also reported as a fault of the chain while this daemon runs. */
-        m->missing_tail[0] = '\0';
+        /* A note on audit.head is recorded in this row for good; a gap itself lives on in
+         * the chain ids. */
+        snprintf(detail, sizeof detail, "version %s, %u hash permits%s%s", SECGUARD_VERSION,
+                 permits_max(m->ctx.permits), missing_tail[0] ? "; " : "", missing_tail);
         ev.detail = detail;
-        r = manager_emit(m, &ev, false);
+        r = context_emit(&m->ctx, &ev, false);
         if (r < 0)
                 return store_failed(m, r, "cannot write to the audit log");
-        manager_commit(m);
+        (void) txn_commit(m->ctx.txn);
         log_info("listening on %s%s", m->listen_from_systemd ? "the socket from systemd" : m->config.socket, "");
         (void) sd_notify(0, "READY=1");
         return 0;
@@ -812,6 +618,6 @@ int manager_startup(Manager *m) {
 int manager_run(Manager *m) {
         int r = sd_event_loop(m->event);
 
-        manager_commit(m);
+        (void) txn_commit(m->ctx.txn);
         return r < 0 ? 1 : r;
 }

@@ -1,0 +1,12 @@
+/* SPDX-License-Identifier: MIT */
+/* Administrator requests: STATUS, LOCKS, UNLOCK, AUDIT_QUERY, AUDIT_VERIFY (handlers as in
+ * client.h). Who may ask which is decided by the table in dispatch.c. */
+#pragma once
+
+#include "client.h"
+
+int admin_status(Client *cl, const struct sg_msg *msg);
+int admin_locks(Client *cl, const struct sg_msg *msg);
+int admin_unlock(Client *cl, const struct sg_msg *msg);
+int admin_audit_query(Client *cl, const struct sg_msg *msg);
+int admin_audit_verify(Client *cl, const struct sg_msg *msg);

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What request handlers work with: the daemon's parts, created and owned by manager.c and
+ * lent to the layers below it. A handler reads these pointers and calls each part's own
+ * functions; it never changes the struct. See docs/architecture.md.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "connection.h"
+#include "permits.h"
+#include "policy.h"
+#include "store.h"
+#include "txn.h"
+
+typedef struct Context {
+        const struct sg_config *config; /* the config in force (a reload changes its contents) */
+        sg_store *store;
+        sg_policy *policy;
+        Txn *txn;
+        Permits *permits;
+        ConnSet *conns;
+        const uint8_t *audit_key; /* SG_AUDIT_KEY_BYTES, in sodium_malloc'ed memory */
+        const uint8_t *seal_pk;   /* the admin's public key for unknown names; NULL = not sealing */
+        uint64_t start_mono_usec;
+} Context;
+
+/* Records ev in the open transaction (opening one) and tells journald. user_unknown: ev->user
+ * matched no account, so it is sealed when sealing is on. */
+int context_emit(const Context *x, const struct sg_audit_event *ev, bool user_unknown);

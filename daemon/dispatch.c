@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The dispatch table and the connection ops. Who may ask what is decided here, from the
+ * kernel's SO_PEERCRED, never from a request field: root for everything, the admin group for
+ * read-only views. Anything not permitted is refused and audited (peer_denied).
+ * A new request type is one handler file and one row in the table below.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "admin.h"
+#include "dispatch.h"
+#include "events.h"
+#include "io.h"
+#include "log.h"
+#include "login.h"
+
+static const struct {
+        unsigned perm;
+        request_handler_fn fn;
+} handlers[SG_MSG_REQUEST_MAX] = {
+        [SG_MSG_PRECHECK] = { PERM_ROOT, login_precheck },
+        [SG_MSG_REPORT] = { PERM_ROOT, login_report },
+        [SG_MSG_EVENT] = { PERM_ROOT, login_event },
+        [SG_MSG_ACCOUNT] = { PERM_ROOT, login_account },
+        [SG_MSG_STATUS] = { PERM_ROOT | PERM_ADMIN, admin_status },
+        [SG_MSG_LOCKS] = { PERM_ROOT | PERM_ADMIN, admin_locks },
+        [SG_MSG_UNLOCK] = { PERM_ROOT, admin_unlock },
+        [SG_MSG_AUDIT_QUERY] = { PERM_ROOT | PERM_ADMIN, admin_audit_query },
+        [SG_MSG_AUDIT_VERIFY] = { PERM_ROOT | PERM_ADMIN, admin_audit_verify },
+};
+
+unsigned dispatch_permission(unsigned type) {
+        if (type >= SG_MSG_REQUEST_MAX || !handlers[type].fn)
+                return 0;
+        return handlers[type].perm;
+}
+
+bool dispatch_permitted(unsigned type, const struct conn_peer *peer) {
+        unsigned perm = dispatch_permission(type);
+
+        return ((perm & PERM_ROOT) && peer->is_root) || ((perm & PERM_ADMIN) && peer->is_admin);
+}
+
+/* ---- events any local user can cause: limited per uid (policy.h, "noisy peers") ---- */
+
+static void emit_peer_summaries(const Context *x, const struct sg_peer_summary *s, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                struct sg_audit_event ev = {
+                        .time_usec = sg_now_real_usec(),
+                        .event = sg_peer_event_name(s[i].kind),
+                        .pid = -1, /* many connections */
+                        .uid = s[i].uid,
+                };
+                char detail[96];
+                int r;
+
+                snprintf(detail, sizeof detail, "%" PRIu64 " similar events from uid %" PRIu32 " suppressed",
+                         s[i].suppressed, s[i].uid);
+                ev.detail = detail;
+                r = context_emit(x, &ev, false);
+                if (r < 0) /* the count must not vanish silently: the journal keeps it */
+                        log_error_errno(r, "cannot record a %s summary (%s)", ev.event, detail);
+        }
+}
+
+void dispatch_flush_suppressed(const Context *x, bool force) {
+        struct sg_peer_summary s[16];
+        size_t n;
+
+        do {
+                n = sg_policy_peer_flush(x->policy, sg_now_mono_usec(), force, s, sizeof s / sizeof s[0]);
+                emit_peer_summaries(x, s, n);
+        } while (n == sizeof s / sizeof s[0]);
+}
+
+static void emit_peer_event(Client *cl, enum sg_peer_event kind, const char *detail) {
+        const Context *x = client_ctx(cl);
+        const struct conn_peer *p = client_peer(cl);
+        struct sg_peer_summary s[SG_PEER_SUMMARY_MAX];
+        enum sg_peer_verdict v;
+        size_t n = 0;
+
+        v = sg_policy_peer_event(x->policy, (uint32_t) p->uid, kind, sg_now_mono_usec(), s, &n);
+        emit_peer_summaries(x, s, n);
+        if (v == SG_PEER_SUPPRESS_FIRST)
+                log_warning("uid %u causes more than %u refused or malformed requests at once (then 1/s): "
+                            "its further ones are counted, not written, and summarized in one audit row",
+                            (unsigned) p->uid, SG_PEER_BURST);
+        if (v == SG_PEER_WRITE) {
+                struct sg_audit_event ev = {
+                        .time_usec = sg_now_real_usec(),
+                        .event = sg_peer_event_name(kind),
+                        .pid = p->pid,
+                        .uid = p->uid,
+                        .detail = detail,
+                };
+
+                (void) context_emit(x, &ev, false);
+        }
+}
+
+/* Refuses the request: audited (rate-limited per uid), answered, closed. */
+static void refuse(Client *cl, enum sg_peer_event kind, enum sg_err err, const char *what) {
+        emit_peer_event(cl, kind, what);
+        (void) client_send_error(cl, err, err == SG_ERR_PERMISSION ? "permission denied" : what);
+        client_close(cl);
+}
+
+/* Returns false when the handler answers later (REQUEST_PENDING). */
+static bool handle(Client *cl, const uint8_t *frame, size_t len) {
+        struct sg_msg *msg = client_msg(cl);
+        int r;
+
+        dispatch_flush_suppressed(client_ctx(cl), false);
+        r = sg_msg_decode(frame, len, msg);
+        if (r < 0)
+                refuse(cl, SG_PEER_PROTOCOL_ERROR, SG_ERR_PROTOCOL, sg_proto_strerror(r));
+        else if (dispatch_permission(msg->type) == 0)
+                refuse(cl, SG_PEER_PROTOCOL_ERROR, SG_ERR_PROTOCOL, "not a request");
+        else if (!dispatch_permitted(msg->type, client_peer(cl)))
+                refuse(cl, SG_PEER_DENIED, SG_ERR_PERMISSION, sg_msg_type_name(msg->type));
+        else {
+                r = handlers[msg->type].fn(cl, msg);
+                if (r == REQUEST_PENDING)
+                        return false;
+                if (r < 0) {
+                        log_warning_errno(r, "%s from pid %d failed", sg_msg_type_name(msg->type),
+                                          (int) client_peer(cl)->pid);
+                        login_store_failed(cl, r);
+                        (void) client_send_error(cl, SG_ERR_INTERNAL, "internal error");
+                        client_close(cl);
+                }
+        }
+        return true;
+}
+
+static void on_request(void *data, Conn *c, const uint8_t *frame, size_t len) {
+        Client *cl = data;
+        Txn *txn = client_ctx(cl)->txn;
+
+        (void) c;
+        if (handle(cl, frame, len))
+                client_finish(cl);
+        /* Only here, after the handler: a commit never runs inside one. */
+        txn_after_request(txn);
+}
+
+/* The commit a reply waited for failed: nothing the replies promised is durable. */
+static void on_commit_failed(Client *cl, int r) {
+        if (login_store_error_tolerated(cl, r)) {
+                conn_release(client_conn(cl), true);
+                return;
+        }
+        login_store_failed(cl, r);
+        client_take_back_replies(cl);
+}
+
+static void *on_opened(void *owner, Conn *c) {
+        return client_new(c, owner, on_commit_failed);
+}
+
+static void on_closed(void *data, Conn *c) {
+        Client *cl = data;
+
+        (void) c;
+        login_closed(cl);
+        client_free(cl);
+}
+
+bool dispatch_busy(void *data) {
+        return login_in_flight(data);
+}
+
+const struct conn_ops dispatch_conn_ops = {
+        .opened = on_opened,
+        .request = on_request,
+        .closed = on_closed,
+};

@@ -1,0 +1,398 @@
+/* SPDX-License-Identifier: MIT */
+/* Login requests: PRECHECK, REPORT, EVENT, ACCOUNT, and the attempt they share. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "events.h"
+#include "io.h"
+#include "log.h"
+#include "login.h"
+#include "timefmt.h"
+#include "validate.h"
+
+struct login_attempt {
+        Client *cl;
+        bool open;       /* reserved by PRECHECK, not yet settled */
+        bool user_known; /* the module found the name in the shadow file */
+        uint64_t attempt_id, reservation;
+        uint32_t delay_ms;
+        /* After a successful REPORT: the bytes queued up to its answer. The module accepts
+         * the login only once that answer arrives; if the connection ends before the kernel
+         * took them, the user was refused after all. 0 = nothing to check. */
+        uint64_t success_mark;
+        struct permit_req permit;
+        char user[SG_FIELD_WIRE_MAX + 1], rhost[SG_FIELD_WIRE_MAX + 1];
+        /* The name counters, locks and the attempts table use: the user name, or for a name
+         * that matches no account while sealing is on, a keyed pseudonym ("~" + hex), so a
+         * password typed into the user field is never stored or listed in clear. */
+        char counted_user[SG_FIELD_WIRE_MAX + 1];
+        char tty[SG_FIELD_WIRE_MAX + 1], service[SG_FIELD_WIRE_MAX + 1];
+};
+
+static void copy_field(char *dst, const struct sg_msg *msg, uint8_t tag) {
+        const char *s = sg_msg_str(msg, tag);
+
+        snprintf(dst, SG_FIELD_WIRE_MAX + 1, "%s", s ? s : "");
+}
+
+static struct sg_audit_event client_event(const Client *cl, const char *event) {
+        const struct conn_peer *p = client_peer(cl);
+
+        return (struct sg_audit_event) {
+                .time_usec = sg_now_real_usec(),
+                .event = event,
+                .pid = p->pid,
+                .uid = p->uid,
+        };
+}
+
+static struct sg_audit_event attempt_event(const struct login_attempt *a, const char *event, const char *reason) {
+        struct sg_audit_event ev = client_event(a->cl, event);
+
+        ev.reason = reason;
+        ev.user = a->user;
+        ev.service = a->service[0] ? a->service : NULL;
+        ev.rhost = a->rhost[0] ? a->rhost : NULL; /* NULL = local */
+        ev.tty = a->tty[0] ? a->tty : NULL;
+        return ev;
+}
+
+bool login_in_flight(const Client *cl) {
+        const struct login_attempt *a = client_login(cl);
+
+        return a && a->open;
+}
+
+bool login_store_error_tolerated(Client *cl, int r) {
+        const struct login_attempt *a = client_login(cl);
+
+        if (!a || a->rhost[0] != '\0' || client_ctx(cl)->config->disk_full != SG_DISKFULL_FAIL_REMOTE)
+                return false;
+        log_error_errno(r, "the store cannot record a local login of pid %d (see its events above); "
+                        "letting it proceed ([daemon] disk_full = fail_remote)", (int) client_peer(cl)->pid);
+        return true;
+}
+
+void login_store_failed(Client *cl, int r) {
+        struct login_attempt *a = client_login(cl);
+        const Context *x = client_ctx(cl);
+        struct sg_audit_event ev;
+        char detail[160];
+
+        if (!a)
+                return;
+        a->success_mark = 0; /* a success not made durable is taken back */
+        /* The store could not take it, journald still must: a login refused for a store
+         * error is an event (disk_full = fail_remote refuses remote logins closed). */
+        ev = attempt_event(a, "auth_failure", "daemon_error");
+        snprintf(detail, sizeof detail, "the store failed (%s): login refused", strerror(-r));
+        ev.detail = detail;
+        sg_event_journal_only(&ev, !a->user_known && x->seal_pk);
+}
+
+/* r from a store write during a login: 0 to go on, r to fail the request. */
+static int login_store_result(Client *cl, int r) {
+        if (r >= 0 || login_store_error_tolerated(cl, r))
+                return 0;
+        return r;
+}
+
+static int emit_new_locks(struct login_attempt *a, const struct sg_lock_info *locks, size_t n) {
+        const Context *x = client_ctx(a->cl);
+
+        for (size_t i = 0; i < n; i++) {
+                struct sg_lock_row row = {
+                        .kind = sg_lock_kind_name(locks[i].kind),
+                        .key = locks[i].key,
+                        .until_usec = locks[i].until_usec,
+                        .level = locks[i].level,
+                        .last_lock_usec = locks[i].last_lock_usec,
+                        .cleared_usec = locks[i].cleared_usec,
+                        .failures = locks[i].failures,
+                };
+                struct sg_audit_event ev = attempt_event(a, "lockout", row.kind);
+                char detail[512];
+                int r;
+
+                r = txn_begin(x->txn);
+                if (r >= 0)
+                        r = sg_store_lock_put(x->store, &row);
+                if (r < 0)
+                        return r;
+                /* The key names a pseudonym, never a sealed name (see counted_user). */
+                snprintf(detail, sizeof detail, "%s %s locked for %" PRIu64 " s after %u failures (level %u)",
+                         row.kind, row.key, (row.until_usec - row.last_lock_usec) / 1000000,
+                         row.failures, row.level);
+                ev.detail = detail;
+                r = context_emit(x, &ev, !a->user_known);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static void set_counted_user(struct login_attempt *a) {
+        const Context *x = client_ctx(a->cl);
+        crypto_auth_hmacsha256_state st;
+        uint8_t mac[crypto_auth_hmacsha256_BYTES];
+        static const char context[] = "secguard pseudonym v1";
+
+        if (a->user_known || !x->seal_pk) {
+                snprintf(a->counted_user, sizeof a->counted_user, "%s", a->user);
+                return;
+        }
+        crypto_auth_hmacsha256_init(&st, x->audit_key, SG_AUDIT_KEY_BYTES);
+        crypto_auth_hmacsha256_update(&st, (const unsigned char *) context, sizeof context);
+        crypto_auth_hmacsha256_update(&st, (const unsigned char *) a->user, strlen(a->user));
+        crypto_auth_hmacsha256_final(&st, mac);
+        a->counted_user[0] = '~';
+        sodium_bin2hex(a->counted_user + 1, sizeof a->counted_user - 1, mac, 12);
+        sodium_memzero(&st, sizeof st);
+        sodium_memzero(mac, sizeof mac);
+}
+
+static bool attempt_fields_valid(const struct login_attempt *a) {
+        return sg_valid_user(a->user) && sg_valid_service(a->service) &&
+               (a->rhost[0] == '\0' || sg_valid_rhost(a->rhost)) && sg_valid_tty(a->tty);
+}
+
+static struct login_attempt *attempt_of(struct permit_req *p) {
+        return (struct login_attempt *) ((char *) p - offsetof(struct login_attempt, permit));
+}
+
+static void on_permit_granted(struct permit_req *p) {
+        struct login_attempt *a = attempt_of(p);
+
+        (void) client_send_decision(a->cl, SG_DECISION_ALLOW, a->delay_ms);
+        client_finish(a->cl);
+}
+
+/* The attempt stays reserved: the module reports it as an `overload` failure. It waits the
+ * delay the attempt was given, as a wrong password would: overload is no signal. */
+static void on_permit_expired(struct permit_req *p) {
+        struct login_attempt *a = attempt_of(p);
+
+        (void) client_send_decision(a->cl, SG_DECISION_OVERLOAD, a->delay_ms);
+        client_finish(a->cl);
+}
+
+static struct login_attempt *attempt_get(Client *cl) {
+        struct login_attempt *a = client_login(cl);
+
+        if (a)
+                return a;
+        a = calloc(1, sizeof *a);
+        if (!a)
+                return NULL;
+        a->cl = cl;
+        a->permit.granted = on_permit_granted;
+        a->permit.expired = on_permit_expired;
+        client_set_login(cl, a);
+        return a;
+}
+
+int login_precheck(Client *cl, const struct sg_msg *msg) {
+        const Context *x = client_ctx(cl);
+        struct sg_lock_info locks[SG_LOCK_KIND_MAX];
+        struct login_attempt *a;
+        struct sg_verdict v;
+        struct sg_audit_event ev;
+        char source[320];
+        size_t n_locks = 0;
+        uint64_t now = sg_now_real_usec();
+        int r;
+
+        a = attempt_get(cl);
+        if (!a)
+                return -ENOMEM;
+        if (a->open)
+                return client_send_error(cl, SG_ERR_STATE, "attempt already open");
+        copy_field(a->user, msg, SG_F_USER);
+        copy_field(a->rhost, msg, SG_F_RHOST);
+        copy_field(a->tty, msg, SG_F_TTY);
+        copy_field(a->service, msg, SG_F_SERVICE);
+        a->user_known = sg_msg_u64(msg, SG_F_USER_KNOWN, 0) == 1;
+        a->success_mark = 0;
+
+        r = login_store_result(cl, txn_begin(x->txn));
+        if (r < 0)
+                return r;
+
+        /* Validated again here: the module is trusted to be root, not to be bug-free. */
+        if (!attempt_fields_valid(a) ||
+            sg_source_key(a->rhost, x->config->ipv6_prefix, source, sizeof source) < 0) {
+                ev = attempt_event(a, "auth_failure", "invalid_input");
+                r = login_store_result(cl, context_emit(x, &ev, true));
+                if (r < 0)
+                        return r;
+                return client_send_decision(cl, SG_DECISION_DENY, 0);
+        }
+
+        set_counted_user(a);
+        sg_policy_reserve(x->policy, a->counted_user, a->rhost, now, &v, locks, SG_LOCK_KIND_MAX, &n_locks);
+        if (!v.allowed) {
+                char detail[128], until[40];
+
+                ev = attempt_event(a, "auth_blocked", "locked");
+                sg_format_time(v.until_usec, until, sizeof until);
+                snprintf(detail, sizeof detail, "%s lock until %s", sg_lock_kind_name(v.kind), until);
+                ev.detail = detail;
+                r = login_store_result(cl, context_emit(x, &ev, !a->user_known));
+                if (r < 0)
+                        return r;
+                /* The delay a wrong password would get now: a lock must not show by timing. */
+                return client_send_decision(cl, SG_DECISION_DENY, v.delay_ms);
+        }
+
+        a->attempt_id = 0;
+        r = login_store_result(cl, sg_store_attempt_add(x->store, now, a->counted_user, source,
+                                                        SG_ATTEMPT_PENDING, &a->attempt_id));
+        if (r < 0)
+                return r;
+        a->open = true;
+        a->reservation = v.reservation;
+        a->delay_ms = v.delay_ms;
+        r = login_store_result(cl, emit_new_locks(a, locks, n_locks));
+        if (r < 0)
+                return r;
+
+        if (permits_acquire(x->permits, &a->permit, sg_now_mono_usec()))
+                return client_send_decision(cl, SG_DECISION_ALLOW, a->delay_ms);
+        return REQUEST_PENDING;
+}
+
+/* Settles the open attempt: policy, permit, store, audit. */
+static int attempt_settle(struct login_attempt *a, bool success, const char *reason) {
+        Client *cl = a->cl;
+        const Context *x = client_ctx(cl);
+        struct sg_audit_event ev;
+        int r;
+
+        a->open = false;
+        sg_policy_settle(x->policy, a->counted_user, a->rhost, a->reservation, success, sg_now_real_usec());
+        permits_release(x->permits, &a->permit);
+        r = login_store_result(cl, txn_begin(x->txn));
+        if (r < 0)
+                return r;
+        if (a->attempt_id > 0) {
+                r = login_store_result(cl, sg_store_attempt_settle(x->store, a->attempt_id,
+                                                                   success ? SG_ATTEMPT_SUCCESS : SG_ATTEMPT_FAILURE));
+                if (r < 0)
+                        return r;
+        }
+        ev = attempt_event(a, success ? "auth_success" : "auth_failure", success ? NULL : reason);
+        return login_store_result(cl, context_emit(x, &ev, !success && !a->user_known));
+}
+
+int login_report(Client *cl, const struct sg_msg *msg) {
+        struct login_attempt *a = client_login(cl);
+        uint64_t result = sg_msg_u64(msg, SG_F_RESULT, 0);
+        const char *reason = sg_msg_str(msg, SG_F_REASON);
+        struct sg_writer w;
+        int r;
+
+        if (!a || !a->open)
+                return client_send_error(cl, SG_ERR_STATE, "no attempt open");
+        if (result != SG_RESULT_SUCCESS && result != SG_RESULT_FAILURE)
+                return client_send_error(cl, SG_ERR_INVALID, "bad result");
+        if (result == SG_RESULT_FAILURE && (!reason || !sg_event_reason_valid(reason)))
+                reason = "bad_password";
+        r = attempt_settle(a, result == SG_RESULT_SUCCESS, reason);
+        if (r < 0)
+                return r;
+        sg_writer_init(&w, SG_MSG_OK);
+        r = client_send(cl, &w);
+        if (r >= 0 && result == SG_RESULT_SUCCESS)
+                a->success_mark = conn_queued_bytes(client_conn(cl));
+        return r;
+}
+
+/* The answer to a successful REPORT never reached the module (it hung up first, having given
+ * up waiting): the user was refused after all. */
+static void ack_lost(struct login_attempt *a) {
+        struct sg_audit_event ev = attempt_event(a, "auth_failure", "abandoned");
+        int r;
+
+        ev.detail = "the success above was never delivered: the module had given up waiting "
+                    "(timeout_ms) and refused the login";
+        r = context_emit(client_ctx(a->cl), &ev, false);
+        if (r < 0)
+                log_error_errno(r, "recording an undelivered success failed");
+}
+
+void login_closed(Client *cl) {
+        struct login_attempt *a = client_login(cl);
+        int r;
+
+        if (!a)
+                return;
+        if (a->open) {
+                r = attempt_settle(a, false, "abandoned");
+                if (r < 0)
+                        log_error_errno(r, "recording an abandoned attempt failed");
+        }
+        if (a->success_mark && conn_sent_bytes(client_conn(cl)) < a->success_mark)
+                ack_lost(a);
+        permits_release(client_ctx(cl)->permits, &a->permit);
+        client_set_login(cl, NULL);
+        sodium_memzero(a, sizeof *a);
+        free(a);
+}
+
+int login_event(Client *cl, const struct sg_msg *msg) {
+        const char *event = sg_msg_str(msg, SG_F_EVENT);
+        const char *reason = sg_msg_str(msg, SG_F_REASON);
+        struct sg_audit_event ev = client_event(cl, event);
+        struct sg_writer w;
+        char user[SG_FIELD_WIRE_MAX + 1], service[SG_FIELD_WIRE_MAX + 1];
+        char rhost[SG_FIELD_WIRE_MAX + 1], tty[SG_FIELD_WIRE_MAX + 1];
+        int r;
+
+        /* Only the events the module witnesses; the daemon's own are never forged. */
+        if (strcmp(event, "password_changed") != 0 && strcmp(event, "hash_upgraded") != 0)
+                return client_send_error(cl, SG_ERR_INVALID, "event not accepted from clients");
+        copy_field(user, msg, SG_F_USER);
+        copy_field(service, msg, SG_F_SERVICE);
+        copy_field(rhost, msg, SG_F_RHOST);
+        copy_field(tty, msg, SG_F_TTY);
+        if (!sg_valid_user(user) || (service[0] && !sg_valid_service(service)) ||
+            (rhost[0] && !sg_valid_rhost(rhost)) || !sg_valid_tty(tty) ||
+            (reason && !sg_event_reason_valid(reason)))
+                return client_send_error(cl, SG_ERR_INVALID, "invalid field");
+        ev.user = user;
+        ev.service = service[0] ? service : NULL;
+        ev.rhost = rhost[0] ? rhost : NULL;
+        ev.tty = tty[0] ? tty : NULL;
+        ev.reason = reason;
+        ev.detail = sg_msg_str(msg, SG_F_DETAIL);
+        if (ev.detail && !sg_no_control(ev.detail, strlen(ev.detail)))
+                return client_send_error(cl, SG_ERR_INVALID, "invalid field");
+        r = context_emit(client_ctx(cl), &ev, false);
+        if (r < 0)
+                return r;
+        sg_writer_init(&w, SG_MSG_OK);
+        return client_send(cl, &w);
+}
+
+int login_account(Client *cl, const struct sg_msg *msg) {
+        const Context *x = client_ctx(cl);
+        struct sg_verdict v = { .allowed = true };
+        struct sg_writer w;
+        char user[SG_FIELD_WIRE_MAX + 1], rhost[SG_FIELD_WIRE_MAX + 1];
+
+        copy_field(user, msg, SG_F_USER);
+        copy_field(rhost, msg, SG_F_RHOST);
+        if (!sg_valid_user(user) || (rhost[0] && !sg_valid_rhost(rhost)))
+                return client_send_decision(cl, SG_DECISION_DENY, 0);
+        if (x->config->account_locks && sg_policy_is_locked(x->policy, user, rhost, sg_now_real_usec(), &v))
+                return client_send_decision(cl, SG_DECISION_DENY, 0);
+        sg_writer_init(&w, SG_MSG_OK);
+        sg_writer_u64(&w, SG_F_DECISION, SG_DECISION_ALLOW);
+        return client_send(cl, &w);
+}

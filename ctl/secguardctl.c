@@ -5,7 +5,7 @@
  * goes through sg_escape / sg_json_escape: no raw control byte from a username is printed.
  * Arguments are parsed completely before the daemon is contacted, so a usage error is
  * exit 2 whether or not the daemon runs.
- * Exit codes (INTERFACE.md): 0 ok, 1 failed, 2 usage, 3 daemon unreachable, 4 permission.
+ * Exit codes (secguardctl(8), EXIT STATUS): 0 ok, 1 failed, 2 usage, 3 daemon unreachable, 4 permission.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -191,7 +191,6 @@ static int cmd_status(struct ctl *c) {
                 json_str("version", sg_msg_str(m, SG_F_VERSION) ?: "", &first);
                 json_u64("uptime_sec", sg_msg_u64(m, SG_F_UPTIME, 0), &first);
                 json_u64("locks", sg_msg_u64(m, SG_F_LOCKS, 0), &first);
-                json_u64("sessions", sg_msg_u64(m, SG_F_SESSIONS, 0), &first);
                 json_u64("audit_rows", sg_msg_u64(m, SG_F_AUDIT_ROWS, 0), &first);
                 json_u64("hash_permits_used", sg_msg_u64(m, SG_F_PERMITS, 0), &first);
                 json_u64("hash_permits", sg_msg_u64(m, SG_F_PERMITS_MAX, 0), &first);
@@ -202,9 +201,9 @@ static int cmd_status(struct ctl *c) {
         printf("secguardd ");
         print_escaped(sg_msg_str(m, SG_F_VERSION) ?: "?");
         printf(", up %" PRIu64 " s\n", sg_msg_u64(m, SG_F_UPTIME, 0));
-        printf("locks: %" PRIu64 "  sessions: %" PRIu64 "  audit rows: %" PRIu64
-               "  hash permits: %" PRIu64 "/%" PRIu64 "\n",
-               sg_msg_u64(m, SG_F_LOCKS, 0), sg_msg_u64(m, SG_F_SESSIONS, 0),
+        /* No session count: sessions are not built yet (the daemon sends a constant 0). */
+        printf("locks: %" PRIu64 "  audit rows: %" PRIu64 "  hash permits: %" PRIu64 "/%" PRIu64 "\n",
+               sg_msg_u64(m, SG_F_LOCKS, 0),
                sg_msg_u64(m, SG_F_AUDIT_ROWS, 0), sg_msg_u64(m, SG_F_PERMITS, 0),
                sg_msg_u64(m, SG_F_PERMITS_MAX, 0));
         printf("config in force:\n");

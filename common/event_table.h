@@ -23,7 +23,8 @@ const struct sg_event_kind *sg_event_kinds(size_t *ret_n);
 /* The kind named name, or NULL when name is NULL or not in the table. */
 const struct sg_event_kind *sg_event_kind_find(const char *name);
 
-/* The reasons an auth_failure may carry, NULL-terminated. */
+/* The reasons a refused login may carry (auth_failure, and "locked" for auth_blocked),
+ * NULL-terminated. A REPORT with any other reason is recorded as bad_password. */
 extern const char *const sg_event_failure_reasons[];
 
 /* true when reason (not NULL) is one of sg_event_failure_reasons. */

@@ -3,8 +3,8 @@
  * The common event table against itself and against the shipped journald catalog: names and
  * MESSAGE_IDs unique and well formed, lookups exact, and etc/secguard.catalog (read from the
  * source tree at test time) holding exactly one entry per MESSAGE_ID whose Subject is the
- * event's summary. A renamed id or a forgotten catalog entry fails here, not in a user's
- * `journalctl -x`.
+ * event's summary, its auth_failure entry explaining every failure reason. A renamed id or
+ * a forgotten catalog entry fails here, not in a user's `journalctl -x`.
  */
 
 #include <stdarg.h>
@@ -87,6 +87,7 @@ static void test_reasons(void **state) {
                         assert_string_not_equal(sg_event_failure_reasons[n], sg_event_failure_reasons[j]);
         }
         assert_true(n >= 9);
+        assert_false(sg_event_reason_valid("quality")); /* no password-phase reasons yet */
         assert_true(sg_event_reason_valid("bad_password"));
         assert_true(sg_event_reason_valid("abandoned"));
         assert_false(sg_event_reason_valid(""));
@@ -162,12 +163,40 @@ static void test_catalog_matches_table(void **state) {
         }
 }
 
+/* The catalog's auth_failure entry explains every reason a failure row can carry ("locked"
+ * belongs to auth_blocked, whose entry explains locks). */
+static void test_catalog_explains_reasons(void **state) {
+        char section[8192] = "", line[1024], head[64];
+        bool inside = false;
+        size_t used = 0;
+        FILE *f = open_catalog();
+
+        (void) state;
+        snprintf(head, sizeof head, "-- %s", sg_event_kind_find("auth_failure")->message_id);
+        while (fgets(line, sizeof line, f)) {
+                if (strncmp(line, "-- ", 3) == 0)
+                        inside = strncmp(line, head, strlen(head)) == 0;
+                else if (inside && used + strlen(line) < sizeof section) {
+                        memcpy(section + used, line, strlen(line) + 1);
+                        used += strlen(line);
+                }
+        }
+        fclose(f);
+        assert_true(used > 0);
+        for (size_t i = 0; sg_event_failure_reasons[i]; i++)
+                if (strcmp(sg_event_failure_reasons[i], "locked") != 0 &&
+                    !strstr(section, sg_event_failure_reasons[i]))
+                        fail_msg("the catalog's auth_failure entry does not mention reason %s",
+                                 sg_event_failure_reasons[i]);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_names_and_ids),
                 cmocka_unit_test(test_find_is_exact),
                 cmocka_unit_test(test_reasons),
                 cmocka_unit_test(test_catalog_matches_table),
+                cmocka_unit_test(test_catalog_explains_reasons),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,7 +5,7 @@
  * goes through sg_escape / sg_json_escape: no raw control byte from a username is printed.
  * Arguments are parsed completely before the daemon is contacted, so a usage error is
  * exit 2 whether or not the daemon runs.
- * Exit codes (INTERFACE.md): 0 ok, 1 failed, 2 usage, 3 daemon unreachable, 4 permission.
+ * Exit codes (secguardctl(8), EXIT STATUS): 0 ok, 1 failed, 2 usage, 3 daemon unreachable, 4 permission.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,6 +21,7 @@
 #include <sodium.h>
 
 #include "config.h"
+#include "event_table.h"
 #include "hashes.h"
 #include "io.h"
 #include "protocol.h"
@@ -38,15 +39,6 @@ enum {
 
 /* The latest time the CLI accepts: 9999-12-31T23:59:59Z, as for ISO-8601 input. */
 #define MAX_EPOCH_SEC 253402300799ull
-
-/* Event names of INTERFACE.md (daemon/events.c has the same table; t_audit.sh checks that
- * every name the daemon knows is accepted here and nothing else). */
-static const char *const event_names[] = {
-        "auth_success", "auth_failure", "auth_blocked", "lockout", "unlock", "session_open",
-        "session_close", "session_expired", "session_killed", "token_issued", "token_used",
-        "password_changed", "hash_upgraded", "peer_denied", "protocol_error", "daemon_start",
-        "daemon_stop",
-};
 
 enum command {
         CMD_STATUS,
@@ -199,7 +191,6 @@ static int cmd_status(struct ctl *c) {
                 json_str("version", sg_msg_str(m, SG_F_VERSION) ?: "", &first);
                 json_u64("uptime_sec", sg_msg_u64(m, SG_F_UPTIME, 0), &first);
                 json_u64("locks", sg_msg_u64(m, SG_F_LOCKS, 0), &first);
-                json_u64("sessions", sg_msg_u64(m, SG_F_SESSIONS, 0), &first);
                 json_u64("audit_rows", sg_msg_u64(m, SG_F_AUDIT_ROWS, 0), &first);
                 json_u64("hash_permits_used", sg_msg_u64(m, SG_F_PERMITS, 0), &first);
                 json_u64("hash_permits", sg_msg_u64(m, SG_F_PERMITS_MAX, 0), &first);
@@ -210,9 +201,9 @@ static int cmd_status(struct ctl *c) {
         printf("secguardd ");
         print_escaped(sg_msg_str(m, SG_F_VERSION) ?: "?");
         printf(", up %" PRIu64 " s\n", sg_msg_u64(m, SG_F_UPTIME, 0));
-        printf("locks: %" PRIu64 "  sessions: %" PRIu64 "  audit rows: %" PRIu64
-               "  hash permits: %" PRIu64 "/%" PRIu64 "\n",
-               sg_msg_u64(m, SG_F_LOCKS, 0), sg_msg_u64(m, SG_F_SESSIONS, 0),
+        /* No session count: sessions are not built yet (the daemon sends a constant 0). */
+        printf("locks: %" PRIu64 "  audit rows: %" PRIu64 "  hash permits: %" PRIu64 "/%" PRIu64 "\n",
+               sg_msg_u64(m, SG_F_LOCKS, 0),
                sg_msg_u64(m, SG_F_AUDIT_ROWS, 0), sg_msg_u64(m, SG_F_PERMITS, 0),
                sg_msg_u64(m, SG_F_PERMITS_MAX, 0));
         printf("config in force:\n");
@@ -466,11 +457,18 @@ static int cmd_audit_verify(struct ctl *c) {
         return ok ? EXIT_OK : EXIT_FAILED;
 }
 
-static bool event_name_known(const char *name) {
-        for (size_t i = 0; i < sizeof event_names / sizeof event_names[0]; i++)
-                if (strcmp(event_names[i], name) == 0)
-                        return true;
-        return false;
+/* --event takes the names of the common event table and nothing else. */
+static void usage_unknown_event(const char *name) {
+        const struct sg_event_kind *kinds;
+        size_t n;
+
+        kinds = sg_event_kinds(&n);
+        fprintf(stderr, "secguardctl: unknown event \"");
+        fputs_escaped(stderr, name);
+        fprintf(stderr, "\"; one of:");
+        for (size_t i = 0; i < n; i++)
+                fprintf(stderr, " %s", kinds[i].name);
+        fprintf(stderr, "\n");
 }
 
 /* sg_parse_time, plus a bound on @EPOCH: seconds past year 9999 are refused here (the
@@ -525,13 +523,8 @@ static int parse_audit(struct ctl *c, int argc, char **argv, enum command *ret_c
                 case 'u': sg_writer_str(&c->w, SG_F_USER, optarg); break;
                 case 'r': sg_writer_str(&c->w, SG_F_RHOST, optarg); break;
                 case 'e':
-                        if (!event_name_known(optarg)) {
-                                fprintf(stderr, "secguardctl: unknown event \"");
-                                fputs_escaped(stderr, optarg);
-                                fprintf(stderr, "\"; one of:");
-                                for (size_t i = 0; i < sizeof event_names / sizeof event_names[0]; i++)
-                                        fprintf(stderr, " %s", event_names[i]);
-                                fprintf(stderr, "\n");
+                        if (!sg_event_kind_find(optarg)) {
+                                usage_unknown_event(optarg);
                                 return EXIT_USAGE;
                         }
                         sg_writer_str(&c->w, SG_F_EVENT, optarg);

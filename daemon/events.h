@@ -1,27 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-/* Audit events: the table of kinds (INTERFACE.md), and emission to the SQLite trail and
- * journald. Every event goes to both; the store write is what makes it durable. */
+/* Emission of audit events to the SQLite trail and to journald. Every event goes to both; the
+ * store write is what makes it durable. The kinds themselves (names, MESSAGE_IDs, priorities,
+ * failure reasons) are the table in common/event_table.h; docs/state.md has the audit chain. */
 #pragma once
 
 #include <stdbool.h>
-#include <stddef.h>
 #include <stdint.h>
-#include <syslog.h>
 
+#include "event_table.h"
 #include "store.h"
-
-struct sg_event_kind {
-        const char *name;       /* "auth_success" */
-        const char *message_id; /* 32 hex digits, also in etc/secguard.catalog */
-        int priority;
-        const char *summary;    /* start of the journald MESSAGE */
-};
-
-const struct sg_event_kind *sg_event_kind_find(const char *name);
-const struct sg_event_kind *sg_event_kinds(size_t *ret_n);
-
-/* Reasons the module may report with an auth_failure (INTERFACE.md). */
-bool sg_event_reason_valid(const char *reason);
 
 /* Writes ev to the store (inside the caller's transaction when one is open) and to journald
  * (or stderr). seal_pk, when not NULL and user_unknown, seals ev->user to the admin's public

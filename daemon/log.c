@@ -30,10 +30,6 @@ void sg_log_open(enum sg_log_target t) {
         log_target = t;
 }
 
-bool sg_log_to_journal(void) {
-        return log_target == SG_LOG_JOURNAL;
-}
-
 void sg_log_set_debug(bool on) {
         log_debug_on = on;
 }

@@ -15,7 +15,6 @@ enum sg_log_target {
 
 int sg_log_parse_target(const char *s); /* -EINVAL */
 void sg_log_open(enum sg_log_target t);
-bool sg_log_to_journal(void);
 void sg_log_set_debug(bool on);
 
 void sg_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -53,9 +53,10 @@ check "daemon down: unknown option is a usage error" test "$(usage_rc audit --fr
 check "daemon down: unknown command is a usage error" test "$(usage_rc frobnicate)" -eq 2
 check "daemon down: a valid query is exit 3 (unreachable)" test "$(usage_rc audit --event auth_success --since 1h)" -eq 3
 
-# Every event name the daemon knows (daemon/events.c) is accepted by the CLI, and no other.
-mapfile -t DAEMON_EVENTS < <(sed -n 's/^ *{ "\([a-z_]*\)", *"[0-9a-f]\{32\}".*/\1/p' "$SG_SRC/daemon/events.c")
-check "daemon/events.c lists 17 event kinds" test "${#DAEMON_EVENTS[@]}" -eq 17
+# Every event name of the common table (printed by the sg_event_table helper, built from the
+# same common/event_table.c as the daemon and the CLI) is accepted by the CLI, and no other.
+mapfile -t DAEMON_EVENTS < <("$SG_BUILD/tests/integration/sg_event_table" | cut -f1)
+check "the event table lists 17 event kinds" test "${#DAEMON_EVENTS[@]}" -eq 17
 bad=
 for e in "${DAEMON_EVENTS[@]}"; do [ "$(usage_rc audit --event "$e")" -eq 3 ] || bad="$bad $e"; done
 check "every daemon event name passes the CLI's check (refused:${bad:- none})" test -z "$bad"

@@ -326,7 +326,8 @@ check "d: clean stop (exit $rc)" test "$rc" -eq 0
 umount "$T/state"
 
 # Last, so that a failure here does not hide parts c and d: when the daemon refuses a
-# damaged database, the error must name the file (DESIGN.md: "an error that names the file").
+# damaged database, the error must name the file (docs/state.md, "The SQLite
+# database"; secguardd(8), FILES).
 [ -s "$T/unnamed.txt" ] && sort "$T/unnamed.txt" | uniq -c | sed 's/^/# b: refused without naming the file: /'
 check "b: every refusal of a damaged database names the file (not named for: ${unnamed:-none})" \
         test -z "$unnamed"

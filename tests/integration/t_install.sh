@@ -1,6 +1,6 @@
 #!/bin/bash
-# `cmake --install` produces the layout INTERFACE.md promises, and the units pass systemd's
-# own checks.
+# `cmake --install` produces the layout README.md ("Build and install") documents, and the
+# units pass systemd's own checks.
 . "$(dirname "$0")/lib.sh"
 sg_setup
 P="$T/stage"

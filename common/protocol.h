@@ -65,7 +65,7 @@ enum sg_field {
         SG_F_SERVICE = 4,    /* str <= 256 */
         SG_F_USER_KNOWN = 5, /* u64 0/1: the module found the user in the shadow file */
         SG_F_RESULT = 6,     /* u64 enum sg_result */
-        SG_F_REASON = 7,     /* str <= 64: reason keyword (INTERFACE.md) */
+        SG_F_REASON = 7,     /* str <= 64: reason keyword (sg_event_failure_reasons, common/event_table.h) */
         SG_F_DECISION = 8,   /* u64 enum sg_decision */
         SG_F_DELAY_MS = 9,   /* u64 */
         SG_F_ERROR = 10,     /* u64 enum sg_err */

@@ -49,7 +49,7 @@ static void expect_refused(const char *s) {
         if (r != -EINVAL)
                 fail_msg("\"%s\" should be refused with -EINVAL, got %d (value %llu)", s, r,
                          (unsigned long long) got);
-        /* ret_* untouched on failure (STYLE.md). */
+        /* Output parameters (ret_*) are left untouched on failure. */
         assert_int_equal(got, 0x5a5a5a5a);
 }
 

@@ -29,7 +29,7 @@
 #include "hashes.h"
 #include "io.h"
 #include "protocol.h"
-#include "shadow.h"
+#include "shadowfile.h"
 #include "validate.h"
 
 #define DEFAULT_SHADOW "/etc/shadow"

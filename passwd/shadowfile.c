@@ -3,12 +3,13 @@
  * shadow(5) reading and atomic replacement of one user's hash. The file holds every user's
  * hash, so each buffer that saw its bytes is wiped before it is freed.
  */
-#include "shadow.h"
+#include "shadowfile.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <shadow.h> /* glibc's: lckpwdf(), ulckpwdf() */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,11 +18,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-/* glibc's <shadow.h> is hidden behind ours (pam_module/ is on the include path), so declare
- * the two functions we need from it; they have had these signatures since SVR4. */
-extern int lckpwdf(void);
-extern int ulckpwdf(void);
 
 #define SHADOW_FIELDS 9
 #define SHADOW_FILE_MAX (64U * 1024 * 1024) /* far above any real shadow file */

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #include "keyfile.h"
 #include "errmsg.h"
+#include "fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -73,53 +73,18 @@ int sg_key_read(const char *path, uint8_t *key, size_t len, char *err, size_t er
         return r;
 }
 
-static int fsync_parent(const char *path) {
-        char buf[PATH_MAX];
-        int fd, r = 0;
-
-        if ((size_t) snprintf(buf, sizeof buf, "%s", path) >= sizeof buf)
-                return -ENAMETOOLONG;
-        fd = open(dirname(buf), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        if (fsync(fd) < 0)
-                r = -errno;
-        close(fd);
-        return r;
-}
-
 int sg_key_write(const char *path, const uint8_t *key, size_t len, char *err, size_t errsize) {
-        size_t done = 0;
-        int fd, r = 0;
+        int r;
 
         if (!path || !key)
                 return sg_errmsg(err, errsize, -EINVAL, "no key path given");
-        /* O_EXCL|O_NOFOLLOW: never write through a planted file or link; mode 0600 from the start
-         * (umask can only remove bits). */
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
-        if (fd < 0)
-                return sg_errmsg(err, errsize, -errno, "cannot create %s: %m", path);
-        while (done < len) {
-                ssize_t n = write(fd, key + done, len - done);
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0) {
-                        r = n < 0 ? -errno : -EIO;
-                        break;
-                }
-                done += (size_t) n;
-        }
-        if (r == 0 && fsync(fd) < 0)
-                r = -errno;
-        if (close(fd) < 0 && r == 0)
-                r = -errno;
-        if (r == 0)
-                r = fsync_parent(path);
+        /* Mode 0600 from the start; never over a planted file or link (no-replace); a reader,
+         * or a second daemon losing the race to create it, sees the whole key or none. */
+        r = sg_write_atomic(path, key, len, NULL, SG_WRITE_FSYNC | SG_WRITE_FSYNC_DIR | SG_WRITE_NOREPLACE);
         if (r < 0) {
-                (void) unlink(path);
                 errno = -r;
-                return sg_errmsg(err, errsize, r, "cannot write %s: %m", path);
+                return sg_errmsg(err, errsize, r, r == -EEXIST ? "cannot create %s: %m" : "cannot write %s: %m",
+                                 path);
         }
         return 0;
 }

@@ -13,8 +13,9 @@
  * owns and wipes it). */
 int sg_key_read(const char *path, uint8_t *key, size_t len, char *err, size_t errsize);
 
-/* Writes len bytes to a new file at path, mode 0600, O_EXCL|O_NOFOLLOW, fsync'ed.
- * -EEXIST when present. */
+/* Writes len bytes to a new file at path, mode 0600, through a temp file renamed into place
+ * without replacing anything (sg_write_atomic), file and directory fsync'ed. -EEXIST when
+ * present (a dangling symlink included). */
 int sg_key_write(const char *path, const uint8_t *key, size_t len, char *err, size_t errsize);
 
 /* Loads name from $CREDENTIALS_DIRECTORY (systemd credentials) when set and present there;

@@ -2,7 +2,6 @@
 #include "seal.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 
 #include <sodium.h>
 
+#include "errmsg.h"
 #include "keyfile.h"
 
 struct seal_opener {
@@ -19,20 +19,10 @@ struct seal_opener {
         uint8_t pk[crypto_box_PUBLICKEYBYTES];
 };
 
-__attribute__((format(printf, 4, 5)))
-static int fail(int r, char *err, size_t errsize, const char *fmt, ...) {
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(err, errsize, fmt, ap);
-        va_end(ap);
-        return r;
-}
-
 static bool path_taken(const char *path) {
         struct stat st;
 
-        /* lstat: a dangling symlink is taken too (O_EXCL|O_NOFOLLOW would refuse it anyway). */
+        /* lstat: a dangling symlink is taken too (sg_key_write would refuse it anyway). */
         return lstat(path, &st) == 0 || errno != ENOENT;
 }
 
@@ -41,19 +31,19 @@ int seal_keygen(const char *public_path, const char *secret_path, char *err, siz
         int r;
 
         if (!public_path || !secret_path || !*public_path || !*secret_path)
-                return fail(-EINVAL, err, errsize, "both --public and --secret are needed");
+                return sg_errmsg(err, errsize, -EINVAL, "both --public and --secret are needed");
         /* Check both first, so a refusal leaves no half of a pair behind. */
         if (strcmp(public_path, secret_path) == 0)
-                return fail(-EINVAL, err, errsize, "--public and --secret must be different files");
+                return sg_errmsg(err, errsize, -EINVAL, "--public and --secret must be different files");
         if (path_taken(secret_path) || path_taken(public_path))
-                return fail(-EEXIST, err, errsize, "%s exists; refusing to overwrite a key (move it away first)",
-                            path_taken(secret_path) ? secret_path : public_path);
+                return sg_errmsg(err, errsize, -EEXIST, "%s exists; refusing to overwrite a key (move it away first)",
+                                 path_taken(secret_path) ? secret_path : public_path);
         sk = sodium_malloc(crypto_box_SECRETKEYBYTES);
         if (!sk)
-                return fail(-ENOMEM, err, errsize, "out of memory");
+                return sg_errmsg(err, errsize, -ENOMEM, "out of memory");
         if (crypto_box_keypair(pk, sk) != 0) {
                 sodium_free(sk);
-                return fail(-EIO, err, errsize, "crypto_box_keypair failed");
+                return sg_errmsg(err, errsize, -EIO, "crypto_box_keypair failed");
         }
         r = sg_key_write(secret_path, sk, crypto_box_SECRETKEYBYTES, err, errsize);
         sodium_free(sk);
@@ -73,18 +63,18 @@ int seal_opener_new(const char *secret_path, seal_opener **ret, char *err, size_
         int r;
 
         if (!o)
-                return fail(-ENOMEM, err, errsize, "out of memory");
+                return sg_errmsg(err, errsize, -ENOMEM, "out of memory");
         o->sk = sodium_malloc(crypto_box_SECRETKEYBYTES);
         if (!o->sk) {
                 free(o);
-                return fail(-ENOMEM, err, errsize, "out of memory");
+                return sg_errmsg(err, errsize, -ENOMEM, "out of memory");
         }
         r = sg_key_read(secret_path, o->sk, crypto_box_SECRETKEYBYTES, err, errsize);
         if (r == -EBADMSG)
-                fail(r, err, errsize, "%s is not a secret key of %d bytes (made by secguardctl keygen?)",
-                     secret_path, crypto_box_SECRETKEYBYTES);
+                sg_errmsg(err, errsize, r, "%s is not a secret key of %d bytes (made by secguardctl keygen?)",
+                          secret_path, crypto_box_SECRETKEYBYTES);
         if (r >= 0 && crypto_scalarmult_base(o->pk, o->sk) != 0)
-                r = fail(-EBADMSG, err, errsize, "%s does not hold a usable secret key", secret_path);
+                r = sg_errmsg(err, errsize, -EBADMSG, "%s does not hold a usable secret key", secret_path);
         if (r < 0) {
                 seal_opener_free(o);
                 return r;

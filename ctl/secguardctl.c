@@ -147,14 +147,15 @@ static int reply_error(struct ctl *c) {
         return e == SG_ERR_PERMISSION ? EXIT_PERMISSION : EXIT_FAILED;
 }
 
-/* Sends c->w; on a reply of type OK or ROW returns 0 with it in c->msg. */
-static int ctl_call(struct ctl *c) {
-        uint64_t until = sg_now_mono_usec() + (uint64_t) c->timeout_ms * 1000 * 10;
-        int r;
+/* An exchange may take ten times the connect timeout (audit queries read many rows). */
+static uint64_t ctl_deadline(const struct ctl *c) {
+        return sg_now_mono_usec() + (uint64_t) c->timeout_ms * 1000 * 10;
+}
 
-        r = sg_call(c->fd, &c->w, c->msg, until);
+/* What ctl_call and ctl_next return for r (what they got) and the reply now in c->msg. */
+static int ctl_reply(struct ctl *c, int r, const char *what) {
         if (r < 0) {
-                fprintf(stderr, "secguardctl: request failed: %s\n", strerror(-r));
+                fprintf(stderr, "secguardctl: %s failed: %s\n", what, strerror(-r));
                 return -EXIT_UNREACHABLE;
         }
         if (c->msg->type == SG_MSG_ERROR)
@@ -162,17 +163,14 @@ static int ctl_call(struct ctl *c) {
         return 0;
 }
 
-static int ctl_next(struct ctl *c) {
-        uint64_t until = sg_now_mono_usec() + (uint64_t) c->timeout_ms * 1000 * 10;
-        int r = sg_read_msg(c->fd, c->msg, until, NULL);
+/* Sends c->w; on a reply of type OK or ROW returns 0 with it in c->msg. */
+static int ctl_call(struct ctl *c) {
+        return ctl_reply(c, sg_call(c->fd, &c->w, c->msg, ctl_deadline(c)), "request");
+}
 
-        if (r < 0) {
-                fprintf(stderr, "secguardctl: reading the reply failed: %s\n", strerror(-r));
-                return -EXIT_UNREACHABLE;
-        }
-        if (c->msg->type == SG_MSG_ERROR)
-                return -reply_error(c);
-        return 0;
+/* Reads the next reply (a ROW of a listing, or its end) into c->msg, as ctl_call. */
+static int ctl_next(struct ctl *c) {
+        return ctl_reply(c, sg_read_msg(c->fd, c->msg, ctl_deadline(c), NULL), "reading the reply");
 }
 
 /* ---- commands ---- */

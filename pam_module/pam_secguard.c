@@ -29,7 +29,7 @@
 #include "hashes.h"
 #include "io.h"
 #include "protocol.h"
-#include "shadow.h"
+#include "shadowfile.h"
 #include "validate.h"
 
 #define DEFAULT_SHADOW "/etc/shadow"
@@ -206,21 +206,35 @@ static void wait_end(struct login *l) {
         l->wait_left_usec = spent < l->wait_left_usec ? l->wait_left_usec - spent : 0;
 }
 
+/* One exchange with the daemon on the call's budget: connects first when not yet connected
+ * (sg_connect checks the server runs as root before anything is sent), sends w, reads the
+ * reply into l->msg. 0 or -errno. */
+static int login_call(struct login *l, struct sg_writer *w) {
+        uint64_t until = wait_begin(l);
+        int r = 0;
+
+        if (l->fd < 0) {
+                r = sg_connect(l->cfg.socket, until, 0);
+                if (r >= 0)
+                        l->fd = r;
+        }
+        if (r >= 0)
+                r = sg_call(l->fd, w, l->msg, until);
+        wait_end(l);
+        return r;
+}
+
 /* Step 2+3: connect, check the server is root, PRECHECK. Returns the decision or -errno. */
 static int login_precheck(struct login *l, uint32_t *ret_delay_ms) {
         struct sg_writer *w = malloc(sizeof *w);
-        uint64_t until = wait_begin(l);
         int r;
 
-        r = w ? sg_connect(l->cfg.socket, until, 0) : -ENOMEM;
-        if (r >= 0) {
-                l->fd = r;
-                sg_writer_init(w, SG_MSG_PRECHECK);
-                put_items(l, w);
-                sg_writer_u64(w, SG_F_USER_KNOWN, l->user_known);
-                r = sg_call(l->fd, w, l->msg, until);
-        }
-        wait_end(l);
+        if (!w)
+                return -ENOMEM;
+        sg_writer_init(w, SG_MSG_PRECHECK);
+        put_items(l, w);
+        sg_writer_u64(w, SG_F_USER_KNOWN, l->user_known);
+        r = login_call(l, w);
         free(w);
         if (r < 0)
                 return r;
@@ -240,8 +254,7 @@ static int login_report(struct login *l, bool success, const char *reason) {
         sg_writer_u64(w, SG_F_RESULT, success ? SG_RESULT_SUCCESS : SG_RESULT_FAILURE);
         if (!success)
                 sg_writer_str(w, SG_F_REASON, reason);
-        r = sg_call(l->fd, w, l->msg, wait_begin(l));
-        wait_end(l);
+        r = login_call(l, w);
         free(w);
         if (r < 0)
                 return r;
@@ -250,32 +263,40 @@ static int login_report(struct login *l, bool success, const char *reason) {
 
 static int login_event(struct login *l, const char *event, const char *detail) {
         struct sg_writer *w = malloc(sizeof *w);
-        uint64_t until = wait_begin(l);
-        int r = 0;
+        int r;
 
         if (!w)
                 return -ENOMEM;
-        if (l->fd < 0) {
-                r = sg_connect(l->cfg.socket, until, 0);
-                if (r >= 0)
-                        l->fd = r;
-        }
-        if (r >= 0) {
-                sg_writer_init(w, SG_MSG_EVENT);
-                sg_writer_str(w, SG_F_EVENT, event);
-                put_items(l, w);
-                if (detail)
-                        sg_writer_str(w, SG_F_DETAIL, detail);
-                r = sg_call(l->fd, w, l->msg, until);
-                if (r >= 0 && l->msg->type != SG_MSG_OK)
-                        r = -EPROTO;
-        }
-        wait_end(l);
+        sg_writer_init(w, SG_MSG_EVENT);
+        sg_writer_str(w, SG_F_EVENT, event);
+        put_items(l, w);
+        if (detail)
+                sg_writer_str(w, SG_F_DETAIL, detail);
+        r = login_call(l, w);
+        if (r >= 0 && l->msg->type != SG_MSG_OK)
+                r = -EPROTO;
         free(w);
         if (r < 0)
                 pam_syslog(l->pamh, LOG_WARNING, "could not record %s for the audit log: %s", event,
                            strerror(-r));
         return r;
+}
+
+/* The daemon's account decision (account_locks): 1 allowed, 0 refused (or an answer that is
+ * not a decision), -errno when it could not be asked. */
+static int login_account(struct login *l) {
+        struct sg_writer *w = malloc(sizeof *w);
+        int r;
+
+        if (!w)
+                return -ENOMEM;
+        sg_writer_init(w, SG_MSG_ACCOUNT);
+        put_items(l, w);
+        r = login_call(l, w);
+        free(w);
+        if (r < 0)
+                return r;
+        return l->msg->type == SG_MSG_OK && sg_msg_u64(l->msg, SG_F_DECISION, 0) == SG_DECISION_ALLOW;
 }
 
 /* sshd's placeholder for a password it will not let through (SSHD_FAKE_PASSWORD, repeated or
@@ -529,26 +550,15 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
         else
                 ret = shadow_expiry(pamh, &l.sh.entry, today);
         if (ret == PAM_SUCCESS && l.cfg.account_locks) {
-                struct sg_writer *w = malloc(sizeof *w);
-                uint64_t until = wait_begin(&l);
-
-                r = w ? sg_connect(l.cfg.socket, until, 0) : -ENOMEM;
-                if (r >= 0) {
-                        l.fd = r;
-                        sg_writer_init(w, SG_MSG_ACCOUNT);
-                        put_items(&l, w);
-                        r = sg_call(l.fd, w, l.msg, until);
-                }
-                wait_end(&l);
-                free(w);
-                if (r < 0) {
+                r = login_account(&l);
+                if (r == 0)
+                        ret = PAM_PERM_DENIED;
+                else if (r < 0) {
                         pam_syslog(pamh, LOG_ERR, "secguardd unreachable for the account check: %s",
                                    strerror(-r));
                         if (l.cfg.unreachable != SG_UNREACHABLE_ALLOW_LOCAL || !local_console_root(&l))
                                 ret = PAM_PERM_DENIED;
-                } else if (l.msg->type != SG_MSG_OK ||
-                           sg_msg_u64(l.msg, SG_F_DECISION, 0) != SG_DECISION_ALLOW)
-                        ret = PAM_PERM_DENIED;
+                }
         }
         login_done(&l);
         return ret;

@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "shadow.h"
+#include "shadowfile.h"
 
 struct ctx {
         char dir[512];

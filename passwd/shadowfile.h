@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Reading and atomically updating a shadow(5) file. The path is a parameter (shadow=), so
+ * Reading and atomically updating a shadow(5) file (named so as not to hide glibc's
+ * <shadow.h>, which shadowfile.c includes for lckpwdf). The path is a parameter (shadow=), so
  * tests use their own file; /etc/shadow is updated under lckpwdf().
  */
 #pragma once

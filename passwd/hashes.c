@@ -173,6 +173,19 @@ static int parse_argon2(const char *s, struct sg_hash_cost *c) {
         return 0;
 }
 
+/* The end of a crypt(5) hash string: up to salt_max salt characters, '$', then exactly
+ * hash_len ascii64 characters. 0 or -EINVAL. */
+static int parse_salt_hash(const char *s, bool (*salt_char)(char), size_t salt_max, size_t hash_len) {
+        size_t n = span(s, salt_char);
+
+        if (n > salt_max || s[n] != '$')
+                return -EINVAL;
+        s += n + 1;
+        if (span(s, is_ascii64) != hash_len || s[hash_len] != '\0')
+                return -EINVAL;
+        return 0;
+}
+
 /* "$2b$NN$" + 22 salt + 31 hash characters. */
 static int parse_bcrypt(const char *s, struct sg_hash_cost *c) {
         unsigned cost;
@@ -226,7 +239,6 @@ static int yescrypt_decode_uint(const char **p, uint32_t min, uint32_t *ret) {
 /* "$y$" flavor N_log2 r [have [p] [t] [g] [NROM]] "$" salt "$" hash, all in ascii64. */
 static int parse_yescrypt(const char *s, struct sg_hash_cost *c) {
         uint32_t flavor, n_log2, r, have, p = 1, t = 0, g = 0;
-        size_t n;
 
         s += 3;
         if (yescrypt_decode_uint(&s, 0, &flavor) < 0 ||
@@ -249,13 +261,7 @@ static int parse_yescrypt(const char *s, struct sg_hash_cost *c) {
                 if (g != 0 || (have & 8))
                         return -EINVAL;
         }
-        if (*s++ != '$')
-                return -EINVAL;
-        n = span(s, is_ascii64);
-        if (n > YESCRYPT_SALT_MAX || s[n] != '$')
-                return -EINVAL;
-        s += n + 1;
-        if (span(s, is_ascii64) != YESCRYPT_HASH_LEN || s[YESCRYPT_HASH_LEN] != '\0')
+        if (*s++ != '$' || parse_salt_hash(s, is_ascii64, YESCRYPT_SALT_MAX, YESCRYPT_HASH_LEN) < 0)
                 return -EINVAL;
         (void) flavor; /* libxcrypt validates the flavor bits; they do not change the cost */
         c->yescrypt_n_log2 = n_log2;
@@ -272,7 +278,6 @@ static bool is_sha_salt_char(char c) {
 /* "$6$[rounds=N$]salt$hash" (86 hash characters; 43 for "$5$"). */
 static int parse_sha(const char *s, size_t hash_len, struct sg_hash_cost *c) {
         uint64_t rounds = SHA_ROUNDS_DEFAULT;
-        size_t n;
 
         s += 3;
         if (has_prefix(s, "rounds=")) {
@@ -282,11 +287,7 @@ static int parse_sha(const char *s, size_t hash_len, struct sg_hash_cost *c) {
                 if (rounds < SHA_ROUNDS_MIN || rounds > SHA_ROUNDS_MAX)
                         return -EINVAL;
         }
-        n = span(s, is_sha_salt_char);
-        if (n > SHA_SALT_MAX || s[n] != '$')
-                return -EINVAL;
-        s += n + 1;
-        if (span(s, is_ascii64) != hash_len || s[hash_len] != '\0')
+        if (parse_salt_hash(s, is_sha_salt_char, SHA_SALT_MAX, hash_len) < 0)
                 return -EINVAL;
         c->sha_rounds = (uint32_t) rounds;
         return 0;

@@ -3,12 +3,12 @@
  * shadow(5) reading and atomic replacement of one user's hash. The file holds every user's
  * hash, so each buffer that saw its bytes is wiped before it is freed.
  */
-#include "shadow.h"
+#include "shadowfile.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <shadow.h> /* glibc's: lckpwdf(), ulckpwdf() */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,10 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* glibc's <shadow.h> is hidden behind ours (pam_module/ is on the include path), so declare
- * the two functions we need from it; they have had these signatures since SVR4. */
-extern int lckpwdf(void);
-extern int ulckpwdf(void);
+#include "fileio.h"
 
 #define SHADOW_FIELDS 9
 #define SHADOW_FILE_MAX (64U * 1024 * 1024) /* far above any real shadow file */
@@ -425,106 +422,6 @@ static int lock_acquire(const char *path) {
         }
 }
 
-static int write_all(int fd, const char *p, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
-/* "<dir>" and "<dir>/.<base>.XXXXXX" for path. */
-static int temp_paths(const char *path, char **ret_dir, char **ret_tmp) {
-        const char *slash = strrchr(path, '/');
-        const char *base = slash ? slash + 1 : path;
-        char *dir, *tmp;
-
-        if (*base == '\0')
-                return -EINVAL;
-        if (!slash)
-                dir = strdup(".");
-        else if (slash == path)
-                dir = strdup("/");
-        else
-                dir = strndup(path, (size_t) (slash - path));
-        if (!dir)
-                return -ENOMEM;
-        if (asprintf(&tmp, "%s/.%s.XXXXXX", strcmp(dir, "/") == 0 ? "" : dir, base) < 0) {
-                free(dir);
-                return -ENOMEM;
-        }
-        *ret_dir = dir;
-        *ret_tmp = tmp;
-        return 0;
-}
-
-static int fsync_dir(const char *dir) {
-        int fd, r = 0;
-
-        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        if (fsync(fd) < 0)
-                r = -errno;
-        close(fd);
-        return r;
-}
-
-/* Writes data to a temp file next to path with st's owner and mode, then renames it over
- * path. The temp file never survives a failure. */
-static int replace_file(const char *path, const struct stat *st, const char *data, size_t len) {
-        char *dir = NULL, *tmp = NULL;
-        int fd, r;
-
-        r = temp_paths(path, &dir, &tmp);
-        if (r < 0)
-                return r;
-        fd = mkostemp(tmp, O_CLOEXEC);
-        if (fd < 0) {
-                r = -errno;
-                goto out;
-        }
-        /* Owner first: fchown() may clear set-id bits that fchmod() then restores. */
-        if (fchown(fd, st->st_uid, st->st_gid) < 0 || fchmod(fd, st->st_mode & 07777) < 0) {
-                r = -errno;
-                goto fail;
-        }
-        r = write_all(fd, data, len);
-        if (r < 0)
-                goto fail;
-        if (fsync(fd) < 0) {
-                r = -errno;
-                goto fail;
-        }
-        if (close(fd) < 0) {
-                fd = -1;
-                r = -errno;
-                goto fail;
-        }
-        fd = -1;
-        if (rename(tmp, path) < 0) {
-                r = -errno;
-                goto fail;
-        }
-        /* The new file is in place; the directory fsync makes the rename durable. */
-        r = fsync_dir(dir);
-        goto out;
-fail:
-        if (fd >= 0)
-                close(fd);
-        unlink(tmp);
-out:
-        free(dir);
-        free(tmp);
-        return r;
-}
-
 static bool hash_storable(const char *h) {
         size_t n;
 
@@ -609,50 +506,14 @@ static int update_locked(const char *path, const char *user, const char *new_has
         r = build_content(buf, len, s->off, s->len, new_hash, set_last_change, &out, &out_len, &out_cap);
         if (r < 0)
                 goto out;
-        r = replace_file(path, &st, out, out_len);
+        /* Same owner and mode as before; durable before we report success. */
+        r = sg_write_atomic(path, out, out_len, &st, SG_WRITE_FSYNC | SG_WRITE_FSYNC_DIR);
 out:
         scan_wipe(s);
         free(s);
         buf_free(out, out_cap);
         buf_free(buf, cap);
         return r;
-}
-
-/* Temp files are only ever created while the lock is held, so one found while we hold it was
- * left by a writer that died between mkostemp() and rename(): remove it. Only our exact
- * pattern (".<base>." + 6 characters, a regular file) is touched. */
-static void remove_stale_temps(const char *path) {
-        const char *slash = strrchr(path, '/');
-        const char *base = slash ? slash + 1 : path;
-        char *dir = NULL, *tmp = NULL, prefix[NAME_MAX + 2];
-        struct dirent *de;
-        size_t plen;
-        DIR *d;
-        int dfd;
-
-        if (temp_paths(path, &dir, &tmp) < 0)
-                return;
-        snprintf(prefix, sizeof prefix, ".%s.", base);
-        plen = strlen(prefix);
-        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        d = dfd >= 0 ? fdopendir(dfd) : NULL;
-        if (!d) {
-                if (dfd >= 0)
-                        close(dfd);
-                goto out;
-        }
-        while ((de = readdir(d))) {
-                struct stat st;
-
-                if (strncmp(de->d_name, prefix, plen) != 0 || strlen(de->d_name) != plen + 6)
-                        continue;
-                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
-                        (void) unlinkat(dirfd(d), de->d_name, 0);
-        }
-        closedir(d);
-out:
-        free(dir);
-        free(tmp);
 }
 
 int sg_shadow_update(const char *path, const char *user, const char *new_hash,
@@ -675,7 +536,9 @@ int sg_shadow_update(const char *path, const char *user, const char *new_hash,
                 r = lock_fd;
                 goto out;
         }
-        remove_stale_temps(path);
+        /* Temp files are only ever created while the lock is held, so one found now was left
+         * by a writer that died between creating and renaming it. */
+        (void) sg_remove_stale_temps(path);
         r = update_locked(path, user, new_hash, expect_old_hash, set_last_change);
         close(lock_fd); /* releases the flock */
 out:

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Client-side frame I/O (module and CLI). Every wait is bounded by one absolute monotonic
- * deadline, so a stalled or hostile daemon can never hang a login (the SSSD lesson in
- * DESIGN.md). The socket is non-blocking and every send/recv also passes MSG_DONTWAIT, so
+ * deadline, so a stalled or hostile daemon can never hang a login (docs/threat-model.md).
+ * The socket is non-blocking and every send/recv also passes MSG_DONTWAIT, so
  * even a blocking fd handed in by a caller cannot block past the deadline.
  */
 

@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "audit-head.h"
+#include "fileio.h"
 #include "log.h"
 
 struct AuditHead {
@@ -37,52 +38,22 @@ AuditHead *audit_head_free(AuditHead *h) {
         return NULL;
 }
 
-/* fsync on the directory makes a rename in it durable. */
-static int fsync_dir(const char *dir) {
-        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), r = 0;
-
-        if (fd < 0)
-                return -errno;
-        if (fsync(fd) < 0)
-                r = -errno;
-        close(fd);
-        return r;
-}
-
-/* Writes "ID HEXMAC\n": temp file, fsync, rename, fsync of the directory, so after a power
- * failure audit.head is the old tail or the new one, never empty or missing. */
+/* Writes "ID HEXMAC\n" through a temp file and a rename, so after a power failure audit.head
+ * is the old tail or the new one, never empty or missing. */
 static void head_write(AuditHead *h, uint64_t id, const uint8_t mac[SG_MAC_BYTES]) {
-        char tmp[PATH_MAX + 32], line[32 + 2 * SG_MAC_BYTES + 4];
-        char hex[2 * SG_MAC_BYTES + 1];
-        int fd, n, r;
+        char line[32 + 2 * SG_MAC_BYTES + 4], hex[2 * SG_MAC_BYTES + 1];
+        int n, r;
 
-        snprintf(tmp, sizeof tmp, "%s.tmp", h->path);
         sodium_bin2hex(hex, sizeof hex, mac, SG_MAC_BYTES);
         n = snprintf(line, sizeof line, "%" PRIu64 " %s\n", id, hex);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0) {
-                log_warning_errno(-errno, "cannot write %s", tmp);
-                return;
-        }
         /* Durable like the database: with [audit] synchronous = normal neither is synced at each
          * commit (two fsyncs per group commit would cap the event rate at the disk's latency). */
-        errno = 0;
-        if (write(fd, line, (size_t) n) != n)
-                r = errno ? -errno : -EIO; /* a short write leaves errno alone */
-        else if (h->sync_full && fsync(fd) < 0)
-                r = -errno;
-        else
-                r = 0;
-        if (close(fd) < 0 && r == 0)
-                r = -errno;
-        if (r == 0 && rename(tmp, h->path) < 0)
-                r = -errno;
+        r = sg_write_atomic(h->path, line, (size_t) n, NULL, h->sync_full ? SG_WRITE_FSYNC : 0);
         if (r < 0) {
                 log_warning_errno(r, "cannot write %s", h->path);
-                (void) unlink(tmp);
                 return;
         }
-        r = h->sync_full ? fsync_dir(h->dir) : 0;
+        r = h->sync_full ? sg_fsync_dir(h->dir) : 0;
         if (r < 0)
                 log_warning_errno(r, "cannot sync directory %s after writing %s", h->dir, h->path);
         h->id = id;
@@ -138,6 +109,8 @@ void audit_head_check(AuditHead *h, sg_store *store, char *note, size_t notesize
         sg_store_audit_tail(store, &have, have_mac);
         h->id = have;
         note[0] = '\0';
+        /* A writer that died mid-write left its temp file; only this daemon writes here. */
+        (void) sg_remove_stale_temps(h->path);
         r = head_read(h->path, &want, want_mac, &has_mac);
         if (r == 0 && have == 0)
                 return; /* first start */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * pam_secguard.so: the PAM entry points. The login steps are in DESIGN.md; in short:
+ * pam_secguard.so: the PAM entry points. The login steps are in docs/architecture.md; in short:
  * validate input -> prompt -> look up the shadow entry -> PRECHECK (the daemon reserves the
  * attempt and hands a hash permit) -> verify (or, for an unknown user or an unusable hash,
  * the same work on another real user's hash) -> REPORT -> optional hash upgrade. Every

@@ -507,7 +507,7 @@ else
         kill -TERM "$dpid"
         wait "$SG_DAEMON_PID" || true
         SG_DAEMON_PID=
-        check "audit.head.tmp fsynced before the rename, the state directory fsynced after it" \
+        check "audit.head's temp file fsynced before the rename, the state directory fsynced after it" \
                 $PY - "$T/strace.log" "$T/state" <<'PYEOF'
 import re, sys
 log, state = sys.argv[1], sys.argv[2]
@@ -515,8 +515,8 @@ ok = 0
 tmp_fd = dir_fd = None
 stage = 0  # 0 tmp opened? 1 tmp fsynced? 2 renamed? 3 dir opened? -> 4 dir fsynced
 for line in open(log):
-    m = re.search(r'openat\(AT_FDCWD, "([^"]*)", ([^)]*)\)\s+=\s+(\d+)', line)
-    if m and m.group(1) == state + "/audit.head.tmp":
+    m = re.search(r'openat\((?:AT_FDCWD|\d+), "([^"]*)", ([^)]*)\)\s+=\s+(\d+)', line)
+    if m and re.fullmatch(r'(.*/)?\.audit\.head\.[A-Za-z0-9]{6}', m.group(1)):
         tmp_fd, stage = m.group(3), 1
         continue
     if m and stage == 3 and m.group(1) == state and "O_DIRECTORY" in m.group(2):
@@ -528,10 +528,10 @@ for line in open(log):
     elif m and stage == 4 and m.group(1) == dir_fd:
         ok += 1
         stage = 0
-    m = re.search(r'rename(?:at2?)?\(.*"([^"]*audit\.head\.tmp)".*"([^"]*audit\.head)"', line)
+    m = re.search(r'rename(?:at2?)?\(.*"([^"]*\.audit\.head\.[A-Za-z0-9]{6})".*"([^"]*audit\.head)"', line)
     if m:
         if stage != 2:
-            print("rename of audit.head.tmp without an fsync of it before:", line.strip(), file=sys.stderr)
+            print("rename of audit.head's temp file without an fsync of it before:", line.strip(), file=sys.stderr)
             sys.exit(1)
         stage = 3
 print("complete durable head writes:", ok, file=sys.stderr)

@@ -12,6 +12,7 @@
 #include "cidr.h"
 #include "config.h"
 #include "manager.h"
+#include "peers.h"
 #include "policy.h"
 #include "protocol.h"
 #include "store.h"
@@ -75,6 +76,7 @@ struct Manager {
 
         sg_store *store;
         sg_policy *policy;
+        sg_peers *peers;             /* noisy-peer buckets: live as long as the manager */
         struct sg_cidr_list allowlist;
         uint8_t *audit_key;          /* sodium_malloc'ed */
         uint8_t seal_pk[32];

@@ -117,6 +117,9 @@ int manager_new(const struct manager_args *a, Manager **ret) {
                 log_error("[ratelimit] allowlist: invalid entry near \"%s\"", bad ? bad : "");
                 goto fail;
         }
+        r = sg_peers_new(&m->peers);
+        if (r < 0)
+                goto fail;
         *ret = m;
         return 0;
 fail:
@@ -146,6 +149,7 @@ Manager *manager_free(Manager *m) {
                 (void) unlink(m->config.socket);
         m->store = sg_store_free(m->store);
         m->policy = sg_policy_free(m->policy);
+        m->peers = sg_peers_free(m->peers);
         sg_cidr_list_free(&m->allowlist);
         if (m->audit_key)
                 sodium_free(m->audit_key);

@@ -59,7 +59,7 @@ static struct sg_audit_event peer_event(const Conn *c, const char *event) {
         };
 }
 
-/* ---- events any local user can cause: limited per uid (policy.h, "noisy peers") ---- */
+/* ---- events any local user can cause: limited per uid (peers.h) ---- */
 
 static void emit_peer_summaries(Manager *m, const struct sg_peer_summary *s, size_t n) {
         for (size_t i = 0; i < n; i++) {
@@ -86,7 +86,7 @@ void request_flush_suppressed(Manager *m, bool force) {
         size_t n;
 
         do {
-                n = sg_policy_peer_flush(m->policy, sg_now_mono_usec(), force, s, sizeof s / sizeof s[0]);
+                n = sg_peers_flush(m->peers, sg_now_mono_usec(), force, s, sizeof s / sizeof s[0]);
                 emit_peer_summaries(m, s, n);
         } while (n == sizeof s / sizeof s[0]);
 }
@@ -97,7 +97,7 @@ static void emit_peer_event(Conn *c, enum sg_peer_event kind, const char *detail
         enum sg_peer_verdict v;
         size_t n = 0;
 
-        v = sg_policy_peer_event(c->m->policy, (uint32_t) c->uid, kind, sg_now_mono_usec(), s, &n);
+        v = sg_peers_event(c->m->peers, (uint32_t) c->uid, kind, sg_now_mono_usec(), s, &n);
         emit_peer_summaries(c->m, s, n);
         if (v == SG_PEER_SUPPRESS_FIRST)
                 log_warning("uid %u causes more than %u refused or malformed requests at once (then 1/s): "

@@ -6,7 +6,7 @@
 
 #include "manager.h"
 
-/* Writes the summary rows of noisy-peer events held back (policy.h, "noisy peers") that are
+/* Writes the summary rows of noisy-peer events held back (peers.h) that are
  * due: those held back for a minute, or every one with force. Dispatch calls it for each
  * request; the manager should also call it from its maintenance timer and, with force,
  * before daemon_stop, so a count held when traffic stops is still written. */

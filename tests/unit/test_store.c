@@ -499,6 +499,19 @@ static void test_foreign_db_refused(void **state) {
         assert_int_equal(raw_int("PRAGMA user_version"), 0);
 }
 
+/* A schema of our version whose tables were changed behind our back: the statement that no
+ * longer prepares is named, whether it is the store's or the audit trail's. */
+static void test_tampered_schema_refused(void **state) {
+        (void) state;
+        sg_store_free(open_store());
+        raw_exec("DROP INDEX audit_time");
+        expect_open_fails(-EBADMSG, dbpath, "unexpected schema", "audit_time", "move it aside", NULL);
+        raw_exec("CREATE INDEX audit_time ON audit(time_usec)");
+        sg_store_free(open_store());
+        raw_exec("ALTER TABLE locks RENAME COLUMN failures TO fails");
+        expect_open_fails(-EBADMSG, dbpath, "unexpected schema", "failures", NULL);
+}
+
 static void test_open_bad_args(void **state) {
         struct sg_store_options o = { .state_dir = tmpdir, .audit_key = NULL };
         char err[256] = "";
@@ -1412,6 +1425,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_garbage_refused_untouched, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_foreign_db_refused, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_tampered_schema_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_open_bad_args, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_attempts, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_locks, setup, teardown),

@@ -400,10 +400,7 @@ int sg_audit_chain_query(sg_audit_chain *c, const struct sg_audit_filter *f, sg_
                 if (r < 0)
                         break;
         }
-        if (r >= 0 && rc != SQLITE_DONE)
-                r = sg_store_errno(rc);
-        stmt_done(st);
-        return r < 0 ? r : 0;
+        return walk_end(st, rc, r);
 }
 
 /* anchor_mac = HMAC-SHA256(key, "secguard audit anchor v1" || singleton || last_id || last_mac),

@@ -62,6 +62,15 @@ static inline int step_int(sqlite3_stmt *st, sqlite3_int64 *ret) {
         return r;
 }
 
+/* Ends a walk over a statement's rows (rc: the last sqlite3_step(), r: the callback's last
+ * return): the callback's error, else the step's, else 0. */
+static inline int walk_end(sqlite3_stmt *st, int rc, int r) {
+        if (r >= 0 && rc != SQLITE_DONE)
+                r = sg_store_errno(rc);
+        stmt_done(st);
+        return r < 0 ? r : 0;
+}
+
 /* Prepares n statements once for the life of the handle. Our tables exist at our version by
  * now, so a statement that does not prepare means a schema that is not ours: -EBADMSG (or
  * -ENOMEM and the like), and sqlite3_errmsg(db) says which. Statements already prepared stay

@@ -702,19 +702,21 @@ int sg_store_attempt_foreach(sg_store *s, uint64_t since_usec, sg_attempt_cb cb,
                 if (r < 0)
                         break;
         }
-        if (r >= 0 && rc != SQLITE_DONE)
-                r = sg_store_errno(rc);
-        stmt_done(st);
-        return r < 0 ? r : 0;
+        return walk_end(st, rc, r);
 }
 
-int sg_store_attempt_prune(sg_store *s, uint64_t before_usec) {
+/* Runs one of the DELETE ... WHERE ... < ?1 statements. */
+static int prune_before(sg_store *s, enum stmt_id id, uint64_t before_usec) {
         int r = write_check(s);
 
         if (r < 0)
                 return r;
-        (void) sqlite3_bind_int64(s->st[ST_ATTEMPT_PRUNE], 1, to_i64(before_usec));
-        return step_done(s->st[ST_ATTEMPT_PRUNE]);
+        (void) sqlite3_bind_int64(s->st[id], 1, to_i64(before_usec));
+        return step_done(s->st[id]);
+}
+
+int sg_store_attempt_prune(sg_store *s, uint64_t before_usec) {
+        return prune_before(s, ST_ATTEMPT_PRUNE, before_usec);
 }
 
 /* ---- locks ---- */
@@ -769,19 +771,11 @@ int sg_store_lock_foreach(sg_store *s, sg_lock_cb cb, void *userdata) {
                 if (r < 0)
                         break;
         }
-        if (r >= 0 && rc != SQLITE_DONE)
-                r = sg_store_errno(rc);
-        stmt_done(st);
-        return r < 0 ? r : 0;
+        return walk_end(st, rc, r);
 }
 
 int sg_store_lock_prune(sg_store *s, uint64_t before_usec) {
-        int r = write_check(s);
-
-        if (r < 0)
-                return r;
-        (void) sqlite3_bind_int64(s->st[ST_LOCK_PRUNE], 1, to_i64(before_usec));
-        return step_done(s->st[ST_LOCK_PRUNE]);
+        return prune_before(s, ST_LOCK_PRUNE, before_usec);
 }
 
 /* ---- audit trail: the store's transaction around audit-chain.c ---- */

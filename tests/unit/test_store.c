@@ -1346,7 +1346,7 @@ static void test_free_is_clean(void **state) {
 
 /* The on-disk MAC format, pinned to bytes: databases written by earlier builds must go on
  * verifying. The vectors come from the store as it was before its audit code moved out of
- * store.c, and agree with an independent HMAC over the encoding described in store.c; a
+ * store.c, and agree with an independent HMAC over the encoding described in audit-chain.c; a
  * change here means existing trails would read as tampered. */
 static void hex(const uint8_t *b, size_t n, char *out) {
         for (size_t i = 0; i < n; i++)

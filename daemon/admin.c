@@ -8,6 +8,7 @@
 
 #include "admin.h"
 #include "io.h"
+#include "lock-row.h"
 #include "validate.h"
 
 
@@ -78,12 +79,12 @@ struct unlock_count {
 
 static int unlock_persist(void *userdata, const struct sg_lock_info *info, bool was_locked) {
         struct unlock_count *u = userdata;
-        struct sg_lock_row row = {
-                .kind = sg_lock_kind_name(info->kind), .key = info->key, .until_usec = info->until_usec,
-                .level = info->level, .last_lock_usec = info->last_lock_usec,
-                .cleared_usec = info->cleared_usec, .failures = info->failures,
-        };
+        struct sg_lock_row row;
+        int r;
 
+        r = sg_lock_row_from_info(info, &row);
+        if (r < 0)
+                return r;
         u->keys++;
         u->locks += was_locked;
         return sg_store_lock_put(u->x->store, &row);

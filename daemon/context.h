@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "connection.h"
+#include "peers.h"
 #include "permits.h"
 #include "policy.h"
 #include "store.h"
@@ -20,6 +21,7 @@ typedef struct Context {
         const struct sg_config *config; /* the config in force (a reload changes its contents) */
         sg_store *store;
         sg_policy *policy;
+        sg_peers *peers;
         Txn *txn;
         Permits *permits;
         ConnSet *conns;

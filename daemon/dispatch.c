@@ -43,7 +43,7 @@ bool dispatch_permitted(unsigned type, const struct conn_peer *peer) {
         return ((perm & PERM_ROOT) && peer->is_root) || ((perm & PERM_ADMIN) && peer->is_admin);
 }
 
-/* ---- events any local user can cause: limited per uid (policy.h, "noisy peers") ---- */
+/* ---- events any local user can cause: limited per uid (peers.h) ---- */
 
 static void emit_peer_summaries(const Context *x, const struct sg_peer_summary *s, size_t n) {
         for (size_t i = 0; i < n; i++) {
@@ -70,7 +70,7 @@ void dispatch_flush_suppressed(const Context *x, bool force) {
         size_t n;
 
         do {
-                n = sg_policy_peer_flush(x->policy, sg_now_mono_usec(), force, s, sizeof s / sizeof s[0]);
+                n = sg_peers_flush(x->peers, sg_now_mono_usec(), force, s, sizeof s / sizeof s[0]);
                 emit_peer_summaries(x, s, n);
         } while (n == sizeof s / sizeof s[0]);
 }
@@ -82,7 +82,7 @@ static void emit_peer_event(Client *cl, enum sg_peer_event kind, const char *det
         enum sg_peer_verdict v;
         size_t n = 0;
 
-        v = sg_policy_peer_event(x->policy, (uint32_t) p->uid, kind, sg_now_mono_usec(), s, &n);
+        v = sg_peers_event(x->peers, (uint32_t) p->uid, kind, sg_now_mono_usec(), s, &n);
         emit_peer_summaries(x, s, n);
         if (v == SG_PEER_SUPPRESS_FIRST)
                 log_warning("uid %u causes more than %u refused or malformed requests at once (then 1/s): "

@@ -2,7 +2,7 @@
 /*
  * The request layer: the connection ops the manager installs (a client per connection),
  * the handler table with who may ask what, and the audit rows for refused or malformed
- * requests (limited per uid: policy.h, "noisy peers"). See docs/architecture.md.
+ * requests (limited per uid: peers.h). See docs/architecture.md.
  */
 #pragma once
 

@@ -11,6 +11,7 @@
 
 #include "events.h"
 #include "io.h"
+#include "lock-row.h"
 #include "log.h"
 #include "login.h"
 #include "timefmt.h"
@@ -107,19 +108,15 @@ static int emit_new_locks(struct login_attempt *a, const struct sg_lock_info *lo
         const Context *x = client_ctx(a->cl);
 
         for (size_t i = 0; i < n; i++) {
-                struct sg_lock_row row = {
-                        .kind = sg_lock_kind_name(locks[i].kind),
-                        .key = locks[i].key,
-                        .until_usec = locks[i].until_usec,
-                        .level = locks[i].level,
-                        .last_lock_usec = locks[i].last_lock_usec,
-                        .cleared_usec = locks[i].cleared_usec,
-                        .failures = locks[i].failures,
-                };
-                struct sg_audit_event ev = attempt_event(a, "lockout", row.kind);
+                struct sg_lock_row row;
+                struct sg_audit_event ev;
                 char detail[512];
                 int r;
 
+                r = sg_lock_row_from_info(&locks[i], &row);
+                if (r < 0)
+                        return r;
+                ev = attempt_event(a, "lockout", row.kind);
                 r = txn_begin(x->txn);
                 if (r >= 0)
                         r = sg_store_lock_put(x->store, &row);

@@ -25,6 +25,7 @@
 #include "events.h"
 #include "io.h"
 #include "keyfile.h"
+#include "lock-row.h"
 #include "manager.h"
 
 #define MAINTENANCE_USEC (5ull * 60ull * 1000000ull)
@@ -146,6 +147,9 @@ int manager_new(const struct manager_args *a, Manager **ret) {
                 log_error("[ratelimit] allowlist: invalid entry near \"%s\"", bad ? bad : "");
                 goto fail;
         }
+        r = sg_peers_new(&m->ctx.peers);
+        if (r < 0)
+                goto fail;
         *ret = m;
         return 0;
 fail:
@@ -170,6 +174,7 @@ Manager *manager_free(Manager *m) {
                 (void) unlink(m->config.socket);
         m->ctx.store = sg_store_free(m->ctx.store);
         m->ctx.policy = sg_policy_free(m->ctx.policy);
+        m->ctx.peers = sg_peers_free(m->ctx.peers);
         sg_cidr_list_free(&m->allowlist);
         if (m->audit_key)
                 sodium_free(m->audit_key);
@@ -262,21 +267,16 @@ static int replay_attempt(void *userdata, uint64_t id, uint64_t time_usec, const
 
 static int replay_lock(void *userdata, const struct sg_lock_row *l) {
         Manager *m = userdata;
-        struct sg_lock_info info = {
-                .until_usec = l->until_usec,
-                .level = l->level,
-                .last_lock_usec = l->last_lock_usec,
-                .cleared_usec = l->cleared_usec,
-                .failures = l->failures,
-        };
-        int kind = sg_lock_kind_from_name(l->kind);
+        struct sg_lock_info info;
+        int r;
 
-        if (kind < 0) {
-                log_warning("ignoring stored lock of unknown kind \"%s\"", l->kind);
+        r = sg_lock_info_from_row(l, &info);
+        if (r < 0) {
+                /* A row from a newer build, or one no policy wrote: never load a cut key. */
+                log_warning_errno(r, "ignoring stored lock \"%s\" of kind \"%s\"", l->key ? l->key : "",
+                                  l->kind ? l->kind : "");
                 return 0;
         }
-        info.kind = (enum sg_lock_kind) kind;
-        snprintf(info.key, sizeof info.key, "%s", l->key);
         sg_policy_load_lock(m->ctx.policy, &info);
         return 0;
 }

@@ -26,8 +26,6 @@
  * - sg_policy_unlock() touches only the named key (the caller unlocks SOURCE and SPRAY for an
  *   address; user_source keys "user@source" are their own keys, cleared for a user or a
  *   source by sg_policy_unlock_pairs()).
- * - The noisy-peer buckets live here too: they are a rate limit, and the policy is the one
- *   object the daemon keeps for its whole life (a reload keeps them).
  * - A key that does not fit SG_POLICY_KEY_MAX cannot be counted: the attempt is denied.
  * - When max_keys is reached, the least recently used key without a lock in force is evicted
  *   (its history level is lost: the store keeps the durable copy). When every key is locked,
@@ -86,16 +84,6 @@ struct pending {
         uint64_t binding;
 };
 
-/* A noisy-peer bucket. credit is banked refill time: one event costs SG_PEER_REFILL_USEC. */
-struct peer_slot {
-        bool used;
-        uint32_t uid;
-        uint64_t credit;
-        uint64_t seen_usec;  /* last event: refill base, and the order slots are reused in */
-        uint64_t held_since; /* first event held back since the last summary (when any held) */
-        uint64_t held[SG_PEER_EVENT_MAX];
-};
-
 struct sg_policy {
         struct sg_policy_config c;
         uint8_t seed[SEED_MAX][crypto_shorthash_KEYBYTES];
@@ -110,9 +98,6 @@ struct sg_policy {
 
         struct pending pending[PENDING_MAX];
         size_t pending_next;
-
-        struct peer_slot peers[SG_PEER_SLOTS];
-        uint64_t peer_due; /* no summary is due before this (UINT64_MAX: none held) */
 };
 
 /* The keys one attempt counts under. */
@@ -771,7 +756,6 @@ int sg_policy_new(const struct sg_policy_config *c, sg_policy **ret) {
                 return -ENOMEM;
         }
         p->c = *c;
-        p->peer_due = UINT64_MAX;
         randombytes_buf(p->seed, sizeof p->seed);
         *ret = p;
         return 0;
@@ -1167,135 +1151,4 @@ void sg_policy_gc(sg_policy *p, uint64_t now_usec) {
                         continue;
                 entry_remove(p, e);
         }
-}
-
-/* ---- noisy peers ---- */
-
-static const char *const peer_event_names[SG_PEER_EVENT_MAX] = {
-        [SG_PEER_DENIED] = "peer_denied",
-        [SG_PEER_PROTOCOL_ERROR] = "protocol_error",
-};
-
-const char *sg_peer_event_name(enum sg_peer_event kind) {
-        return (unsigned) kind < SG_PEER_EVENT_MAX ? peer_event_names[kind] : NULL;
-}
-
-static bool peer_holds(const struct peer_slot *s) {
-        for (unsigned k = 0; k < SG_PEER_EVENT_MAX; k++)
-                if (s->held[k] > 0)
-                        return true;
-        return false;
-}
-
-static size_t peer_held_kinds(const struct peer_slot *s) {
-        size_t n = 0;
-
-        for (unsigned k = 0; k < SG_PEER_EVENT_MAX; k++)
-                n += s->held[k] > 0;
-        return n;
-}
-
-/* Moves the slot's counts into out[*n...] (room checked by the caller). */
-static void peer_take(struct peer_slot *s, struct sg_peer_summary *out, size_t *n) {
-        for (unsigned k = 0; k < SG_PEER_EVENT_MAX; k++) {
-                if (s->held[k] == 0)
-                        continue;
-                out[(*n)++] = (struct sg_peer_summary) { s->uid, (enum sg_peer_event) k, s->held[k] };
-                s->held[k] = 0;
-        }
-}
-
-static bool peer_summary_due(const struct peer_slot *s, uint64_t now) {
-        return now >= s->held_since && now - s->held_since >= SG_PEER_SUMMARY_USEC;
-}
-
-/* The uid's slot, or a fresh one: a free slot, else the one seen least recently (whose held
- * counts go to out first, so reusing it loses nothing). */
-static struct peer_slot *peer_slot(sg_policy *p, uint32_t uid, uint64_t now, struct sg_peer_summary *out,
-                                   size_t *n) {
-        struct peer_slot *s, *victim = NULL;
-
-        for (size_t i = 0; i < SG_PEER_SLOTS; i++) {
-                s = &p->peers[i];
-                if (s->used && s->uid == uid)
-                        return s;
-                if (!victim || (victim->used && (!s->used || s->seen_usec < victim->seen_usec)))
-                        victim = s;
-        }
-        if (victim->used)
-                peer_take(victim, out, n);
-        *victim = (struct peer_slot) {
-                .used = true,
-                .uid = uid,
-                .credit = SG_PEER_BURST * SG_PEER_REFILL_USEC,
-                .seen_usec = now,
-        };
-        return victim;
-}
-
-enum sg_peer_verdict sg_policy_peer_event(sg_policy *p, uint32_t uid, enum sg_peer_event kind,
-                                          uint64_t mono_usec,
-                                          struct sg_peer_summary out[static SG_PEER_SUMMARY_MAX],
-                                          size_t *ret_n) {
-        uint64_t cap = SG_PEER_BURST * SG_PEER_REFILL_USEC;
-        enum sg_peer_verdict v;
-        struct peer_slot *s;
-        size_t n = 0;
-
-        assert(p && out && ret_n);
-        if ((unsigned) kind >= SG_PEER_EVENT_MAX)
-                kind = SG_PEER_PROTOCOL_ERROR;
-        s = peer_slot(p, uid, mono_usec, out, &n);
-        if (mono_usec > s->seen_usec) {
-                uint64_t elapsed = mono_usec - s->seen_usec;
-
-                s->credit = elapsed >= cap - s->credit ? cap : s->credit + elapsed;
-                s->seen_usec = mono_usec;
-        }
-        if (s->credit >= SG_PEER_REFILL_USEC) {
-                s->credit -= SG_PEER_REFILL_USEC;
-                peer_take(s, out, &n); /* writing resumes: say what was held back first */
-                v = SG_PEER_WRITE;
-        } else if (!peer_holds(s)) {
-                s->held[kind] = 1;
-                s->held_since = mono_usec;
-                if (sat_add(mono_usec, SG_PEER_SUMMARY_USEC) < p->peer_due)
-                        p->peer_due = sat_add(mono_usec, SG_PEER_SUMMARY_USEC);
-                v = SG_PEER_SUPPRESS_FIRST;
-        } else {
-                s->held[kind]++;
-                if (peer_summary_due(s, mono_usec))
-                        peer_take(s, out, &n); /* a flood that never pauses: once a minute */
-                v = SG_PEER_SUPPRESS;
-        }
-        *ret_n = n;
-        return v;
-}
-
-size_t sg_policy_peer_flush(sg_policy *p, uint64_t mono_usec, bool force, struct sg_peer_summary *out,
-                            size_t max) {
-        uint64_t due = UINT64_MAX;
-        size_t n = 0;
-
-        assert(p && (out || max == 0));
-        if (!force && mono_usec < p->peer_due)
-                return 0;
-        for (size_t i = 0; i < SG_PEER_SLOTS; i++) {
-                struct peer_slot *s = &p->peers[i];
-
-                if (!s->used || !peer_holds(s))
-                        continue;
-                if (!force && !peer_summary_due(s, mono_usec)) {
-                        due = due < sat_add(s->held_since, SG_PEER_SUMMARY_USEC) ? due :
-                              sat_add(s->held_since, SG_PEER_SUMMARY_USEC);
-                        continue;
-                }
-                if (n + peer_held_kinds(s) > max) {
-                        due = 0; /* no room: the next call goes on */
-                        continue;
-                }
-                peer_take(s, out, &n);
-        }
-        p->peer_due = due;
-        return n;
 }

@@ -3,7 +3,8 @@
  * The daemon's SQLite store: the durable copy of attempts, locks and the audit trail.
  * Only secguardd opens it. WAL, busy_timeout, foreign keys, defensive mode, migrations by
  * PRAGMA user_version on open, every statement prepared once (SQLITE_PREPARE_PERSISTENT) and
- * bound. SQLite result codes never leave store.c: every function returns 0 or -errno.
+ * bound. SQLite result codes never leave the store (store.c, and audit-chain.c for the audit
+ * trail): every function returns 0 or -errno.
  *
  * Writes are grouped: the manager calls sg_store_begin() before the first write of an event
  * loop iteration and sg_store_commit() once after it (group commit); replies that depend on

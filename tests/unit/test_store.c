@@ -499,6 +499,19 @@ static void test_foreign_db_refused(void **state) {
         assert_int_equal(raw_int("PRAGMA user_version"), 0);
 }
 
+/* A schema of our version whose tables were changed behind our back: the statement that no
+ * longer prepares is named, whether it is the store's or the audit trail's. */
+static void test_tampered_schema_refused(void **state) {
+        (void) state;
+        sg_store_free(open_store());
+        raw_exec("DROP INDEX audit_time");
+        expect_open_fails(-EBADMSG, dbpath, "unexpected schema", "audit_time", "move it aside", NULL);
+        raw_exec("CREATE INDEX audit_time ON audit(time_usec)");
+        sg_store_free(open_store());
+        raw_exec("ALTER TABLE locks RENAME COLUMN failures TO fails");
+        expect_open_fails(-EBADMSG, dbpath, "unexpected schema", "failures", NULL);
+}
+
 static void test_open_bad_args(void **state) {
         struct sg_store_options o = { .state_dir = tmpdir, .audit_key = NULL };
         char err[256] = "";
@@ -1331,6 +1344,55 @@ static void test_free_is_clean(void **state) {
         assert_int_equal(raw_int("SELECT count(*) FROM audit"), 8);
 }
 
+/* The on-disk MAC format, pinned to bytes: databases written by earlier builds must go on
+ * verifying. The vectors come from the store as it was before its audit code moved out of
+ * store.c, and agree with an independent HMAC over the encoding described in audit-chain.c; a
+ * change here means existing trails would read as tampered. */
+static void hex(const uint8_t *b, size_t n, char *out) {
+        for (size_t i = 0; i < n; i++)
+                snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+static void assert_blob_hex(const char *sql, const char *want) {
+        uint8_t b[SG_MAC_BYTES];
+        char got[2 * SG_MAC_BYTES + 1];
+
+        raw_blob(sql, b, sizeof b);
+        hex(b, sizeof b, got);
+        if (strcmp(got, want) != 0)
+                print_error("%s: %s\n", sql, got);
+        assert_string_equal(got, want);
+}
+
+static void test_audit_mac_format_pinned(void **state) {
+        static const uint8_t sealed[] = { 0x00, 0x01, 0xfe, 0xff };
+        struct sg_audit_event full = {
+                .time_usec = 1700000000123456ULL, .event = "auth_failure", .reason = "bad_password",
+                .user = "alice", .service = "sshd", .rhost = "192.0.2.7", .tty = "ssh",
+                .pid = 4242, .uid = 0, .session_id = "s-1", .detail = "d\xc3\xa9tail",
+        };
+        struct sg_audit_event sparse = {
+                .time_usec = 1700000000999999ULL, .event = "daemon_start", .reason = "",
+                .user_sealed = sealed, .user_sealed_len = sizeof sealed, .pid = -1, .uid = -1,
+        };
+        uint64_t id = 0, deleted = 0;
+        sg_store *s;
+
+        (void) state;
+        s = open_store();
+        assert_int_equal(sg_store_audit_append(s, &full, &id), 0);
+        assert_int_equal(id, 1);
+        assert_int_equal(sg_store_audit_append(s, &sparse, &id), 0);
+        assert_int_equal(id, 2);
+        assert_blob_hex("SELECT mac FROM audit WHERE id = 1", "c674e6d965e131f17918473f46a221a344df5bd324e23c00ea51a5e774cc72af");
+        assert_blob_hex("SELECT mac FROM audit WHERE id = 2", "98a2de2fe9c9cdc4ac8cd1f95055d4d8fb81b50d5c165109746ce28882615bf2");
+        assert_int_equal(sg_store_audit_prune(s, 0, 1, &deleted), 0);
+        assert_int_equal(deleted, 1);
+        assert_blob_hex("SELECT mac FROM audit_anchor", "bb9b4f04a766bc3a21a053ae3ef8eda7e10f5ac615eeaec56441fd1f8d709258");
+        assert_intact(s);
+        sg_store_free(s);
+}
+
 static void test_errno_map(void **state) {
         (void) state;
         assert_int_equal(sg_store_errno(SQLITE_OK), 0);
@@ -1363,6 +1425,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_garbage_refused_untouched, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_foreign_db_refused, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_tampered_schema_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_open_bad_args, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_attempts, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_locks, setup, teardown),
@@ -1391,6 +1454,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_rollback_restores_chain, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_free_is_clean, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_audit_mac_format_pinned, setup, teardown),
                 cmocka_unit_test(test_errno_map),
         };
 

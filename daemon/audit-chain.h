@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The audit trail's HMAC chain on the store's database: the audit and audit_anchor tables,
+ * their statements, the audit key and the chain's tail. Owned by the store (store.c creates
+ * it on its handle and frees it before closing); the rest of the daemon uses the
+ * sg_store_audit_* functions in store.h, which check the transaction and call these.
+ * Every function returns 0 or -errno like the store's, unless it says otherwise.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+typedef struct sg_audit_chain sg_audit_chain;
+
+/* Absorbs the key (into sodium_malloc'ed, read-only memory) and prepares the statements on
+ * db, which must stay open until sg_audit_chain_free(). -ENOMEM; a statement that does not
+ * prepare: -EBADMSG (a schema not ours) or the SQLite error as -errno, sqlite3_errmsg(db)
+ * saying why. The tail is zeros until sg_audit_chain_load(). */
+int sg_audit_chain_new(sqlite3 *db, const uint8_t key[SG_AUDIT_KEY_BYTES], sg_audit_chain **ret);
+/* NULL-safe; finalizes the statements, wipes key and tail; returns NULL. */
+sg_audit_chain *sg_audit_chain_free(sg_audit_chain *c);
+/* Reads the tail the next row chains to: the newest row, else the prune anchor, else zeros. */
+int sg_audit_chain_load(sg_audit_chain *c);
+
+/* The store's transaction began: remember the tail. */
+void sg_audit_chain_checkpoint(sg_audit_chain *c);
+/* The store's transaction is gone (rolled back by us or by SQLite): the rows appended since
+ * the checkpoint no longer exist, and the tail goes back to it. */
+void sg_audit_chain_rewind(sg_audit_chain *c);
+
+/* What sg_audit_chain_append() accepts: an event keyword, a sealed user that fits a blob. */
+bool sg_audit_event_valid(const struct sg_audit_event *ev);
+
+/* As sg_store_audit_append(), _query(), _count(), _tail(), _verify() and _resume_after() in
+ * store.h. The caller holds the transaction append writes in, and after a failed append
+ * checks whether SQLite dropped it. */
+int sg_audit_chain_append(sg_audit_chain *c, const struct sg_audit_event *ev, uint64_t *ret_id);
+int sg_audit_chain_query(sg_audit_chain *c, const struct sg_audit_filter *f, sg_audit_cb cb, void *userdata);
+int sg_audit_chain_count(sg_audit_chain *c, uint64_t *ret);
+void sg_audit_chain_tail(const sg_audit_chain *c, uint64_t *ret_id, uint8_t ret_mac[SG_MAC_BYTES]);
+int sg_audit_chain_verify(sg_audit_chain *c, uint64_t *ret_bad_id, char *detail, size_t detailsize);
+int sg_audit_chain_resume_after(sg_audit_chain *c, uint64_t last_id);
+/* The deletion of sg_store_audit_prune(): anchor and rows, no transaction of its own. The
+ * caller wraps it in one (or a savepoint) and rolls back on error; the tail never moves.
+ * *ret_deleted is set on success only. */
+int sg_audit_chain_prune(sg_audit_chain *c, uint64_t before_usec, uint64_t max_rows, uint64_t *ret_deleted);

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include "errmsg.h"
 #include "fileio.h"
 
 #include <dirent.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define TEMP_RANDOM_LEN 6
@@ -181,4 +183,31 @@ int sg_remove_stale_temps(const char *path) {
         }
         closedir(d);
         return n;
+}
+
+int sg_check_own_dir(const char *dir, unsigned fix_mode, char *err, size_t errsize) {
+        struct stat st;
+        int fd, r;
+
+        fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+                r = -errno;
+                /* O_DIRECTORY|O_NOFOLLOW reports a symlink as ENOTDIR: say which it is. */
+                if ((r == -ENOTDIR || r == -ELOOP) && lstat(dir, &st) == 0 && S_ISLNK(st.st_mode))
+                        return sg_errmsg(err, errsize, r, "%s is a symbolic link; refusing to follow it; "
+                                         "fix: point to the real directory", dir);
+                return sg_errmsg(err, errsize, r, "cannot open directory %s: %s", dir, strerror(-r));
+        }
+        r = fstat(fd, &st) < 0 ? -errno : 0;
+        close(fd);
+        if (r < 0)
+                return sg_errmsg(err, errsize, r, "cannot stat directory %s: %s", dir, strerror(-r));
+        if (st.st_uid != geteuid())
+                return sg_errmsg(err, errsize, -EPERM, "%s is owned by uid %u, not by uid %u running secguardd; "
+                                 "fix: chown %u %s", dir, (unsigned) st.st_uid, (unsigned) geteuid(),
+                                 (unsigned) geteuid(), dir);
+        if (st.st_mode & 022)
+                return sg_errmsg(err, errsize, -EPERM, "%s is group/world writable (mode %04o); fix: chmod %04o %s",
+                                 dir, (unsigned) (st.st_mode & 07777), fix_mode, dir);
+        return 0;
 }

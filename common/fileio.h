@@ -32,6 +32,12 @@ enum {
 int sg_write_atomic(const char *path, const void *data, size_t len, const struct stat *like,
                     unsigned flags);
 
+/* Checks a directory that holds our state (the daemon's state directory, the socket's
+ * directory): not a symlink (-ENOTDIR), owned by the effective uid, not writable by group
+ * or others (-EPERM). 0, or -errno with a message naming dir and the fix in err (chmod to
+ * fix_mode when the mode is wrong). */
+int sg_check_own_dir(const char *dir, unsigned fix_mode, char *err, size_t errsize);
+
 /* Removes the temp files sg_write_atomic may have left for path when its writer died between
  * creating and renaming one: regular files named exactly ".<base>." plus 6 characters in
  * path's directory. Safe only while the caller's own lock keeps every other writer of path

@@ -23,6 +23,7 @@
 #include "context.h"
 #include "dispatch.h"
 #include "events.h"
+#include "fileio.h"
 #include "io.h"
 #include "keyfile.h"
 #include "lock-row.h"
@@ -194,31 +195,17 @@ static void on_committed(void *userdata, int r) {
 
 /* ---- start-up ---- */
 
-static int ensure_dir(const char *path, mode_t mode, bool must_be_private) {
-        struct stat st;
-        int fd;
+/* Creates dir when absent; refuses one we do not own or others may write to. */
+static int ensure_dir(const char *path, mode_t mode) {
+        char err[PATH_MAX + 256];
+        int r;
 
         if (mkdir(path, mode) < 0 && errno != EEXIST)
                 return log_error_errno(-errno, "cannot create %s", path);
-        fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return log_error_errno(-errno, "cannot open directory %s", path);
-        if (fstat(fd, &st) < 0) {
-                close(fd);
-                return -errno;
-        }
-        close(fd);
-        if (st.st_uid != geteuid()) {
-                log_error("%s is owned by uid %u, not by us (uid %u); fix: chown %u %s", path,
-                          (unsigned) st.st_uid, (unsigned) geteuid(), (unsigned) geteuid(), path);
-                return -EPERM;
-        }
-        if ((st.st_mode & 022) || (must_be_private && (st.st_mode & 077))) {
-                log_error("%s has unsafe mode %04o; fix: chmod %04o %s", path,
-                          (unsigned) (st.st_mode & 07777), (unsigned) mode, path);
-                return -EPERM;
-        }
-        return 0;
+        r = sg_check_own_dir(path, mode, err, sizeof err);
+        if (r < 0)
+                log_error("%s", err);
+        return r;
 }
 
 static int load_keys(Manager *m) {
@@ -299,7 +286,7 @@ static int open_state(Manager *m) {
         char err[1024];
         int r;
 
-        r = ensure_dir(m->config.state_dir, 0700, false);
+        r = ensure_dir(m->config.state_dir, 0700);
         if (r < 0)
                 return r;
         r = load_keys(m);
@@ -366,7 +353,7 @@ static int bind_socket(Manager *m) {
                 return log_error_errno(-EINVAL, "socket path %s must be absolute, in a directory",
                                        m->config.socket);
         *slash = '\0';
-        r = ensure_dir(dir, 0755, false);
+        r = ensure_dir(dir, 0755);
         if (r < 0)
                 return r;
         if (lstat(m->config.socket, &st) == 0) {

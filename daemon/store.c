@@ -24,6 +24,7 @@
 
 #include "audit-chain.h"
 #include "store-internal.h"
+#include "fileio.h"
 #include "store.h"
 
 #define DB_NAME "secguard.db"
@@ -273,37 +274,6 @@ static int op_end(sg_store *s, int r) {
 }
 
 /* ---- opening ---- */
-
-static int check_state_dir(const char *dir, char *err, size_t errsize) {
-        struct stat st;
-        int fd, r = 0;
-
-        fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0) {
-                r = -errno;
-                /* O_DIRECTORY|O_NOFOLLOW reports a symlink as ENOTDIR: say which it is. */
-                if ((r == -ENOTDIR || r == -ELOOP) && lstat(dir, &st) == 0 && S_ISLNK(st.st_mode))
-                        set_err(err, errsize, "state directory %s is a symbolic link; refusing to follow it; "
-                                "fix: point state_dir at the real directory", dir);
-                else
-                        set_err(err, errsize, "cannot open state directory %s: %s", dir, strerror(-r));
-                return r;
-        }
-        if (fstat(fd, &st) < 0) {
-                r = -errno;
-                set_err(err, errsize, "cannot stat state directory %s: %s", dir, strerror(-r));
-        } else if (st.st_uid != geteuid()) {
-                r = -EPERM;
-                set_err(err, errsize, "state directory %s is owned by uid %u, not by uid %u running secguardd; fix: chown %u %s",
-                        dir, (unsigned) st.st_uid, (unsigned) geteuid(), (unsigned) geteuid(), dir);
-        } else if (st.st_mode & 022) {
-                r = -EPERM;
-                set_err(err, errsize, "state directory %s is group/world writable (mode %04o); fix: chmod 0700 %s",
-                        dir, (unsigned) (st.st_mode & 07777), dir);
-        }
-        close(fd);
-        return r;
-}
 
 /* Checks an existing file without following a symlink. 0 when safe or absent. */
 static int check_db_file(const char *path, char *err, size_t errsize) {
@@ -556,7 +526,7 @@ int sg_store_open(const struct sg_store_options *o, sg_store **ret, char *err, s
                 set_err(err, errsize, "state directory path %s is too long", o->state_dir);
                 return -ENAMETOOLONG;
         }
-        r = check_state_dir(o->state_dir, err, errsize);
+        r = sg_check_own_dir(o->state_dir, 0700, err, errsize);
         if (r < 0)
                 return r;
         r = check_db_files(path, err, errsize);

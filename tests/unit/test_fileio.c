@@ -255,6 +255,33 @@ static void test_remove_stale_temps(void **state) {
         assert_int_equal(sg_remove_stale_temps(path), 0);
 }
 
+static void test_check_own_dir(void **state) {
+        char err[PATH_MAX + 256] = "", link[PATH_MAX + 16];
+
+        (void) state;
+        assert_int_equal(chmod(tmpdir, 0700), 0);
+        assert_int_equal(sg_check_own_dir(tmpdir, 0700, err, sizeof err), 0);
+        assert_int_equal(chmod(tmpdir, 0755), 0);
+        assert_int_equal(sg_check_own_dir(tmpdir, 0755, err, sizeof err), 0);
+        assert_int_equal(chmod(tmpdir, 0775), 0);
+        assert_int_equal(sg_check_own_dir(tmpdir, 0755, err, sizeof err), -EPERM);
+        assert_non_null(strstr(err, tmpdir));
+        assert_non_null(strstr(err, "chmod 0755"));
+        assert_int_equal(chmod(tmpdir, 0700), 0);
+        if (geteuid() == 0) {
+                assert_int_equal(chown(tmpdir, 65534, 65534), 0);
+                assert_int_equal(sg_check_own_dir(tmpdir, 0700, err, sizeof err), -EPERM);
+                assert_non_null(strstr(err, "chown 0"));
+                assert_int_equal(chown(tmpdir, 0, 0), 0);
+        }
+        path_in(link, sizeof link, "link");
+        assert_int_equal(symlink(tmpdir, link), 0);
+        assert_int_equal(sg_check_own_dir(link, 0700, err, sizeof err), -ENOTDIR);
+        assert_non_null(strstr(err, "symbolic link"));
+        path_in(link, sizeof link, "absent");
+        assert_int_equal(sg_check_own_dir(link, 0700, err, sizeof err), -ENOENT);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_new_file, setup_dir, teardown_dir),
@@ -265,6 +292,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_relative_path, setup_dir, teardown_dir),
                 cmocka_unit_test_setup_teardown(test_fsync_dir, setup_dir, teardown_dir),
                 cmocka_unit_test_setup_teardown(test_remove_stale_temps, setup_dir, teardown_dir),
+                cmocka_unit_test_setup_teardown(test_check_own_dir, setup_dir, teardown_dir),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -30,7 +30,7 @@
 #include <sqlite3.h>
 
 #include "audit-chain.h"
-#include "store-internal.h"
+#include "sql.h"
 
 enum stmt_id {
         ST_AUDIT_INSERT,

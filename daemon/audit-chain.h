@@ -14,7 +14,7 @@
 
 #include <sqlite3.h>
 
-#include "store.h"
+#include "audit.h"
 
 typedef struct sg_audit_chain sg_audit_chain;
 

@@ -23,7 +23,7 @@
 #include <sqlite3.h>
 
 #include "audit-chain.h"
-#include "store-internal.h"
+#include "sql.h"
 #include "fileio.h"
 #include "store.h"
 
@@ -127,40 +127,6 @@ struct sg_store {
         bool in_tx;
 };
 
-int sg_store_errno(int sqlite_rc) {
-        switch (sqlite_rc & 0xff) {
-        case SQLITE_OK:
-        case SQLITE_ROW:
-        case SQLITE_DONE:
-                return 0;
-        case SQLITE_FULL:
-                return -ENOSPC;
-        case SQLITE_BUSY:
-        case SQLITE_LOCKED:
-                return -EBUSY;
-        case SQLITE_NOMEM:
-                return -ENOMEM;
-        case SQLITE_CORRUPT:
-        case SQLITE_NOTADB:
-                return -EBADMSG;
-        case SQLITE_READONLY:
-                return -EROFS;
-        case SQLITE_IOERR:
-                return -EIO;
-        case SQLITE_CONSTRAINT:
-                return -EEXIST;
-        case SQLITE_PERM:
-        case SQLITE_AUTH:
-                return -EPERM;
-        case SQLITE_TOOBIG:
-                return -E2BIG;
-        case SQLITE_RANGE:
-        case SQLITE_MISMATCH:
-                return -EINVAL;
-        default:
-                return -EIO;
-        }
-}
 
 static void set_err(char *err, size_t errsize, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void set_err(char *err, size_t errsize, const char *fmt, ...) {

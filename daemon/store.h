@@ -16,9 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit.h"
+
 #define SG_STORE_SCHEMA_VERSION 2
-#define SG_AUDIT_KEY_BYTES 32
-#define SG_MAC_BYTES 32
 
 typedef struct sg_store sg_store;
 
@@ -76,34 +76,10 @@ int sg_store_lock_foreach(sg_store *s, sg_lock_cb cb, void *userdata);
 /* Deletes history whose last lock and clear are both older than before_usec. */
 int sg_store_lock_prune(sg_store *s, uint64_t before_usec);
 
-/* ---- audit trail with an HMAC-SHA256 chain ---- */
-struct sg_audit_event {
-        uint64_t time_usec;    /* UTC microseconds */
-        const char *event;     /* INTERFACE.md keyword */
-        const char *reason;    /* may be NULL */
-        const char *user;      /* NULL when sealed */
-        const uint8_t *user_sealed; size_t user_sealed_len; /* crypto_box_seal, or NULL */
-        const char *service, *rhost, *tty; /* may be NULL */
-        int64_t pid, uid;      /* of the peer (SO_PEERCRED); -1 unknown */
-        const char *session_id;/* may be NULL */
-        const char *detail;    /* may be NULL */
-};
-
-struct sg_audit_row {
-        uint64_t id;
-        struct sg_audit_event ev;
-};
-
-struct sg_audit_filter {
-        const char *user, *event, *rhost; /* exact match; NULL = any */
-        uint64_t since_usec, until_usec;  /* since <= time_usec <= until; 0 = open */
-        uint64_t limit;                   /* newest `limit` rows, returned oldest first; 0 = 100 */
-};
-
+/* ---- audit trail with an HMAC-SHA256 chain (types in audit.h) ---- */
 /* Appends one row; mac = HMAC-SHA256(key, prev_mac || canonical(fields)). The canonical form
  * length-prefixes every field so no two different rows encode alike. */
 int sg_store_audit_append(sg_store *s, const struct sg_audit_event *ev, uint64_t *ret_id);
-typedef int (*sg_audit_cb)(void *userdata, const struct sg_audit_row *r);
 int sg_store_audit_query(sg_store *s, const struct sg_audit_filter *f, sg_audit_cb cb, void *userdata);
 int sg_store_audit_count(sg_store *s, uint64_t *ret);
 /* The chain's tail: id and MAC of the newest row (including appends not yet committed). The
@@ -126,6 +102,3 @@ int sg_store_audit_resume_after(sg_store *s, uint64_t last_id);
  * (0 = no row limit), recording the last deleted row's id and mac as the anchor, with the
  * anchor's own MAC (HMAC under the audit key, domain separated from the row MACs). */
 int sg_store_audit_prune(sg_store *s, uint64_t before_usec, uint64_t max_rows, uint64_t *ret_deleted);
-
-/* Maps a SQLite result code to -errno (the only place that knows SQLite codes). */
-int sg_store_errno(int sqlite_rc);

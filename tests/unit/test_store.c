@@ -26,6 +26,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "sql.h"
 #include "store.h"
 
 static char tmpdir[PATH_MAX];

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Statement helpers for the two files that share the store's SQLite handle: store.c (open,
- * schema, transactions, attempts, locks) and audit-chain.c (the audit trail). Nothing else
- * includes this: outside those two files no SQLite type or code is seen. Result codes still
- * become -errno only in sg_store_errno() (store.c).
+ * SQLite helpers for the two files that share the store's handle: store.c (open, schema,
+ * transactions, attempts, locks) and audit-chain.c (the audit trail), and the one function
+ * that turns SQLite result codes into -errno (sql.c). Nothing else in the daemon includes
+ * this: outside those files no SQLite type or code is seen.
  */
 #pragma once
 
@@ -13,7 +13,9 @@
 
 #include <sqlite3.h>
 
-#include "store.h"
+
+/* Maps a SQLite result code to -errno (the only place that knows SQLite codes). */
+int sg_store_errno(int sqlite_rc);
 
 /* Values above INT64_MAX cannot be stored; clamping keeps range filters meaningful. */
 static inline sqlite3_int64 to_i64(uint64_t v) {

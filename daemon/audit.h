@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/* The audit trail's types, shared by the store's interface (store.h) and the chain under it
+ * (audit-chain.h). Types only. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SG_AUDIT_KEY_BYTES 32
+#define SG_MAC_BYTES 32
+
+struct sg_audit_event {
+        uint64_t time_usec;    /* UTC microseconds */
+        const char *event;     /* an event name of common/event_table.c */
+        const char *reason;    /* may be NULL */
+        const char *user;      /* NULL when sealed */
+        const uint8_t *user_sealed; size_t user_sealed_len; /* crypto_box_seal, or NULL */
+        const char *service, *rhost, *tty; /* may be NULL */
+        int64_t pid, uid;      /* of the peer (SO_PEERCRED); -1 unknown */
+        const char *session_id;/* may be NULL */
+        const char *detail;    /* may be NULL */
+};
+
+struct sg_audit_row {
+        uint64_t id;
+        struct sg_audit_event ev;
+};
+
+struct sg_audit_filter {
+        const char *user, *event, *rhost; /* exact match; NULL = any */
+        uint64_t since_usec, until_usec;  /* since <= time_usec <= until; 0 = open */
+        uint64_t limit;                   /* newest `limit` rows, returned oldest first; 0 = 100 */
+};
+
+typedef int (*sg_audit_cb)(void *userdata, const struct sg_audit_row *r);

@@ -35,6 +35,7 @@ struct sg_config {
         uint32_t timeout_ms;          /* module's end-to-end deadline for the daemon: 2000 */
         uint32_t hash_permits;        /* 0 = number of CPUs */
         uint32_t permit_wait_ms;      /* how long PRECHECK waits for a permit: 1000 */
+        uint32_t permit_lease_ms;     /* how long a permit may be held before it is taken back: 10000 */
         uint32_t max_connections;     /* concurrent connections: 512 */
         uint32_t max_connections_per_uid; /* for non-root peers: 8 */
         uint32_t request_timeout_ms;  /* daemon's read/write timeout per frame: 5000 */

@@ -268,7 +268,7 @@ int sg_read_msg(int fd, struct sg_msg *m, uint64_t deadline_usec, int *ret_proto
 
 int sg_call(int fd, struct sg_writer *w, struct sg_msg *m, uint64_t deadline_usec) {
         size_t len;
-        int r;
+        int r, q;
 
         if (!w || !m)
                 return -EINVAL;
@@ -281,12 +281,14 @@ int sg_call(int fd, struct sg_writer *w, struct sg_msg *m, uint64_t deadline_use
         r = sg_write_frame(fd, w->buf, len, deadline_usec);
         /* The request may carry a one-time token; it is of no use once sent. */
         sodium_memzero(w->buf, len);
-        if (r < 0)
+        /* A daemon that refuses a connection answers before the request and closes: its
+         * answer may still be waiting to be read when our write finds the socket closed. */
+        if (r < 0 && r != -EPIPE && r != -ECONNRESET)
                 return r;
 
-        r = sg_read_msg(fd, m, deadline_usec, NULL);
-        if (r < 0)
-                return r;
+        q = sg_read_msg(fd, m, deadline_usec, NULL);
+        if (q < 0)
+                return r < 0 ? r : q;
 
         /* A daemon answers with replies only; anything else means we are not talking to one. */
         if (m->type != SG_MSG_OK && m->type != SG_MSG_ERROR && m->type != SG_MSG_ROW) {

@@ -3,6 +3,8 @@
  * The protocol is strictly request/reply: a client that sends before its reply is out is in
  * error. See connection.h and docs/architecture.md. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -44,7 +46,7 @@ struct ConnSet {
         void *owner;
         struct conn_limits limits;
         Conn *conns;
-        size_t n_conns;
+        size_t n_conns, n_nonroot;
         Conn *gc;
         sd_event_source *gc_source;
         void (*drained)(void *userdata);
@@ -79,7 +81,7 @@ static void conn_arm_timer(Conn *c) {
         if (c->in_len > 0 || out_pending(c) || c->closing)
                 usec = (uint64_t) c->set->limits.request_timeout_ms * 1000;
         else
-                usec = c->set->limits.idle_usec;
+                usec = c->peer.is_root ? c->set->limits.idle_usec : c->set->limits.nonroot_idle_usec;
         /* From the clock, not sd_event_now(): the loop's cached time can be seconds old after a
          * slow commit or a SIGSTOP, and a fresh request would then time out at once. */
         (void) sd_event_source_set_time(c->timer, sg_now_mono_usec() + usec);
@@ -149,6 +151,7 @@ static void conn_free(Conn *c) {
         if (c->next)
                 c->next->prev = c->prev;
         s->n_conns--;
+        s->n_nonroot -= !c->peer.is_root;
 
         c->io = sd_event_source_disable_unref(c->io);
         c->timer = sd_event_source_disable_unref(c->timer);
@@ -230,7 +233,25 @@ void conn_set_close_idle(ConnSet *s, bool (*busy)(void *data)) {
                         conn_close_after_flush(c);
 }
 
+/* Limits on what a client controls: connections in all, a reserve only root may use (the
+ * logins sshd and su make are root's: no crowd of other users can lock them out), and a
+ * share for each non-root uid. The connection is counted already. */
+static const char *over_limits(const ConnSet *s, const Conn *c) {
+        size_t max = s->limits.max_connections, reserve = max / 4;
+
+        if (s->n_conns > max)
+                return "all connection slots taken";
+        if (c->peer.is_root)
+                return NULL;
+        if (s->n_nonroot > max - reserve)
+                return "only the slots reserved for root are left";
+        if (conns_of_uid(s, c->peer.uid) > s->limits.max_connections_per_uid)
+                return "too many connections from this uid";
+        return NULL;
+}
+
 int conn_set_add(ConnSet *s, int fd) {
+        const char *why;
         Conn *c;
         int r;
 
@@ -268,14 +289,15 @@ int conn_set_add(ConnSet *s, int fd) {
                 s->conns->prev = c;
         s->conns = c;
         s->n_conns++;
+        s->n_nonroot += !c->peer.is_root;
 
-        /* Limits on what a client controls: connection counts, total and per non-root uid. */
-        if (s->n_conns > s->limits.max_connections ||
-            (!c->peer.is_root && conns_of_uid(s, c->peer.uid) > s->limits.max_connections_per_uid)) {
-                log_warning("refusing connection from uid %u pid %d: too many connections",
-                            (unsigned) c->peer.uid, (int) c->peer.pid);
+        why = over_limits(s, c);
+        if (why) {
+                log_debug("refusing connection from uid %u pid %d: %s", (unsigned) c->peer.uid, (int) c->peer.pid, why);
                 (void) conn_send_error(c, SG_ERR_BUSY, "too many connections");
                 conn_close_after_flush(c);
+                if (s->ops->refused)
+                        s->ops->refused(s->owner, &c->peer, why);
                 return 0;
         }
         c->data = s->ops->opened(s->owner, c);
@@ -296,6 +318,42 @@ fail:
 
 const struct conn_peer *conn_peer(const Conn *c) {
         return &c->peer;
+}
+
+/* The first number after "key" in /proc/PID/NAME, or -1. */
+static long long proc_number(pid_t pid, const char *name, const char *key) {
+        char path[64], buf[4096], *p;
+        long long v = -1;
+        ssize_t n;
+        int fd;
+
+        snprintf(path, sizeof path, "/proc/%d/%s", (int) pid, name);
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return -1;
+        n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n <= 0)
+                return -1;
+        buf[n] = '\0';
+        p = key ? strstr(buf, key) : buf;
+        if (p && sscanf(p + (key ? strlen(key) : 0), "%lld", &v) != 1)
+                v = -1;
+        return v;
+}
+
+uid_t conn_peer_invoker(const Conn *c) {
+        long long ruid, loginuid;
+
+        if (!c->peer.is_root)
+                return c->peer.uid;
+        ruid = proc_number(c->peer.pid, "status", "\nUid:");
+        if (ruid > 0)
+                return (uid_t) ruid;
+        loginuid = proc_number(c->peer.pid, "loginuid", NULL);
+        if (loginuid > 0 && loginuid < 4294967295LL) /* (uid_t) -1: not set */
+                return (uid_t) loginuid;
+        return 0;
 }
 
 uint64_t conn_sent_bytes(const Conn *c) {

@@ -33,10 +33,11 @@ struct conn_peer {
 };
 
 struct conn_limits {
-        uint32_t max_connections;         /* in all */
+        uint32_t max_connections;         /* in all; a quarter of them only root may use */
         uint32_t max_connections_per_uid; /* for each non-root uid */
         uint32_t request_timeout_ms;      /* to finish reading a frame or sending a reply */
-        uint64_t idle_usec;               /* between requests */
+        uint64_t idle_usec;               /* between requests, root */
+        uint64_t nonroot_idle_usec;       /* between requests, other peers */
         bool have_admin_gid;
         gid_t admin_gid;
 };
@@ -50,6 +51,8 @@ struct conn_ops {
         void (*request)(void *data, Conn *c, const uint8_t *frame, size_t len);
         /* The connection is about to be freed (conn_sent_bytes() still answers). */
         void (*closed)(void *data, Conn *c);
+        /* A connection over the limits was refused (answered SG_ERR_BUSY and closed). */
+        void (*refused)(void *owner, const struct conn_peer *peer, const char *why);
 };
 
 int conn_set_new(sd_event *event, const struct conn_ops *ops, void *owner, ConnSet **ret);
@@ -58,8 +61,10 @@ ConnSet *conn_set_free(ConnSet *s);
 void conn_set_set_limits(ConnSet *s, const struct conn_limits *l);
 /* drained(userdata) runs each time the last connection is freed. */
 void conn_set_on_drained(ConnSet *s, void (*drained)(void *userdata), void *userdata);
-/* Takes a freshly accepted fd (non-blocking, close-on-exec). Over the limits, the peer gets
- * an SG_ERR_BUSY error and is closed. Returns 0 or -errno (the fd is closed either way). */
+/* Takes a freshly accepted fd (non-blocking, close-on-exec). Over the limits (all slots
+ * taken; a non-root peer with the root-only reserve left, or with its uid's share taken) the
+ * peer gets an SG_ERR_BUSY error and is closed. Returns 0 or -errno (the fd is closed
+ * either way). */
 int conn_set_add(ConnSet *s, int fd);
 size_t conn_set_count(const ConnSet *s);
 /* For shutdown: closes every connection with no request, reply or held output in flight
@@ -67,6 +72,10 @@ size_t conn_set_count(const ConnSet *s);
 void conn_set_close_idle(ConnSet *s, bool (*busy)(void *data));
 
 const struct conn_peer *conn_peer(const Conn *c);
+/* The user a root peer acts for: the real uid of its process when that is not root (a
+ * setuid su or sudo), else its login uid (pam_loginuid's, when set), else 0. Read from
+ * /proc at each call. */
+uid_t conn_peer_invoker(const Conn *c);
 
 /* Queues a finished frame. Returns 0, -EINVAL (w overflowed) or -ENOBUFS/-ENOMEM. */
 int conn_send(Conn *c, struct sg_writer *w);

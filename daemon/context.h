@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "charges.h"
 #include "config.h"
 #include "connection.h"
 #include "peers.h"
@@ -24,6 +25,7 @@ typedef struct Context {
         sg_peers *peers;
         Txn *txn;
         Permits *permits;
+        Charges *charges; /* local logins in progress per invoking uid */
         ConnSet *conns;
         const uint8_t *audit_key; /* SG_AUDIT_KEY_BYTES, in sodium_malloc'ed memory */
         const uint8_t *seal_pk;   /* the admin's public key for unknown names; NULL = not sealing */

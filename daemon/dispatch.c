@@ -75,9 +75,8 @@ void dispatch_flush_suppressed(const Context *x, bool force) {
         } while (n == sizeof s / sizeof s[0]);
 }
 
-static void emit_peer_event(Client *cl, enum sg_peer_event kind, const char *detail) {
-        const Context *x = client_ctx(cl);
-        const struct conn_peer *p = client_peer(cl);
+static void emit_peer_event(const Context *x, const struct conn_peer *p, enum sg_peer_event kind,
+                            const char *detail) {
         struct sg_peer_summary s[SG_PEER_SUMMARY_MAX];
         enum sg_peer_verdict v;
         size_t n = 0;
@@ -103,7 +102,7 @@ static void emit_peer_event(Client *cl, enum sg_peer_event kind, const char *det
 
 /* Refuses the request: audited (rate-limited per uid), answered, closed. */
 static void refuse(Client *cl, enum sg_peer_event kind, enum sg_err err, const char *what) {
-        emit_peer_event(cl, kind, what);
+        emit_peer_event(client_ctx(cl), client_peer(cl), kind, what);
         (void) client_send_error(cl, err, err == SG_ERR_PERMISSION ? "permission denied" : what);
         client_close(cl);
 }
@@ -157,8 +156,29 @@ static void on_commit_failed(Client *cl, int r) {
         client_take_back_replies(cl);
 }
 
+/* Whether peer may make any request at all. */
+static bool may_ask_anything(const struct conn_peer *peer) {
+        for (unsigned t = 0; t < SG_MSG_REQUEST_MAX; t++)
+                if (dispatch_permitted(t, peer))
+                        return true;
+        return false;
+}
+
 static void *on_opened(void *owner, Conn *c) {
-        return client_new(c, owner, on_commit_failed);
+        const Context *x = owner;
+        const struct conn_peer *peer = conn_peer(c);
+
+        /* A peer that may ask nothing is answered and closed at once: it holds no slot. */
+        if (!may_ask_anything(peer)) {
+                emit_peer_event(x, peer, SG_PEER_DENIED, "no request is open to this peer");
+                (void) conn_send_error(c, SG_ERR_PERMISSION, "permission denied");
+                conn_close_after_flush(c);
+        }
+        return client_new(c, x, on_commit_failed);
+}
+
+static void on_refused(void *owner, const struct conn_peer *peer, const char *why) {
+        emit_peer_event(owner, peer, SG_PEER_DENIED, why);
 }
 
 static void on_closed(void *data, Conn *c) {
@@ -177,4 +197,5 @@ const struct conn_ops dispatch_conn_ops = {
         .opened = on_opened,
         .request = on_request,
         .closed = on_closed,
+        .refused = on_refused,
 };

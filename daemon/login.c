@@ -2,6 +2,7 @@
 /* Login requests: PRECHECK, REPORT, EVENT, ACCOUNT, and the attempt they share. */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,10 +18,15 @@
 #include "timefmt.h"
 #include "validate.h"
 
+/* Local logins one user may have in progress at once (secguard.conf(5), permit_lease_ms). */
+#define LOCAL_LOGINS_PER_UID 2
+
 struct login_attempt {
         Client *cl;
         bool open;       /* reserved by PRECHECK, not yet settled */
         bool user_known; /* the module found the name in the shadow file */
+        bool charged;    /* counted in the context's charges under invoker */
+        uid_t invoker;   /* a local login's invoking user (0: root, or a remote login) */
         uint64_t attempt_id, reservation;
         uint32_t delay_ms;
         /* After a successful REPORT: the bytes queued up to its answer. The module accepts
@@ -159,6 +165,8 @@ static bool attempt_fields_valid(const struct login_attempt *a) {
                (a->rhost[0] == '\0' || sg_valid_rhost(a->rhost)) && sg_valid_tty(a->tty);
 }
 
+static int attempt_settle(struct login_attempt *a, bool success, const char *reason, const char *detail);
+
 static struct login_attempt *attempt_of(struct permit_req *p) {
         return (struct login_attempt *) ((char *) p - offsetof(struct login_attempt, permit));
 }
@@ -179,6 +187,22 @@ static void on_permit_expired(struct permit_req *p) {
         client_finish(a->cl);
 }
 
+/* The client held its permit past the lease (stopped, or hung): the permit went to the next
+ * login; the attempt ends as abandoned and the connection is closed. */
+static void on_lease_expired(struct permit_req *p) {
+        struct login_attempt *a = attempt_of(p);
+        char detail[128];
+        int r;
+
+        snprintf(detail, sizeof detail, "pid %d held a hash permit past permit_lease_ms (%u ms): taken back",
+                 (int) client_peer(a->cl)->pid, client_ctx(a->cl)->config->permit_lease_ms);
+        log_notice("%s", detail);
+        r = attempt_settle(a, false, "abandoned", detail);
+        if (r < 0)
+                log_error_errno(r, "recording an attempt whose lease ran out failed");
+        client_close(a->cl);
+}
+
 static struct login_attempt *attempt_get(Client *cl) {
         struct login_attempt *a = client_login(cl);
 
@@ -190,6 +214,7 @@ static struct login_attempt *attempt_get(Client *cl) {
         a->cl = cl;
         a->permit.granted = on_permit_granted;
         a->permit.expired = on_permit_expired;
+        a->permit.lease_expired = on_lease_expired;
         client_set_login(cl, a);
         return a;
 }
@@ -232,6 +257,22 @@ int login_precheck(Client *cl, const struct sg_msg *msg) {
         }
 
         set_counted_user(a);
+        /* A local login is charged to the user who started su or sudo: a few at a time, and
+         * such logins share only part of the hash permits. */
+        a->invoker = a->rhost[0] ? 0 : conn_peer_invoker(client_conn(cl));
+        a->permit.limited = a->invoker != 0;
+        if (a->invoker != 0 && charges_count(x->charges, a->invoker) >= LOCAL_LOGINS_PER_UID) {
+                char detail[128];
+
+                ev = attempt_event(a, "auth_failure", "overload");
+                snprintf(detail, sizeof detail, "uid %u has %u local logins in progress already",
+                         (unsigned) a->invoker, LOCAL_LOGINS_PER_UID);
+                ev.detail = detail;
+                r = login_store_result(cl, context_emit(x, &ev, !a->user_known));
+                if (r < 0)
+                        return r;
+                return client_send_decision(cl, SG_DECISION_DENY, 0);
+        }
         sg_policy_reserve(x->policy, a->counted_user, a->rhost, now, &v, locks, SG_LOCK_KIND_MAX, &n_locks);
         if (!v.allowed) {
                 char detail[128], until[40];
@@ -253,6 +294,7 @@ int login_precheck(Client *cl, const struct sg_msg *msg) {
         if (r < 0)
                 return r;
         a->open = true;
+        a->charged = a->invoker != 0 && charges_take(x->charges, a->invoker, UINT_MAX);
         a->reservation = v.reservation;
         a->delay_ms = v.delay_ms;
         r = login_store_result(cl, emit_new_locks(a, locks, n_locks));
@@ -264,8 +306,8 @@ int login_precheck(Client *cl, const struct sg_msg *msg) {
         return REQUEST_PENDING;
 }
 
-/* Settles the open attempt: policy, permit, store, audit. */
-static int attempt_settle(struct login_attempt *a, bool success, const char *reason) {
+/* Settles the open attempt: policy, permit, charge, store, audit. */
+static int attempt_settle(struct login_attempt *a, bool success, const char *reason, const char *detail) {
         Client *cl = a->cl;
         const Context *x = client_ctx(cl);
         struct sg_audit_event ev;
@@ -274,6 +316,9 @@ static int attempt_settle(struct login_attempt *a, bool success, const char *rea
         a->open = false;
         sg_policy_settle(x->policy, a->counted_user, a->rhost, a->reservation, success, sg_now_real_usec());
         permits_release(x->permits, &a->permit);
+        if (a->charged)
+                charges_drop(x->charges, a->invoker);
+        a->charged = false;
         r = login_store_result(cl, txn_begin(x->txn));
         if (r < 0)
                 return r;
@@ -284,6 +329,7 @@ static int attempt_settle(struct login_attempt *a, bool success, const char *rea
                         return r;
         }
         ev = attempt_event(a, success ? "auth_success" : "auth_failure", success ? NULL : reason);
+        ev.detail = detail;
         return login_store_result(cl, context_emit(x, &ev, !success && !a->user_known));
 }
 
@@ -300,7 +346,7 @@ int login_report(Client *cl, const struct sg_msg *msg) {
                 return client_send_error(cl, SG_ERR_INVALID, "bad result");
         if (result == SG_RESULT_FAILURE && (!reason || !sg_event_reason_valid(reason)))
                 reason = "bad_password";
-        r = attempt_settle(a, result == SG_RESULT_SUCCESS, reason);
+        r = attempt_settle(a, result == SG_RESULT_SUCCESS, reason, NULL);
         if (r < 0)
                 return r;
         sg_writer_init(&w, SG_MSG_OK);
@@ -330,7 +376,7 @@ void login_closed(Client *cl) {
         if (!a)
                 return;
         if (a->open) {
-                r = attempt_settle(a, false, "abandoned");
+                r = attempt_settle(a, false, "abandoned", NULL);
                 if (r < 0)
                         log_error_errno(r, "recording an abandoned attempt failed");
         }

@@ -30,7 +30,8 @@
 #include "manager.h"
 
 #define MAINTENANCE_USEC (5ull * 60ull * 1000000ull)
-#define CONN_IDLE_USEC (60ull * 1000000ull) /* between requests */
+#define CONN_IDLE_USEC (60ull * 1000000ull)        /* between requests, root */
+#define CONN_IDLE_NONROOT_USEC (5ull * 1000000ull) /* between requests, admin-group members */
 #define DRAIN_USEC (5ull * 1000000ull)
 #define AUDIT_KEY_CREDENTIAL "secguard-audit-key"
 #define USEC_PER_SEC 1000000ull
@@ -112,6 +113,7 @@ static void apply_limits(Manager *m) {
                 .max_connections_per_uid = m->config.max_connections_per_uid,
                 .request_timeout_ms = m->config.request_timeout_ms,
                 .idle_usec = CONN_IDLE_USEC,
+                .nonroot_idle_usec = CONN_IDLE_NONROOT_USEC,
         };
         struct group *g;
 
@@ -126,7 +128,7 @@ static void apply_limits(Manager *m) {
         }
         conn_set_set_limits(m->ctx.conns, &l);
         permits_configure(m->ctx.permits, permits_from_config(&m->config),
-                          (uint64_t) m->config.permit_wait_ms * 1000);
+                          (uint64_t) m->config.permit_wait_ms * 1000, (uint64_t) m->config.permit_lease_ms * 1000);
 }
 
 int manager_new(const struct manager_args *a, Manager **ret) {
@@ -165,6 +167,7 @@ Manager *manager_free(Manager *m) {
         m->ctx.conns = conn_set_free(m->ctx.conns);
         m->ctx.txn = txn_free(m->ctx.txn);
         m->ctx.permits = permits_free(m->ctx.permits);
+        m->ctx.charges = charges_free(m->ctx.charges);
         m->head = audit_head_free(m->head);
         m->listen_source = sd_event_source_disable_unref(m->listen_source);
         m->maintenance_timer = sd_event_source_disable_unref(m->maintenance_timer);
@@ -572,6 +575,7 @@ int manager_startup(Manager *m) {
         audit_head_check(m->head, m->ctx.store, missing_tail, sizeof missing_tail);
         if ((r = txn_new(m->event, m->ctx.store, on_committed, m, &m->ctx.txn)) < 0 ||
             (r = permits_new(m->event, &m->ctx.permits)) < 0 ||
+            (r = charges_new(&m->ctx.charges)) < 0 ||
             (r = conn_set_new(m->event, &dispatch_conn_ops, &m->ctx, &m->ctx.conns)) < 0)
                 return log_error_errno(r, "cannot set up the request layer");
         conn_set_on_drained(m->ctx.conns, on_drained, m);

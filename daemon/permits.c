@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The hash-permit FIFO: acquire, release, cancel, deadline. */
+/* The hash-permit FIFO: acquire, release, cancel, deadlines and leases. */
 #include <errno.h>
 #include <stdlib.h>
 
@@ -7,10 +7,11 @@
 #include "permits.h"
 
 struct Permits {
-        uint32_t max, used;
-        uint64_t wait_usec;
-        struct permit_req *head, *tail;
-        sd_event_source *timer; /* at the earliest deadline in the queue */
+        uint32_t max, used, used_limited;
+        uint64_t wait_usec, lease_usec;
+        struct permit_req *head, *tail; /* waiting, oldest first */
+        struct permit_req *holders;
+        sd_event_source *timer;         /* at the earliest deadline, waiting or held */
 };
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -48,26 +49,34 @@ Permits *permits_free(Permits *p) {
         return NULL;
 }
 
-/* Deadlines usually grow along the FIFO, but not after a reload shortened the wait. */
+uint32_t permits_limited_max(const Permits *p) {
+        return p->max - p->max / 2;
+}
+
+/* Deadlines usually grow along the FIFO, but not after a reload shortened the wait, and
+ * leases end in any order. */
 static void arm_timer(Permits *p) {
         uint64_t first = UINT64_MAX;
 
         if (!p->timer)
                 return;
-        if (!p->head) {
-                (void) sd_event_source_set_enabled(p->timer, SD_EVENT_OFF);
-                return;
-        }
         for (const struct permit_req *w = p->head; w; w = w->next)
                 if (w->deadline_usec < first)
                         first = w->deadline_usec;
+        for (const struct permit_req *h = p->holders; h; h = h->next)
+                if (h->deadline_usec < first)
+                        first = h->deadline_usec;
+        if (first == UINT64_MAX) {
+                (void) sd_event_source_set_enabled(p->timer, SD_EVENT_OFF);
+                return;
+        }
         (void) sd_event_source_set_time(p->timer, first);
         (void) sd_event_source_set_enabled(p->timer, SD_EVENT_ONESHOT);
 }
 
-/* The one unlink: takes req out of the FIFO wherever it stands. */
-static void queue_remove(Permits *p, struct permit_req *req) {
-        struct permit_req **q = &p->head, *prev = NULL;
+/* The one unlink: takes req out of the list it is on, wherever it stands. */
+static void list_remove(struct permit_req **head, struct permit_req **tail, struct permit_req *req) {
+        struct permit_req **q = head, *prev = NULL;
 
         while (*q && *q != req) {
                 prev = *q;
@@ -76,37 +85,64 @@ static void queue_remove(Permits *p, struct permit_req *req) {
         if (!*q)
                 return;
         *q = req->next;
-        if (p->tail == req)
-                p->tail = prev;
+        if (tail && *tail == req)
+                *tail = prev;
         req->next = NULL;
+}
+
+static bool can_take(const Permits *p, const struct permit_req *req) {
+        return p->used < p->max && (!req->limited || p->used_limited < permits_limited_max(p));
+}
+
+static void hold(Permits *p, struct permit_req *req, uint64_t now_usec) {
+        req->state = PERMIT_HELD;
+        req->deadline_usec = now_usec + p->lease_usec;
+        req->next = p->holders;
+        p->holders = req;
+        p->used++;
+        p->used_limited += req->limited;
+}
+
+static void unhold(Permits *p, struct permit_req *req) {
+        list_remove(&p->holders, NULL, req);
         req->state = PERMIT_NONE;
+        p->used--;
+        p->used_limited -= req->limited;
+}
+
+/* The oldest waiter a free permit can go to, or NULL. */
+static struct permit_req *next_eligible(const Permits *p) {
+        for (struct permit_req *w = p->head; w; w = w->next)
+                if (can_take(p, w))
+                        return w;
+        return NULL;
+}
+
+/* Grants to waiters, oldest eligible first, while permits are free. */
+static void grant_waiters(Permits *p, uint64_t now_usec) {
+        struct permit_req *w;
+
+        while ((w = next_eligible(p))) {
+                list_remove(&p->head, &p->tail, w);
+                hold(p, w, now_usec);
+                w->granted(w);
+        }
         arm_timer(p);
 }
 
-/* Grants to waiters, oldest first, while permits are free. */
-static void grant_waiters(Permits *p) {
-        while (p->head && p->used < p->max) {
-                struct permit_req *w = p->head;
-
-                queue_remove(p, w);
-                w->state = PERMIT_HELD;
-                p->used++;
-                w->granted(w);
-        }
-}
-
-void permits_configure(Permits *p, uint32_t max, uint64_t wait_usec) {
+void permits_configure(Permits *p, uint32_t max, uint64_t wait_usec, uint64_t lease_usec) {
         p->max = max > 0 ? max : 1;
         p->wait_usec = wait_usec;
-        grant_waiters(p);
+        p->lease_usec = lease_usec;
+        grant_waiters(p, sg_now_mono_usec());
 }
 
 bool permits_acquire(Permits *p, struct permit_req *req, uint64_t now_usec) {
         if (req->state != PERMIT_NONE)
                 return req->state == PERMIT_HELD;
-        if (p->used < p->max && !p->head) {
-                req->state = PERMIT_HELD;
-                p->used++;
+        if (can_take(p, req) && !next_eligible(p)) {
+                hold(p, req, now_usec);
+                arm_timer(p);
                 return true;
         }
         req->state = PERMIT_WAITING;
@@ -124,32 +160,43 @@ bool permits_acquire(Permits *p, struct permit_req *req, uint64_t now_usec) {
 void permits_release(Permits *p, struct permit_req *req) {
         switch (req->state) {
         case PERMIT_WAITING:
-                queue_remove(p, req);
+                list_remove(&p->head, &p->tail, req);
+                req->state = PERMIT_NONE;
+                arm_timer(p);
                 break;
         case PERMIT_HELD:
-                req->state = PERMIT_NONE;
-                p->used--;
-                grant_waiters(p);
+                unhold(p, req);
+                grant_waiters(p, sg_now_mono_usec());
                 break;
         case PERMIT_NONE:
                 break;
         }
 }
 
+/* The first request on list whose deadline has passed, or NULL. */
+static struct permit_req *first_due(struct permit_req *list, uint64_t now_usec) {
+        for (struct permit_req *r = list; r; r = r->next)
+                if (r->deadline_usec <= now_usec)
+                        return r;
+        return NULL;
+}
+
 void permits_expire(Permits *p, uint64_t now_usec) {
-        struct permit_req *w = p->head;
+        struct permit_req *r;
 
-        while (w) {
-                struct permit_req *next = w->next;
-
-                if (w->deadline_usec <= now_usec) {
-                        queue_remove(p, w);
-                        w->expired(w); /* may release others: start again from the head */
-                        next = p->head;
-                }
-                w = next;
+        /* Each callback may release other requests: look again from the start each time. A
+         * permit taken back goes to a waiter before the waits that are over end. */
+        while ((r = first_due(p->holders, now_usec))) {
+                unhold(p, r);
+                r->lease_expired(r);
         }
-        arm_timer(p);
+        grant_waiters(p, now_usec);
+        while ((r = first_due(p->head, now_usec))) {
+                list_remove(&p->head, &p->tail, r);
+                r->state = PERMIT_NONE;
+                r->expired(r);
+        }
+        grant_waiters(p, now_usec);
 }
 
 uint32_t permits_in_use(const Permits *p) {

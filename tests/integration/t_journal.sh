@@ -204,10 +204,10 @@ check "hash_upgraded: MESSAGE_ID, user carol, service, rhost" jcheck '
 (e := one("hash_upgraded", user="carol")) is not None and e["MESSAGE_ID"] == kinds["hash_upgraded"][0]
 and e["PRIORITY"] == kinds["hash_upgraded"][1] and e["SECGUARD_SERVICE"] == "sgtest"
 and e["SECGUARD_RHOST"] == "192.0.2.41"'
-check "peer_denied: MESSAGE_ID, the peer's uid 65534, what was asked" jcheck '
+check "peer_denied: MESSAGE_ID, the peer's uid 65534, why it was refused" jcheck '
 (e := one("peer_denied")) is not None and e["MESSAGE_ID"] == kinds["peer_denied"][0]
 and e["PRIORITY"] == kinds["peer_denied"][1] and e["SECGUARD_PEER_UID"] == "65534"
-and "AUDIT" in e["SECGUARD_DETAIL"].upper()'
+and "no request is open" in e["SECGUARD_DETAIL"]'
 check "protocol_error: MESSAGE_ID and a detail saying why" jcheck '
 (e := one("protocol_error")) is not None and e["MESSAGE_ID"] == kinds["protocol_error"][0]
 and e["PRIORITY"] == kinds["protocol_error"][1] and e.get("SECGUARD_DETAIL")'

@@ -359,6 +359,17 @@ static const char *login_verify(struct login *l, const char *pw) {
         return NULL;
 }
 
+/* Replaces the user's hash in the shadow file. 0 or -errno; xattrs the file system refused
+ * to carry over (never the SELinux label: that fails the update) are logged. */
+static int login_store_hash(struct login *l, const char *hash, const char *expect_old, bool set_last_change) {
+        int r = sg_shadow_update(l->args.shadow, l->user, hash, expect_old, set_last_change);
+
+        if (r > 0)
+                pam_syslog(l->pamh, LOG_WARNING, "%s rewritten without %d of its extended attributes: "
+                           "the file system does not support them", l->args.shadow, r);
+        return r < 0 ? r : 0;
+}
+
 /* Step 6: upgrade an outdated hash in place. Failures are logged, never fatal to the login. */
 static void login_upgrade(struct login *l, const char *pw) {
         struct sg_hash_pref pref = pref_of(&l->cfg);
@@ -377,7 +388,7 @@ static void login_upgrade(struct login *l, const char *pw) {
                 return;
         r = sg_hash_create(SG_SCHEME_ARGON2ID, pw, strlen(pw), &pref, false, hash, SG_HASH_MAX);
         if (r >= 0)
-                r = sg_shadow_update(l->args.shadow, l->user, hash, l->sh.entry.hash, false);
+                r = login_store_hash(l, hash, l->sh.entry.hash, false);
         if (r < 0)
                 pam_syslog(l->pamh, LOG_WARNING, "hash upgrade for a user failed: %s", strerror(-r));
         else {
@@ -630,7 +641,7 @@ static int change_password(struct login *l, int flags) {
                 return -ENOMEM;
         r = sg_hash_create(SG_SCHEME_ARGON2ID, pw, strlen(pw), &pref, false, hash, SG_HASH_MAX);
         if (r >= 0)
-                r = sg_shadow_update(l->args.shadow, l->user, hash, NULL, true);
+                r = login_store_hash(l, hash, NULL, true);
         sodium_memzero(hash, SG_HASH_MAX);
         free(hash);
         if (r < 0) {

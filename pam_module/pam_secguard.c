@@ -402,10 +402,14 @@ static void login_upgrade(struct login *l, const char *pw) {
         free(hash);
 }
 
-/* A console terminal: console, ttyN, ttySN (serial), hvcN, xvcN (virtual machines), with or
- * without /dev/. Not a pseudo-terminal: su or sudo inside an ssh session is not local. */
+/* A console terminal, with or without /dev/: console, ttyN (virtual consoles), serial ports
+ * (ttyS: 8250/16550; ttyAMA: ARM PL011; ttymxc: i.MX; ttyO: OMAP; ttySAC: Samsung; ttyPS:
+ * Zynq; ttyUSB, ttyACM: USB serial adapters), hypervisor consoles (hvc, hvsi, xvc); each
+ * followed by a number. Not a pseudo-terminal: su or sudo inside an ssh session is not
+ * local. */
 static bool tty_is_console(const char *tty) {
-        static const char *const prefixes[] = { "tty", "ttyS", "hvc", "xvc" };
+        static const char *const prefixes[] = { "tty", "ttyS", "ttyAMA", "ttymxc", "ttyO", "ttySAC",
+                                                "ttyPS", "ttyUSB", "ttyACM", "hvc", "hvsi", "xvc" };
 
         if (strncmp(tty, "/dev/", 5) == 0)
                 tty += 5;

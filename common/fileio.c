@@ -11,10 +11,15 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #define TEMP_RANDOM_LEN 6
 #define TEMP_ATTEMPTS 100
+#define XATTR_ATTEMPTS 4 /* a list or value that keeps growing between size and read */
+/* Never dropped: without it the file would get a default label and, under SELinux, be
+ * unreadable to (or readable by) the wrong domains. */
+#define XATTR_SELINUX "security.selinux"
 
 int sg_fsync_dir(const char *dir) {
         int fd, r = 0;
@@ -93,20 +98,109 @@ static int write_all(int fd, const unsigned char *p, size_t n) {
         return 0;
 }
 
-/* Owner, mode, content and (with SG_WRITE_FSYNC) fsync; closes fd. 0 or -errno. */
-static int fill_temp(int fd, const void *data, size_t len, const struct stat *like, unsigned flags) {
+/* Reads an attribute list (name == NULL) or one value into a fresh buffer: the size first,
+ * then the bytes, again when it grew in between. Size or -errno; *ret NULL for size 0. */
+static ssize_t read_xattr(int fd, const char *name, char **ret) {
+        *ret = NULL;
+        for (int attempt = 0; attempt < XATTR_ATTEMPTS; attempt++) {
+                ssize_t n = name ? fgetxattr(fd, name, NULL, 0) : flistxattr(fd, NULL, 0);
+                char *buf;
+
+                if (n <= 0)
+                        return n < 0 ? -errno : 0;
+                buf = malloc((size_t) n);
+                if (!buf)
+                        return -ENOMEM;
+                n = name ? fgetxattr(fd, name, buf, (size_t) n) : flistxattr(fd, buf, (size_t) n);
+                if (n >= 0) {
+                        *ret = buf;
+                        return n;
+                }
+                n = -errno;
+                free(buf);
+                if (n != -ERANGE)
+                        return n;
+        }
+        return -ERANGE;
+}
+
+/* Puts one attribute of from on to. 1 when the file system refused it (ENOTSUP) and it was
+ * skipped, 0 copied (or gone meanwhile), -errno. The SELinux label is never skipped. */
+static int copy_xattr(int from, int to, const char *name) {
+        char *value;
+        ssize_t n = read_xattr(from, name, &value);
         int r = 0;
 
-        /* Owner first: fchown() may clear set-id bits that fchmod() then restores. */
+        if (n == -ENODATA)
+                return 0;
+        if (n < 0)
+                return (int) n;
+        if (fsetxattr(to, name, value ? value : "", (size_t) n, 0) < 0) {
+                r = -errno;
+                if (r == -EOPNOTSUPP && strcmp(name, XATTR_SELINUX) != 0)
+                        r = 1;
+        }
+        free(value);
+        return r;
+}
+
+/* Copies every extended attribute of from onto to (SG_WRITE_KEEP_XATTRS). The number
+ * skipped (see copy_xattr), or -errno. A file system without xattrs has none to copy. */
+static int copy_xattrs(int from, int to) {
+        char *names;
+        ssize_t n = read_xattr(from, NULL, &names);
+        int skipped = 0, r = 0;
+
+        if (n == -EOPNOTSUPP)
+                return 0;
+        if (n < 0)
+                return (int) n;
+        for (ssize_t i = 0; i < n && r >= 0; i += (ssize_t) strnlen(names + i, (size_t) (n - i)) + 1) {
+                r = copy_xattr(from, to, names + i);
+                skipped += r > 0;
+        }
+        free(names);
+        return r < 0 ? r : skipped;
+}
+
+/* The file being replaced, for its xattrs: an fd when it is a regular file, -1 when there is
+ * nothing to copy from (no file, a symlink, anything else), or -errno. */
+static int open_replaced(int dfd, const char *base) {
+        struct stat st;
+        int fd;
+
+        if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return errno == ENOENT ? -1 : -errno;
+        if (!S_ISREG(st.st_mode))
+                return -1;
+        fd = openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return errno == ENOENT || errno == ELOOP ? -1 : -errno;
+        return fd;
+}
+
+/* Owner, mode, xattrs of xattrs_from (when >= 0), content and (with SG_WRITE_FSYNC) fsync;
+ * closes fd. The number of xattrs skipped, or -errno. */
+static int fill_temp(int fd, const void *data, size_t len, const struct stat *like, int xattrs_from,
+                     unsigned flags) {
+        int r = 0, skipped = 0;
+
+        /* Owner first: fchown() may clear set-id bits that fchmod() then restores. Both come
+         * before the xattrs: fchown() drops security.capability, and an ACL set after
+         * fchmod() leaves the group bits as its mask, as on the old file. */
         if (like && (fchown(fd, like->st_uid, like->st_gid) < 0 || fchmod(fd, like->st_mode & 07777) < 0))
                 r = -errno;
+        if (r == 0 && xattrs_from >= 0) {
+                skipped = copy_xattrs(xattrs_from, fd);
+                r = skipped < 0 ? skipped : 0;
+        }
         if (r == 0)
                 r = write_all(fd, data, len);
         if (r == 0 && (flags & SG_WRITE_FSYNC) && fsync(fd) < 0)
                 r = -errno;
         if (close(fd) < 0 && r == 0)
                 r = -errno;
-        return r;
+        return r < 0 ? r : skipped;
 }
 
 /* rename, or with SG_WRITE_NOREPLACE one that fails with EEXIST; a file system without
@@ -128,21 +222,34 @@ int sg_write_atomic(const char *path, const void *data, size_t len, const struct
                     unsigned flags) {
         char tmp[NAME_MAX + 1];
         const char *base;
-        int dfd, fd, r;
+        int dfd, fd, from = -1, r;
 
         if (!path || (!data && len > 0))
                 return -EINVAL;
         dfd = open_parent(path, &base);
         if (dfd < 0)
                 return dfd;
+        if (flags & SG_WRITE_KEEP_XATTRS) {
+                from = open_replaced(dfd, base);
+                if (from < -1) {
+                        close(dfd);
+                        return from;
+                }
+        }
         fd = create_temp(dfd, base, tmp);
         if (fd < 0) {
+                if (from >= 0)
+                        close(from);
                 close(dfd);
                 return fd;
         }
-        r = fill_temp(fd, data, len, like, flags);
-        if (r == 0)
-                r = place(dfd, tmp, base, flags);
+        r = fill_temp(fd, data, len, like, from, flags);
+        if (from >= 0)
+                close(from);
+        if (r >= 0) {
+                int placed = place(dfd, tmp, base, flags);
+                r = placed < 0 ? placed : r;
+        }
         if (r < 0)
                 (void) unlinkat(dfd, tmp, 0);
         else if ((flags & SG_WRITE_FSYNC_DIR) && fsync(dfd) < 0)

@@ -16,6 +16,7 @@ enum {
         SG_WRITE_FSYNC_DIR = 1 << 1, /* fsync the directory after it (the rename is durable) */
         SG_WRITE_NOREPLACE = 1 << 2, /* never replace path: -EEXIST when anything is there,
                                       * a dangling symlink included */
+        SG_WRITE_KEEP_XATTRS = 1 << 3, /* copy the replaced file's extended attributes */
 };
 
 /* Puts len bytes of data at path so that a reader (or a crash) sees the old file or the new
@@ -25,7 +26,12 @@ enum {
  * (the file it replaces: the owner is set first, as fchown may clear set-id bits), else mode
  * 0600 and the caller's owner. A symlink at path is replaced, never followed; path's directory
  * is opened once, following symlinks as rename(2) would, and every step happens in it.
- * 0, -EINVAL (no file name in path, or no data with len > 0), -ENAMETOOLONG (the temp name
+ * With SG_WRITE_KEEP_XATTRS, every extended attribute of the regular file at path (SELinux
+ * label, POSIX ACLs, user.*, ...) is copied onto the temp file, after owner and mode, before
+ * the rename (flistxattr/fgetxattr/fsetxattr on fds); one the file system refuses
+ * (-EOPNOTSUPP) is skipped and counted, except security.selinux, whose loss fails the write
+ * like any other error. Without a regular file at path there is nothing to copy.
+ * 0 (with SG_WRITE_KEEP_XATTRS: the number of xattrs skipped, >= 0), -EINVAL (no file name in path, or no data with len > 0), -ENAMETOOLONG (the temp name
  * would be too long), -EEXIST (SG_WRITE_NOREPLACE), or -errno. The temp file never survives a
  * failure and path is untouched by one, except that a failing SG_WRITE_FSYNC_DIR comes after
  * the rename: its -errno means the new file is in place but may not survive a crash. */

@@ -939,8 +939,15 @@ int main(int argc, char **argv) {
                 return cmd_keygen(&c);
         sg_config_defaults(&cfg);
         if (sg_config_load(&cfg, c.config, !config_given, err, sizeof err) < 0) {
-                fprintf(stderr, "secguardctl: %s\n", err);
-                return EXIT_FAILED;
+                /* hash needs the config's settings; the daemon's commands need only the socket,
+                 * so a broken file must not keep an admin from status or unlock. */
+                if (cmd == CMD_HASH) {
+                        fprintf(stderr, "secguardctl: %s\n", err);
+                        return EXIT_FAILED;
+                }
+                fprintf(stderr, "secguardctl: warning: %s; using the built-in defaults%s\n", err,
+                        c.socket ? "" : " (give --socket if the daemon listens elsewhere)");
+                sg_config_defaults(&cfg);
         }
         if (cmd == CMD_HASH)
                 return cmd_hash(&c, &cfg);

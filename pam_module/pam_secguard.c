@@ -5,13 +5,17 @@
  * attempt and hands a hash permit) -> verify (or, for an unknown user or an unusable hash,
  * the same work on another real user's hash) -> REPORT -> optional hash upgrade. Every
  * failure returns PAM_AUTH_ERR and shows nothing of its own: the application prints one
- * message (pam_strerror) whatever the cause; the cause is only in the audit log.
+ * message (pam_strerror) whatever the cause; the cause is only in the audit log. Only a
+ * conversation that failed before anything was typed has its own code (PAM_CONV_ERR,
+ * PAM_INCOMPLETE): there was no attempt to hide. A broken config file makes every call take
+ * the daemon-unreachable path (config_fallback).
  *
  * No static state: everything lives in a per-call struct; PAM return codes appear only in
  * this file.
  */
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +40,12 @@
 /* What sshd passes as the password of an invalid user, or of root where root may not log in
  * (auth-pam.c, fake_password()): this, repeated or cut to the length of what was typed. */
 #define SSHD_FAKE_PASSWORD "\b\n\r\177INCORRECT"
+/* Internal results with a PAM code of their own (pam_result): the conversation failed (nothing
+ * was typed, so nothing is verified or counted), or the application will call again; and a
+ * password change asked for sooner than min_days allows. */
+#define E_CONV ECOMM
+#define E_CONV_AGAIN EINPROGRESS
+#define E_TOO_SOON EAGAIN
 
 struct args {
         const char *config;
@@ -50,6 +60,8 @@ struct login {
         struct sg_config cfg;
         const char *user, *rhost, *tty, *service;
         bool input_valid;
+        bool silent;        /* PAM_SILENT: no messages of our own */
+        bool config_broken; /* built-in defaults in force; the daemon is not asked */
         struct sg_shadow_match sh; /* sh.entry is the user's when user_known */
         bool user_known;
         int fd;
@@ -82,12 +94,23 @@ static int parse_args(pam_handle_t *pamh, int argc, const char **argv, struct ar
         return 0;
 }
 
-static int login_init(struct login *l, pam_handle_t *pamh, int argc, const char **argv) {
+/* A config file that cannot be used must not lock the administrator out: the built-in
+ * defaults apply and every call takes the daemon-unreachable path (unreachable = allow_local:
+ * only root at a local console with the right password gets in), loudly logged each time. */
+static void config_fallback(struct login *l, const char *err) {
+        pam_syslog(l->pamh, LOG_CRIT, "%s; using the built-in defaults and not asking secguardd: every "
+                   "login is refused except root's at a local console until the file is fixed", err);
+        sg_config_defaults(&l->cfg);
+        l->config_broken = true;
+}
+
+static int login_init(struct login *l, pam_handle_t *pamh, int flags, int argc, const char **argv) {
         char err[512];
         int r;
 
         memset(l, 0, sizeof *l);
         l->pamh = pamh;
+        l->silent = flags & PAM_SILENT;
         l->fd = -1;
         if (sodium_init() < 0)
                 return -EIO;
@@ -100,10 +123,8 @@ static int login_init(struct login *l, pam_handle_t *pamh, int argc, const char 
                 snprintf(l->cfg.socket, sizeof l->cfg.socket, "%s", l->args.socket);
         if (r >= 0)
                 r = sg_config_check(&l->cfg, err, sizeof err);
-        if (r < 0) {
-                pam_syslog(pamh, LOG_ERR, "%s", err);
-                return r;
-        }
+        if (r < 0)
+                config_fallback(l, err);
         l->wait_left_usec = (uint64_t) l->cfg.timeout_ms * 1000;
         l->msg = malloc(sizeof *l->msg);
         return l->msg ? 0 : -ENOMEM;
@@ -116,6 +137,18 @@ static void login_done(struct login *l) {
         sodium_memzero(&l->sh, sizeof l->sh);
         free(l->msg);
         l->msg = NULL;
+}
+
+/* A message for the user, unless the application asked for silence (PAM_SILENT). */
+static void login_say(const struct login *l, int style, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void login_say(const struct login *l, int style, const char *fmt, ...) {
+        va_list ap;
+
+        if (l->silent)
+                return;
+        va_start(ap, fmt);
+        (void) pam_vprompt(l->pamh, style, NULL, fmt, ap);
+        va_end(ap);
 }
 
 static const char *item_str(pam_handle_t *pamh, int item) {
@@ -210,9 +243,12 @@ static void wait_end(struct login *l) {
  * (sg_connect checks the server runs as root before anything is sent), sends w, reads the
  * reply into l->msg. 0 or -errno. */
 static int login_call(struct login *l, struct sg_writer *w) {
-        uint64_t until = wait_begin(l);
+        uint64_t until;
         int r = 0;
 
+        if (l->config_broken)
+                return -ENOTCONN; /* see config_fallback */
+        until = wait_begin(l);
         if (l->fd < 0) {
                 r = sg_connect(l->cfg.socket, until, 0);
                 if (r >= 0)
@@ -359,6 +395,17 @@ static const char *login_verify(struct login *l, const char *pw) {
         return NULL;
 }
 
+/* Replaces the user's hash in the shadow file. 0 or -errno; xattrs the file system refused
+ * to carry over (never the SELinux label: that fails the update) are logged. */
+static int login_store_hash(struct login *l, const char *hash, const char *expect_old, bool set_last_change) {
+        int r = sg_shadow_update(l->args.shadow, l->user, hash, expect_old, set_last_change);
+
+        if (r > 0)
+                pam_syslog(l->pamh, LOG_WARNING, "%s rewritten without %d of its extended attributes: "
+                           "the file system does not support them", l->args.shadow, r);
+        return r < 0 ? r : 0;
+}
+
 /* Step 6: upgrade an outdated hash in place. Failures are logged, never fatal to the login. */
 static void login_upgrade(struct login *l, const char *pw) {
         struct sg_hash_pref pref = pref_of(&l->cfg);
@@ -377,7 +424,7 @@ static void login_upgrade(struct login *l, const char *pw) {
                 return;
         r = sg_hash_create(SG_SCHEME_ARGON2ID, pw, strlen(pw), &pref, false, hash, SG_HASH_MAX);
         if (r >= 0)
-                r = sg_shadow_update(l->args.shadow, l->user, hash, l->sh.entry.hash, false);
+                r = login_store_hash(l, hash, l->sh.entry.hash, false);
         if (r < 0)
                 pam_syslog(l->pamh, LOG_WARNING, "hash upgrade for a user failed: %s", strerror(-r));
         else {
@@ -391,10 +438,14 @@ static void login_upgrade(struct login *l, const char *pw) {
         free(hash);
 }
 
-/* A console terminal: console, ttyN, ttySN (serial), hvcN, xvcN (virtual machines), with or
- * without /dev/. Not a pseudo-terminal: su or sudo inside an ssh session is not local. */
+/* A console terminal, with or without /dev/: console, ttyN (virtual consoles), serial ports
+ * (ttyS: 8250/16550; ttyAMA: ARM PL011; ttymxc: i.MX; ttyO: OMAP; ttySAC: Samsung; ttyPS:
+ * Zynq; ttyUSB, ttyACM: USB serial adapters), hypervisor consoles (hvc, hvsi, xvc); each
+ * followed by a number. Not a pseudo-terminal: su or sudo inside an ssh session is not
+ * local. */
 static bool tty_is_console(const char *tty) {
-        static const char *const prefixes[] = { "tty", "ttyS", "hvc", "xvc" };
+        static const char *const prefixes[] = { "tty", "ttyS", "ttyAMA", "ttymxc", "ttyO", "ttySAC",
+                                                "ttyPS", "ttyUSB", "ttyACM", "hvc", "hvsi", "xvc" };
 
         if (strncmp(tty, "/dev/", 5) == 0)
                 tty += 5;
@@ -414,12 +465,20 @@ static bool local_console_root(const struct login *l) {
         return l->input_valid && strcmp(l->user, "root") == 0 && !*l->rhost && tty_is_console(l->tty);
 }
 
+static void log_unreachable(const struct login *l, int err, const char *what) {
+        if (l->config_broken)
+                pam_syslog(l->pamh, LOG_ERR, "%s without secguardd: the config file is broken", what);
+        else
+                pam_syslog(l->pamh, LOG_ERR, "secguardd unreachable at %s for %s: %s", l->cfg.socket, what,
+                           strerror(-err));
+}
+
 /* The daemon could not be asked. Policy allow_local: root at a local console may still log
  * in with the right password, so an administrator is never locked out of the machine. */
 static bool unreachable_allows(struct login *l, int err, const char *pw) {
         bool local_root = local_console_root(l);
 
-        pam_syslog(l->pamh, LOG_ERR, "secguardd unreachable at %s: %s", l->cfg.socket, strerror(-err));
+        log_unreachable(l, err, "a password check");
         if (l->cfg.unreachable != SG_UNREACHABLE_ALLOW_LOCAL || !local_root || !l->user_known)
                 return false;
         if (login_verify(l, pw) != NULL)
@@ -463,12 +522,39 @@ static int check_password(struct login *l, const char *pw) {
         return reason ? -EACCES : 0;
 }
 
-static const char *get_token(struct login *l, int item, const char *prompt) {
-        const char *pw = NULL;
+/* The password (PAM_AUTHTOK) or, for a change, the old one (PAM_OLDAUTHTOK): the one an
+ * earlier module of the stack read, else one prompt of our own. Not pam_get_authtok, which
+ * turns every conversation failure into PAM_AUTHTOK_ERR: the conversation's own answer is
+ * what tells -E_CONV (it failed: nothing was typed, so nothing is verified or counted) from
+ * -E_CONV_AGAIN (the application will call again). 0 with *ret_pw set, or -errno. */
+static int get_token(struct login *l, int item, const char *prompt, const char **ret_pw) {
+        const void *have = NULL;
+        char *resp = NULL;
+        int r;
 
-        if (pam_get_authtok(l->pamh, item, &pw, prompt) != PAM_SUCCESS || !pw)
-                return "";
-        return pw;
+        if (pam_get_item(l->pamh, item, &have) == PAM_SUCCESS && have) {
+                *ret_pw = have;
+                return 0;
+        }
+        r = pam_prompt(l->pamh, PAM_PROMPT_ECHO_OFF, &resp, "%s", prompt);
+        if (r == PAM_SUCCESS && resp)
+                r = pam_set_item(l->pamh, item, resp) == PAM_SUCCESS ? 0 : -ENOMEM;
+        else if (r == PAM_INCOMPLETE || r == PAM_CONV_AGAIN)
+                r = -E_CONV_AGAIN;
+        else {
+                pam_syslog(l->pamh, LOG_NOTICE, "the conversation failed (%s): nothing to verify",
+                           r == PAM_SUCCESS ? "no answer" : pam_strerror(l->pamh, r));
+                r = -E_CONV;
+        }
+        if (resp) {
+                sodium_memzero(resp, strlen(resp));
+                free(resp);
+        }
+        if (r == 0 && (pam_get_item(l->pamh, item, &have) != PAM_SUCCESS || !have))
+                r = -ENOMEM;
+        if (r == 0)
+                *ret_pw = have;
+        return r;
 }
 
 static int authenticate(struct login *l) {
@@ -477,7 +563,9 @@ static int authenticate(struct login *l) {
 
         (void) pam_fail_delay(l->pamh, (unsigned) l->cfg.fail_delay_ms * 1000u);
         login_read_items(l);
-        pw = get_token(l, PAM_AUTHTOK, NULL);
+        r = get_token(l, PAM_AUTHTOK, "Password: ", &pw);
+        if (r < 0)
+                return r;
         r = check_password(l, pw);
         if (r < 0)
                 return r;
@@ -485,16 +573,27 @@ static int authenticate(struct login *l) {
         return 0;
 }
 
+/* The one place that turns results into PAM codes: 0 success, the internal E_* results
+ * their own codes, any other -errno the caller's failure code. */
+static int pam_result(int r, int failure) {
+        switch (r) {
+        case 0: return PAM_SUCCESS;
+        case -E_CONV: return PAM_CONV_ERR;
+        case -E_CONV_AGAIN: return PAM_INCOMPLETE;
+        case -E_TOO_SOON: return PAM_AUTHTOK_ERR; /* as pam_unix, in either phase */
+        default: return r < 0 ? failure : PAM_SUCCESS;
+        }
+}
+
 PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv) {
         struct login l;
         int r;
 
-        (void) flags;
-        r = login_init(&l, pamh, argc, argv);
+        r = login_init(&l, pamh, flags, argc, argv);
         if (r >= 0)
                 r = authenticate(&l);
         login_done(&l);
-        return r < 0 ? PAM_AUTH_ERR : PAM_SUCCESS;
+        return pam_result(r, PAM_AUTH_ERR);
 }
 
 PAM_EXTERN int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const char **argv) {
@@ -508,7 +607,7 @@ PAM_EXTERN int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const cha
 /* Shadow aging as pam_unix's check_shadow_expiry reads it (-1 is an empty field): an expire
  * day of 0 has passed, a last change of 0 forces a change, max_days 0 asks for a change from
  * the next day, and aging needs a last change date (shadow(5): empty disables it). */
-static int shadow_expiry(pam_handle_t *pamh, const struct sg_shadow_entry *e, long today) {
+static int shadow_expiry(const struct login *l, const struct sg_shadow_entry *e, long today) {
         long age;
 
         if (e->expire != -1 && today >= e->expire)
@@ -525,7 +624,7 @@ static int shadow_expiry(pam_handle_t *pamh, const struct sg_shadow_entry *e, lo
         if (e->warn_days != -1 && age > e->max_days - e->warn_days) {
                 long left = e->last_change + e->max_days - today;
 
-                (void) pam_info(pamh, "Your password will expire in %ld day%s.", left, left == 1 ? "" : "s");
+                login_say(l, PAM_TEXT_INFO, "Your password will expire in %ld day%s.", left, left == 1 ? "" : "s");
         }
         return PAM_SUCCESS;
 }
@@ -537,8 +636,7 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
         long today = (long) (time(NULL) / 86400);
         int r, ret = PAM_SUCCESS;
 
-        (void) flags;
-        r = login_init(&l, pamh, argc, argv);
+        r = login_init(&l, pamh, flags, argc, argv);
         if (r < 0) {
                 login_done(&l);
                 return PAM_AUTH_ERR;
@@ -548,14 +646,15 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
         if (!l.input_valid || !l.user_known)
                 ret = PAM_USER_UNKNOWN; /* as pam_unix: no shadow entry, no account */
         else
-                ret = shadow_expiry(pamh, &l.sh.entry, today);
-        if (ret == PAM_SUCCESS && l.cfg.account_locks) {
+                ret = shadow_expiry(&l, &l.sh.entry, today);
+        /* A broken config may have been meant to turn account_locks on: the check then takes
+         * the unreachable path, as everything else does. */
+        if (ret == PAM_SUCCESS && (l.cfg.account_locks || l.config_broken)) {
                 r = login_account(&l);
                 if (r == 0)
                         ret = PAM_PERM_DENIED;
                 else if (r < 0) {
-                        pam_syslog(pamh, LOG_ERR, "secguardd unreachable for the account check: %s",
-                                   strerror(-r));
+                        log_unreachable(&l, r, "the account check");
                         if (l.cfg.unreachable != SG_UNREACHABLE_ALLOW_LOCAL || !local_console_root(&l))
                                 ret = PAM_PERM_DENIED;
                 }
@@ -595,8 +694,40 @@ static const char *new_password_problem(const struct login *l, const char *old, 
         return NULL;
 }
 
+/* pam_unix's rule against cycling straight back to an old password: a caller whose real uid
+ * is not root may not change it again within min_days of the last change. Empty fields, a
+ * forced change (last change 0) and a change dated in the future put no limit. */
+static bool change_too_soon(const struct sg_shadow_entry *e, long today) {
+        if (getuid() == 0 || e->min_days <= 0 || e->last_change <= 0 || today < e->last_change)
+                return false;
+        return today - e->last_change < e->min_days;
+}
+
+static int refuse_too_soon(struct login *l) {
+        login_say(l, PAM_ERROR_MSG, "You must wait longer to change your password");
+        return -E_TOO_SOON;
+}
+
+/* PAM_PRELIM_CHECK: the old password (not asked of root), then min_days. */
+static int change_prelim(struct login *l, int flags, long today) {
+        const char *old;
+        int r;
+
+        /* root (passwd USER) changes a password without the old one, as pam_unix does. */
+        if (getuid() == 0 && !(flags & PAM_CHANGE_EXPIRED_AUTHTOK))
+                return 0;
+        (void) pam_fail_delay(l->pamh, (unsigned) l->cfg.fail_delay_ms * 1000u);
+        r = get_token(l, PAM_OLDAUTHTOK, "Current password: ", &old);
+        if (r >= 0)
+                r = check_password(l, old);
+        if (r >= 0 && change_too_soon(&l->sh.entry, today))
+                r = refuse_too_soon(l);
+        return r;
+}
+
 static int change_password(struct login *l, int flags) {
         struct sg_hash_pref pref = pref_of(&l->cfg);
+        long today = (long) (time(NULL) / 86400);
         const void *old = NULL;
         const char *pw, *problem;
         char *hash;
@@ -605,23 +736,22 @@ static int change_password(struct login *l, int flags) {
         login_read_items(l);
         if (!l->input_valid)
                 return -EINVAL;
-        if (flags & PAM_PRELIM_CHECK) {
-                /* root (passwd USER) changes a password without the old one, as pam_unix does. */
-                if (getuid() == 0 && !(flags & PAM_CHANGE_EXPIRED_AUTHTOK))
-                        return 0;
-                (void) pam_fail_delay(l->pamh, (unsigned) l->cfg.fail_delay_ms * 1000u);
-                return check_password(l, get_token(l, PAM_OLDAUTHTOK, "Current password: "));
-        }
+        if (flags & PAM_PRELIM_CHECK)
+                return change_prelim(l, flags, today);
         if (!(flags & PAM_UPDATE_AUTHTOK))
                 return -EINVAL;
         login_lookup(l, true);
         if (!l->user_known)
                 return -ENOENT;
+        if (change_too_soon(&l->sh.entry, today))
+                return refuse_too_soon(l);
         (void) pam_get_item(l->pamh, PAM_OLDAUTHTOK, &old);
-        pw = get_token(l, PAM_AUTHTOK, NULL);
+        /* New password, asked twice; libpam refuses a retype that differs. */
+        if (pam_get_authtok(l->pamh, PAM_AUTHTOK, &pw, NULL) != PAM_SUCCESS || !pw)
+                return -EINVAL;
         problem = new_password_problem(l, old, pw);
         if (problem) {
-                pam_error(l->pamh, "BAD PASSWORD: %s", problem);
+                login_say(l, PAM_ERROR_MSG, "BAD PASSWORD: %s", problem);
                 (void) pam_set_item(l->pamh, PAM_AUTHTOK, NULL);
                 return -EINVAL;
         }
@@ -630,7 +760,7 @@ static int change_password(struct login *l, int flags) {
                 return -ENOMEM;
         r = sg_hash_create(SG_SCHEME_ARGON2ID, pw, strlen(pw), &pref, false, hash, SG_HASH_MAX);
         if (r >= 0)
-                r = sg_shadow_update(l->args.shadow, l->user, hash, NULL, true);
+                r = login_store_hash(l, hash, NULL, true);
         sodium_memzero(hash, SG_HASH_MAX);
         free(hash);
         if (r < 0) {
@@ -645,11 +775,9 @@ PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const c
         struct login l;
         int r;
 
-        r = login_init(&l, pamh, argc, argv);
+        r = login_init(&l, pamh, flags, argc, argv);
         if (r >= 0)
                 r = change_password(&l, flags);
         login_done(&l);
-        if (r >= 0)
-                return PAM_SUCCESS;
-        return (flags & PAM_PRELIM_CHECK) ? PAM_AUTH_ERR : PAM_AUTHTOK_ERR;
+        return pam_result(r, (flags & PAM_PRELIM_CHECK) ? PAM_AUTH_ERR : PAM_AUTHTOK_ERR);
 }

@@ -506,8 +506,10 @@ static int update_locked(const char *path, const char *user, const char *new_has
         r = build_content(buf, len, s->off, s->len, new_hash, set_last_change, &out, &out_len, &out_cap);
         if (r < 0)
                 goto out;
-        /* Same owner and mode as before; durable before we report success. */
-        r = sg_write_atomic(path, out, out_len, &st, SG_WRITE_FSYNC | SG_WRITE_FSYNC_DIR);
+        /* Same owner, mode and xattrs (SELinux label, ACLs) as before, as shadow-utils and
+         * pam_unix keep them; durable before we report success. */
+        r = sg_write_atomic(path, out, out_len, &st,
+                            SG_WRITE_FSYNC | SG_WRITE_FSYNC_DIR | SG_WRITE_KEEP_XATTRS);
 out:
         scan_wipe(s);
         free(s);

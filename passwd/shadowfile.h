@@ -49,9 +49,12 @@ int sg_shadow_lookup(const char *path, const char *user, struct sg_shadow_entry 
  * lckpwdf() when path is /etc/shadow, plus an flock on "<path>.secguard.lock" (works for any
  * path and serialises concurrent module instances; not "<path>.lock": shadow-utils uses that
  * name as a link lock holding a PID and refuses to run while one without a PID exists),
- * temp file in the same directory with the same owner and mode, every other line byte for
- * byte, fsync, rename, fsync of the directory. expect_old_hash, when not NULL, must still be
- * the current hash (-ESTALE if another writer changed it). 0, -ENOENT (no such user),
+ * temp file in the same directory with the same owner, mode and extended attributes (SELinux
+ * label, ACLs, ...: SG_WRITE_KEEP_XATTRS), every other line byte for byte, fsync, rename,
+ * fsync of the directory. expect_old_hash, when not NULL, must still be the current hash
+ * (-ESTALE if another writer changed it). On success the number of xattrs the file system
+ * refused and that were left behind (>= 0; never the SELinux label, whose loss fails the
+ * update), else -ENOENT (no such user),
  * -ETIMEDOUT (lock not obtained within ~5 s), or -errno. */
 int sg_shadow_update(const char *path, const char *user, const char *new_hash,
                      const char *expect_old_hash, bool set_last_change);

@@ -251,6 +251,22 @@ sg_auth_direct() {
                 >/dev/null 2>&1
 }
 
+# sg_pam_run [--ruid UID] USER OPERATION [RHOST [TTY]]: one PAM operation through pam_run
+# (pam_start_confdir, no pam_wrapper), answers on stdin, what the application saw on stdout.
+# --ruid runs it as a setuid program run by UID would (real uid UID, effective uid 0). The
+# environment passes through (PAM_RUN_SILENT, PAM_RUN_CONV: see pam_run.c).
+sg_pam_run() {
+        local wrap=()
+        if [ "${1:-}" = "--ruid" ]; then
+                wrap=(setpriv "--ruid=$2" --)
+                shift 2
+        fi
+        ASAN_OPTIONS="${SG_CLIENT_ASAN:-${ASAN_OPTIONS:-}}" \
+                LD_PRELOAD="${SG_SANITIZE:+$SG_LIBASAN:}libnss_wrapper.so" \
+                NSS_WRAPPER_PASSWD="$T/passwd" NSS_WRAPPER_GROUP="$T/group" \
+                "${wrap[@]}" timeout 30 "$SG_BUILD/tests/integration/pam_run" "$T/pam.d" sgtest "$@"
+}
+
 sgctl() { "$SECGUARDCTL" --config "$T/secguard.conf" "$@"; }
 
 # sgctl_as_nobody ARGS...: secguardctl as uid nobody, no groups (a copy in $T: nobody may not

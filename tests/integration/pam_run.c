@@ -5,6 +5,9 @@
  * prompts with lines from stdin. USER, RHOST and TTY given as "@FILE" are read from that file
  * (any bytes but NUL, up to 2 MiB: hostile items too long for argv); "" leaves an item unset. For tests where pam_wrapper cannot be preloaded: a caller
  * with real uid != effective uid (as a setuid passwd is) runs in ld.so's secure mode.
+ * PAM_RUN_SILENT=1 passes PAM_SILENT; PAM_RUN_CONV=fail or =again makes the conversation
+ * return PAM_CONV_ERR or PAM_CONV_AGAIN for every prompt (a client that went away, or one
+ * that will call again).
  * Exit status: 0 on PAM_SUCCESS, 1 otherwise (the PAM error is printed).
  */
 #include <stdio.h>
@@ -16,9 +19,15 @@
 #include <security/pam_appl.h>
 
 static int conv(int n, const struct pam_message **msg, struct pam_response **resp, void *data) {
-        struct pam_response *r = calloc((size_t) n, sizeof *r);
+        const char *mode = getenv("PAM_RUN_CONV");
+        struct pam_response *r;
 
         (void) data;
+        if (mode && strcmp(mode, "fail") == 0)
+                return PAM_CONV_ERR;
+        if (mode && strcmp(mode, "again") == 0)
+                return PAM_CONV_AGAIN;
+        r = calloc((size_t) n, sizeof *r);
         if (!r)
                 return PAM_BUF_ERR;
         for (int i = 0; i < n; i++) {
@@ -65,6 +74,8 @@ static char *item_arg(const char *arg) {
 
 int main(int argc, char **argv) {
         struct pam_conv c = { conv, NULL };
+        const char *silent = getenv("PAM_RUN_SILENT");
+        int flags = silent && strcmp(silent, "1") == 0 ? PAM_SILENT : 0;
         pam_handle_t *pamh = NULL;
         int r;
 
@@ -87,11 +98,11 @@ int main(int argc, char **argv) {
         if (tty && *tty)
                 pam_set_item(pamh, PAM_TTY, tty);
         if (strcmp(argv[4], "authenticate") == 0)
-                r = pam_authenticate(pamh, 0);
+                r = pam_authenticate(pamh, flags);
         else if (strcmp(argv[4], "chauthtok") == 0)
-                r = pam_chauthtok(pamh, 0);
+                r = pam_chauthtok(pamh, flags);
         else if (strcmp(argv[4], "acct_mgmt") == 0)
-                r = pam_acct_mgmt(pamh, 0);
+                r = pam_acct_mgmt(pamh, flags);
         else
                 r = PAM_SYSTEM_ERR;
         printf("%s: %s\n", argv[4], pam_strerror(pamh, r));

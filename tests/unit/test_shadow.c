@@ -15,7 +15,9 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,13 +28,12 @@ struct ctx {
         char path[600];
 };
 
-static int setup(void **state) {
-        const char *base = getenv("SG_TEST_TMP");
+static int setup_in(void **state, const char *base) {
         struct ctx *c = calloc(1, sizeof *c);
 
         if (!c)
                 return -1;
-        snprintf(c->dir, sizeof c->dir, "%s/test_shadow.XXXXXX", base && *base ? base : "/tmp");
+        snprintf(c->dir, sizeof c->dir, "%s/test_shadow.XXXXXX", base);
         if (!mkdtemp(c->dir)) {
                 free(c);
                 return -1;
@@ -42,11 +43,49 @@ static int setup(void **state) {
         return 0;
 }
 
+static int setup(void **state) {
+        const char *base = getenv("SG_TEST_TMP");
+
+        return setup_in(state, base && *base ? base : "/tmp");
+}
+
+/* Whether files in dir take user.* extended attributes. */
+static bool takes_user_xattrs(const char *dir) {
+        char probe[600];
+        bool ok;
+        int fd;
+
+        snprintf(probe, sizeof probe, "%s/.xattr-probe.XXXXXX", dir);
+        fd = mkstemp(probe);
+        if (fd < 0)
+                return false;
+        ok = fsetxattr(fd, "user.probe", "1", 1, 0) == 0;
+        close(fd);
+        unlink(probe);
+        return ok;
+}
+
+/* setup in the first of the test temp dir, /dev/shm, /var/tmp and /tmp whose file system
+ * takes user.* xattrs; *state stays NULL (the test skips) when none does. */
+static int setup_xattr(void **state) {
+        const char *env = getenv("SG_TEST_TMP");
+        const char *bases[] = { env && *env ? env : "/tmp", "/dev/shm", "/var/tmp", "/tmp" };
+
+        for (size_t i = 0; i < sizeof bases / sizeof bases[0]; i++)
+                if (takes_user_xattrs(bases[i]))
+                        return setup_in(state, bases[i]);
+        *state = NULL;
+        return 0;
+}
+
 static int teardown(void **state) {
         struct ctx *c = *state;
-        DIR *d = opendir(c->dir);
         struct dirent *de;
+        DIR *d;
 
+        if (!c)
+                return 0;
+        d = opendir(c->dir);
         if (d) {
                 while ((de = readdir(d))) {
                         char p[1200];
@@ -727,6 +766,168 @@ static void test_concurrent_updates(void **state) {
         assert_int_equal(count_strays(c), 0);
 }
 
+/* fsetxattr for the whole program (the static libraries under test call this one): the name
+ * in refused_xattr fails with refused_errno, as on a file system or policy that refuses it. */
+static const char *refused_xattr;
+static int refused_errno;
+
+int fsetxattr(int fd, const char *name, const void *value, size_t size, int flags) {
+        if (refused_xattr && strcmp(name, refused_xattr) == 0) {
+                errno = refused_errno;
+                return -1;
+        }
+        return (int) syscall(SYS_fsetxattr, fd, name, value, size, flags);
+}
+
+/* An access ACL for mode 0640 plus user 1000 read (the kernel's posix_acl_xattr format:
+ * version 2, then tag, perm, id, little-endian). */
+static const unsigned char acl_0640_u1000[] = {
+        0x02, 0, 0, 0,                                /* version */
+        0x01, 0, 0x06, 0, 0xff, 0xff, 0xff, 0xff,     /* user::rw- */
+        0x02, 0, 0x04, 0, 0xe8, 0x03, 0, 0,           /* user:1000:r-- */
+        0x04, 0, 0x04, 0, 0xff, 0xff, 0xff, 0xff,     /* group::r-- */
+        0x10, 0, 0x04, 0, 0xff, 0xff, 0xff, 0xff,     /* mask::r-- */
+        0x20, 0, 0x00, 0, 0xff, 0xff, 0xff, 0xff,     /* other::--- */
+};
+static const char selinux_label[] = "system_u:object_r:shadow_t:s0";
+
+struct xattr_case {
+        const char *name;
+        const void *value;
+        size_t size;
+        bool set; /* set on the test file (an optional one may be refused) */
+};
+
+static void put_xattr(const char *path, struct xattr_case *x, bool optional) {
+        int r = setxattr(path, x->name, x->value, x->size, 0);
+
+        if (r < 0 && optional) {
+                print_message("not testing %s here: %s\n", x->name, strerror(errno));
+                return;
+        }
+        assert_int_equal(r, 0);
+        x->set = true;
+}
+
+static void assert_xattr(const char *path, const struct xattr_case *x) {
+        char buf[512];
+        ssize_t n = getxattr(path, x->name, buf, sizeof buf);
+
+        if (n < 0)
+                fail_msg("%s lost: %s", x->name, strerror(errno));
+        assert_int_equal((size_t) n, x->size);
+        assert_memory_equal(buf, x->value, x->size);
+}
+
+static struct ctx *xattr_ctx(void **state) {
+        if (!*state) {
+                print_message("skipped: no file system here takes user.* xattrs "
+                              "(tried the test temp dir, /dev/shm, /var/tmp, /tmp)\n");
+                skip();
+        }
+        return *state;
+}
+
+/* The update keeps every extended attribute: user.* ones, an ACL and (as root, who may set
+ * it without SELinux) the SELinux label, each byte for byte on the new inode. */
+static void test_update_keeps_xattrs(void **state) {
+        struct ctx *c = xattr_ctx(state);
+        static const char data[] = "a:$6$a$a:1::::::\nb:$6$b$b:1::::::\n";
+        unsigned char big[300];
+        struct xattr_case xs[] = {
+                { "user.one", "1", 1, false },
+                { "user.big", big, sizeof big, false },
+                { "system.posix_acl_access", acl_0640_u1000, sizeof acl_0640_u1000, false },
+                { "security.selinux", selinux_label, sizeof selinux_label, false },
+        };
+        struct sg_shadow_entry e;
+        struct stat before, after;
+
+        for (size_t i = 0; i < sizeof big; i++)
+                big[i] = (unsigned char) (i * 7);
+        write_file(c->path, data, sizeof data - 1);
+        assert_int_equal(chmod(c->path, 0640), 0);
+        put_xattr(c->path, &xs[0], false);
+        put_xattr(c->path, &xs[1], false);
+        put_xattr(c->path, &xs[2], true);
+        if (geteuid() == 0)
+                put_xattr(c->path, &xs[3], true);
+        else
+                print_message("not root: security.selinux not tested\n");
+        assert_int_equal(stat(c->path, &before), 0);
+
+        assert_int_equal(sg_shadow_update(c->path, "b", "$y$new", NULL, false), 0);
+        assert_int_equal(stat(c->path, &after), 0);
+        assert_true(after.st_ino != before.st_ino);
+        assert_int_equal(after.st_mode & 07777, 0640);
+        for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++)
+                if (xs[i].set)
+                        assert_xattr(c->path, &xs[i]);
+        assert_int_equal(sg_shadow_lookup(c->path, "b", &e), 0);
+        assert_string_equal(e.hash, "$y$new");
+        assert_int_equal(count_strays(c), 0);
+}
+
+/* A SELinux label that cannot be carried over fails the update: shadow is never left
+ * unlabeled. The old file stays as it was. */
+static void test_update_needs_the_selinux_label(void **state) {
+        struct ctx *c = xattr_ctx(state);
+        static const char data[] = "a:$6$a$a:1::::::\n";
+        struct xattr_case label = { "security.selinux", selinux_label, sizeof selinux_label, false };
+        struct stat before, after;
+        char *content;
+        size_t len;
+
+        if (geteuid() != 0) {
+                print_message("skipped: only root may set security.selinux without SELinux\n");
+                skip();
+        }
+        write_file(c->path, data, sizeof data - 1);
+        put_xattr(c->path, &label, false);
+        assert_int_equal(stat(c->path, &before), 0);
+        refused_xattr = "security.selinux";
+        refused_errno = ENOTSUP;
+        assert_int_equal(sg_shadow_update(c->path, "a", "$y$new", NULL, false), -ENOTSUP);
+        refused_xattr = NULL;
+        assert_int_equal(stat(c->path, &after), 0);
+        assert_true(after.st_ino == before.st_ino);
+        content = read_file(c->path, &len);
+        assert_int_equal(len, sizeof data - 1);
+        assert_memory_equal(content, data, len);
+        free(content);
+        assert_xattr(c->path, &label);
+        assert_int_equal(count_strays(c), 0);
+}
+
+/* Another attribute that the file system refuses (ENOTSUP) is left behind and counted; any
+ * other failure to set one fails the update. */
+static void test_update_skips_unsupported_xattrs(void **state) {
+        struct ctx *c = xattr_ctx(state);
+        static const char data[] = "a:$6$a$a:1::::::\n";
+        struct xattr_case kept = { "user.kept", "k", 1, false }, dropped = { "user.dropped", "d", 1, false };
+        struct sg_shadow_entry e;
+        char buf[8];
+
+        write_file(c->path, data, sizeof data - 1);
+        put_xattr(c->path, &kept, false);
+        put_xattr(c->path, &dropped, false);
+        refused_xattr = "user.dropped";
+        refused_errno = ENOTSUP;
+        assert_int_equal(sg_shadow_update(c->path, "a", "$y$one", NULL, false), 1);
+        assert_xattr(c->path, &kept);
+        assert_int_equal(getxattr(c->path, "user.dropped", buf, sizeof buf), -1);
+        assert_int_equal(sg_shadow_lookup(c->path, "a", &e), 0);
+        assert_string_equal(e.hash, "$y$one");
+
+        put_xattr(c->path, &dropped, false);
+        refused_errno = EIO;
+        assert_int_equal(sg_shadow_update(c->path, "a", "$y$two", NULL, false), -EIO);
+        refused_xattr = NULL;
+        assert_int_equal(sg_shadow_lookup(c->path, "a", &e), 0);
+        assert_string_equal(e.hash, "$y$one");
+        assert_int_equal(count_strays(c), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse_valid),
@@ -744,6 +945,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_symlink_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_lock_timeout, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_concurrent_updates, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_update_keeps_xattrs, setup_xattr, teardown),
+                cmocka_unit_test_setup_teardown(test_update_needs_the_selinux_label, setup_xattr, teardown),
+                cmocka_unit_test_setup_teardown(test_update_skips_unsupported_xattrs, setup_xattr, teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -166,6 +166,7 @@ static void on_closed(void *data, Conn *c) {
 
         (void) c;
         login_closed(cl);
+        admin_closed(cl);
         client_free(cl);
 }
 

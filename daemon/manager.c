@@ -28,6 +28,7 @@
 #include "keyfile.h"
 #include "lock-row.h"
 #include "manager.h"
+#include "worker.h"
 
 #define MAINTENANCE_USEC (5ull * 60ull * 1000000ull)
 #define CONN_IDLE_USEC (60ull * 1000000ull) /* between requests */
@@ -163,6 +164,8 @@ Manager *manager_free(Manager *m) {
                 return NULL;
         /* Connections first: closing one may settle an attempt, which the last commit keeps. */
         m->ctx.conns = conn_set_free(m->ctx.conns);
+        /* After the connections (they cancel their jobs), before the store and the key. */
+        m->ctx.worker = worker_free(m->ctx.worker);
         m->ctx.txn = txn_free(m->ctx.txn);
         m->ctx.permits = permits_free(m->ctx.permits);
         m->head = audit_head_free(m->head);
@@ -544,7 +547,7 @@ static int on_maintenance(sd_event_source *s, uint64_t usec, void *userdata) {
 
 int manager_startup(Manager *m) {
         struct sg_audit_event ev = { .event = "daemon_start", .pid = getpid(), .uid = geteuid() };
-        char detail[512], missing_tail[256];
+        char detail[512], missing_tail[256], err[1024] = "";
         sigset_t mask;
         int r;
 
@@ -570,6 +573,11 @@ int manager_startup(Manager *m) {
         if (r < 0)
                 return r;
         audit_head_check(m->head, m->ctx.store, missing_tail, sizeof missing_tail);
+        r = worker_new(m->event, m->config.state_dir, m->audit_key, &m->ctx.worker, err, sizeof err);
+        if (r < 0) {
+                log_error("%s", err[0] ? err : "cannot start the audit worker");
+                return r;
+        }
         if ((r = txn_new(m->event, m->ctx.store, on_committed, m, &m->ctx.txn)) < 0 ||
             (r = permits_new(m->event, &m->ctx.permits)) < 0 ||
             (r = conn_set_new(m->event, &dispatch_conn_ops, &m->ctx, &m->ctx.conns)) < 0)

@@ -40,6 +40,7 @@ enum stmt_id {
         ST_AUDIT_CUT_ROWS,
         ST_AUDIT_CUT_AGE,
         ST_AUDIT_MAX_ID,
+        ST_AUDIT_MIN_ID,
         ST_AUDIT_MAC_OF,
         ST_AUDIT_DELETE_UPTO,
         ST_ANCHOR_GET,
@@ -79,6 +80,7 @@ static const char *const stmt_sql[_ST_MAX] = {
         [ST_AUDIT_CUT_ROWS] = "SELECT id FROM audit ORDER BY id DESC LIMIT 1 OFFSET ?1",
         [ST_AUDIT_CUT_AGE] = "SELECT min(id) FROM audit WHERE time_usec >= ?1",
         [ST_AUDIT_MAX_ID] = "SELECT max(id) FROM audit",
+        [ST_AUDIT_MIN_ID] = "SELECT min(id) FROM audit",
         [ST_AUDIT_MAC_OF] = "SELECT id, mac FROM audit WHERE id <= ?1 ORDER BY id DESC LIMIT 1",
         [ST_AUDIT_DELETE_UPTO] = "DELETE FROM audit WHERE id <= ?1",
         [ST_ANCHOR_GET] = "SELECT last_id, last_mac, mac FROM audit_anchor WHERE singleton = 1",
@@ -703,18 +705,34 @@ static int prune_upto(sg_audit_chain *c, sqlite3_int64 cut, uint64_t *ret_delete
         return 0;
 }
 
-int sg_audit_chain_prune(sg_audit_chain *c, uint64_t before_usec, uint64_t max_rows, uint64_t *ret_deleted) {
-        sqlite3_int64 cut = 0;
+int sg_audit_chain_prune_some(sg_audit_chain *c, uint64_t before_usec, uint64_t max_rows, uint64_t limit,
+                              uint64_t *ret_deleted, bool *ret_more) {
+        sqlite3_int64 cut = 0, first = 0;
         uint64_t deleted = 0;
+        bool more = false;
         int r;
 
         if (!c || !ret_deleted)
                 return -EINVAL;
         r = prune_cutoff(c, before_usec, max_rows, &cut);
+        if (r >= 0 && cut > 0 && limit > 0) {
+                /* Ids are consecutive but for gaps, so this deletes at most limit rows. */
+                r = step_int(c->st[ST_AUDIT_MIN_ID], &first);
+                if (r >= 0 && first > 0 && (uint64_t) (cut - first) >= limit) {
+                        cut = first + (sqlite3_int64) limit - 1;
+                        more = true;
+                }
+        }
         if (r >= 0 && cut > 0)
                 r = prune_upto(c, cut, &deleted);
         if (r < 0)
                 return r;
         *ret_deleted = deleted;
+        if (ret_more)
+                *ret_more = more;
         return 0;
+}
+
+int sg_audit_chain_prune(sg_audit_chain *c, uint64_t before_usec, uint64_t max_rows, uint64_t *ret_deleted) {
+        return sg_audit_chain_prune_some(c, before_usec, max_rows, 0, ret_deleted, NULL);
 }

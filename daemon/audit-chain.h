@@ -58,3 +58,7 @@ int sg_audit_chain_resume_after(sg_audit_chain *c, uint64_t last_id);
  * caller wraps it in one (or a savepoint) and rolls back on error; the tail never moves.
  * *ret_deleted is set on success only. */
 int sg_audit_chain_prune(sg_audit_chain *c, uint64_t before_usec, uint64_t max_rows, uint64_t *ret_deleted);
+/* The same, deleting at most limit rows from the head (0 = no limit); *ret_more (may be NULL)
+ * says rows past retention remain. Each step leaves an authenticated anchor. */
+int sg_audit_chain_prune_some(sg_audit_chain *c, uint64_t before_usec, uint64_t max_rows, uint64_t limit,
+                              uint64_t *ret_deleted, bool *ret_more);

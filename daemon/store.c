@@ -759,7 +759,13 @@ int sg_store_audit_resume_after(sg_store *s, uint64_t last_id) {
 }
 
 int sg_store_audit_prune(sg_store *s, uint64_t before_usec, uint64_t max_rows, uint64_t *ret_deleted) {
+        return sg_store_audit_prune_some(s, before_usec, max_rows, 0, ret_deleted, NULL);
+}
+
+int sg_store_audit_prune_some(sg_store *s, uint64_t before_usec, uint64_t max_rows, uint64_t limit,
+                              uint64_t *ret_deleted, bool *ret_more) {
         uint64_t deleted = 0;
+        bool more = false;
         int r;
 
         r = write_check(s);
@@ -768,17 +774,21 @@ int sg_store_audit_prune(sg_store *s, uint64_t before_usec, uint64_t max_rows, u
         if (!before_usec && !max_rows) {
                 if (ret_deleted)
                         *ret_deleted = 0;
+                if (ret_more)
+                        *ret_more = false;
                 return 0;
         }
         r = op_begin(s);
         if (r < 0)
                 return r;
-        r = sg_audit_chain_prune(s->audit, before_usec, max_rows, &deleted);
+        r = sg_audit_chain_prune_some(s->audit, before_usec, max_rows, limit, &deleted, &more);
         r = op_end(s, r);
         if (r < 0)
                 return r;
         if (ret_deleted)
                 *ret_deleted = deleted;
+        if (ret_more)
+                *ret_more = more;
         return 0;
 }
 

@@ -102,6 +102,10 @@ int sg_store_audit_resume_after(sg_store *s, uint64_t last_id);
  * (0 = no row limit), recording the last deleted row's id and mac as the anchor, with the
  * anchor's own MAC (HMAC under the audit key, domain separated from the row MACs). */
 int sg_store_audit_prune(sg_store *s, uint64_t before_usec, uint64_t max_rows, uint64_t *ret_deleted);
+/* The same in bounded steps: at most limit rows (0 = no limit); *ret_more (may be NULL) says
+ * rows past retention remain for the next call. Each step leaves a valid anchor. */
+int sg_store_audit_prune_some(sg_store *s, uint64_t before_usec, uint64_t max_rows, uint64_t limit,
+                              uint64_t *ret_deleted, bool *ret_more);
 /* The tail verify must reach, as committed (appends of the open transaction left out): what
  * a verification on another connection is given (sg_store_reader_audit_verify). */
 void sg_store_audit_committed_tail(const sg_store *s, struct sg_audit_tail *ret);

@@ -131,5 +131,24 @@ rc=0; out=$(sgctl audit verify 2>&1) || rc=$?
 check "a row edited behind the daemon's back: verify exit 1" test "$rc" -eq 1
 check "... naming row $mid" grep -q "BROKEN at row $mid:" <<<"$out"
 
+# ---- retention of most of the log: deleted in slices, logins meanwhile ----
+sg_stop_daemon
+echo "[audit]" >>"$T/secguard.conf"
+echo "max_rows = 1000" >>"$T/secguard.conf"
+sg_sql "UPDATE audit SET user = 'filler0' WHERE id = $mid;" # undo the edit: it is pruned anyway
+sg_start_daemon
+BUSY_PID=$SG_DAEMON_PID
+latency 10 >"$T/lat.prune" || fail "latency client"
+check "logins during retention answered within $BOUND_MS ms (slowest $(max_ms "$T/lat.prune") ms)" \
+        awk -v b="$BOUND_MS" '$1 > b || $2 > b { bad = 1 } END { exit bad }' "$T/lat.prune"
+for i in $(seq 1 600); do
+        grep -q "pruned .* audit rows past retention" "$T/daemon.log" && break
+        sleep 0.1
+done
+check "retention finished: $(grep -o 'pruned [0-9]* audit rows' "$T/daemon.log" | tail -n 1)" \
+        grep -q "pruned .* audit rows past retention" "$T/daemon.log"
+check "the log is down to max_rows (and the rows written since)" test "$(sg_sql "SELECT count(*) FROM audit;")" -le 1200
+check "and verifies intact from its new anchor" quiet sgctl audit verify
+
 sg_stop_daemon
 sg_done

@@ -6,10 +6,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "admin.h"
 #include "io.h"
 #include "lock-row.h"
+#include "log.h"
 #include "validate.h"
+#include "worker.h"
+
+/* Audit queries up to this many rows are answered on the loop (indexed: milliseconds). */
+#define ADMIN_QUERY_INLINE_MAX 1000
 
 
 int admin_status(Client *cl, const struct sg_msg *msg) {
@@ -188,7 +195,26 @@ static int send_audit_row(void *userdata, const struct sg_audit_row *row) {
         return client_send(cl, &w);
 }
 
+static void query_done(void *owner, int r) {
+        Client *cl = owner;
+        struct sg_writer w;
+
+        if (r == -ENOBUFS)
+                r = client_send_error(cl, SG_ERR_INVALID, "result too large; lower --limit");
+        else if (r >= 0) {
+                sg_writer_init(&w, SG_MSG_OK);
+                r = client_send(cl, &w);
+        }
+        if (r < 0) {
+                log_warning_errno(r, "AUDIT_QUERY from pid %d failed", (int) client_peer(cl)->pid);
+                (void) client_send_error(cl, SG_ERR_INTERNAL, "internal error");
+                client_close(cl);
+        }
+        client_finish(cl);
+}
+
 int admin_audit_query(Client *cl, const struct sg_msg *msg) {
+        const Context *x = client_ctx(cl);
         struct sg_audit_filter f = {
                 .user = sg_msg_str(msg, SG_F_USER),
                 .event = sg_msg_str(msg, SG_F_EVENT),
@@ -202,7 +228,15 @@ int admin_audit_query(Client *cl, const struct sg_msg *msg) {
 
         if (f.limit == 0 || f.limit > 100000)
                 return client_send_error(cl, SG_ERR_INVALID, "limit must be 1..100000");
-        r = sg_store_audit_query(client_ctx(cl)->store, &f, send_audit_row, cl);
+        /* A large listing is read on the worker's connection and sent in slices; a small one
+         * (indexed, a few milliseconds) is answered at once, also while a verify runs. */
+        if (x->worker && f.limit > ADMIN_QUERY_INLINE_MAX) {
+                r = worker_query(x->worker, &f, cl, send_audit_row, query_done);
+                if (r == -EBUSY)
+                        return client_send_error(cl, SG_ERR_BUSY, "the audit worker is busy; try again later");
+                return r < 0 ? r : REQUEST_PENDING;
+        }
+        r = sg_store_audit_query(x->store, &f, send_audit_row, cl);
         if (r == -ENOBUFS)
                 return client_send_error(cl, SG_ERR_INVALID, "result too large; lower --limit");
         if (r < 0)
@@ -211,24 +245,17 @@ int admin_audit_query(Client *cl, const struct sg_msg *msg) {
         return client_send(cl, &w);
 }
 
-int admin_audit_verify(Client *cl, const struct sg_msg *msg) {
-        const Context *x = client_ctx(cl);
+/* The answer to AUDIT_VERIFY: r as sg_store_audit_verify(). */
+static int send_verify_result(Client *cl, int r, uint64_t bad, uint64_t rows, const char *detail) {
         struct sg_writer w;
-        uint64_t bad = 0, rows = 0;
-        char detail[512] = "";
-        int r;
 
-        (void) msg;
-        r = sg_store_audit_verify(x->store, &bad, detail, sizeof detail);
         if (r == -EBADMSG) {
                 /* SQLite itself found the file damaged: that is a failed verification too. */
-                snprintf(detail, sizeof detail, "the database file is damaged (SQLite reports corruption); "
-                         "restore it from a backup and compare");
+                detail = "the database file is damaged (SQLite reports corruption); restore it from a backup and compare";
                 r = 1;
         }
         if (r < 0)
                 return r;
-        (void) sg_store_audit_count(x->store, &rows);
         sg_writer_init(&w, SG_MSG_OK);
         sg_writer_u64(&w, SG_F_RESULT, r == 0 ? SG_RESULT_SUCCESS : SG_RESULT_FAILURE);
         sg_writer_u64(&w, SG_F_AUDIT_ROWS, rows);
@@ -237,4 +264,47 @@ int admin_audit_verify(Client *cl, const struct sg_msg *msg) {
                 sg_writer_str(&w, SG_F_DETAIL, detail);
         }
         return client_send(cl, &w);
+}
+
+static void verify_done(void *owner, const struct worker_verify_result *res) {
+        Client *cl = owner;
+        int r;
+
+        r = send_verify_result(cl, res->r, res->bad_id, res->rows, res->detail);
+        if (r < 0) {
+                log_warning_errno(r, "AUDIT_VERIFY from pid %d failed", (int) client_peer(cl)->pid);
+                (void) client_send_error(cl, SG_ERR_INTERNAL, "internal error");
+                client_close(cl);
+        }
+        client_finish(cl);
+}
+
+/* On the worker: the loop goes on serving logins while the chain is walked. One verification
+ * at a time; a second one meanwhile is refused with SG_ERR_BUSY (docs/protocol.md). */
+int admin_audit_verify(Client *cl, const struct sg_msg *msg) {
+        const Context *x = client_ctx(cl);
+        struct sg_audit_tail tail;
+        uint64_t bad = 0, rows = 0;
+        char detail[512] = "";
+        int r;
+
+        (void) msg;
+        if (!x->worker) {
+                r = sg_store_audit_verify(x->store, &bad, detail, sizeof detail);
+                if (r >= 0 || r == -EBADMSG)
+                        (void) sg_store_audit_count(x->store, &rows);
+                return send_verify_result(cl, r, bad, rows, detail);
+        }
+        sg_store_audit_committed_tail(x->store, &tail);
+        r = worker_verify(x->worker, &tail, cl, verify_done);
+        sodium_memzero(&tail, sizeof tail);
+        if (r == -EBUSY)
+                return client_send_error(cl, SG_ERR_BUSY,
+                                         worker_verifying(x->worker) ? "a verification is already running; try again when it ends"
+                                                                     : "the audit worker is busy; try again later");
+        return r < 0 ? r : REQUEST_PENDING;
+}
+
+void admin_closed(Client *cl) {
+        worker_cancel(client_ctx(cl)->worker, cl);
 }

@@ -10,3 +10,5 @@ int admin_locks(Client *cl, const struct sg_msg *msg);
 int admin_unlock(Client *cl, const struct sg_msg *msg);
 int admin_audit_query(Client *cl, const struct sg_msg *msg);
 int admin_audit_verify(Client *cl, const struct sg_msg *msg);
+/* The client goes away: whatever the audit worker still does for it is dropped. */
+void admin_closed(Client *cl);

@@ -40,6 +40,7 @@ enum stmt_id {
         ST_AUDIT_CUT_ROWS,
         ST_AUDIT_CUT_AGE,
         ST_AUDIT_MAX_ID,
+        ST_AUDIT_MIN_ID,
         ST_AUDIT_MAC_OF,
         ST_AUDIT_DELETE_UPTO,
         ST_ANCHOR_GET,
@@ -79,6 +80,7 @@ static const char *const stmt_sql[_ST_MAX] = {
         [ST_AUDIT_CUT_ROWS] = "SELECT id FROM audit ORDER BY id DESC LIMIT 1 OFFSET ?1",
         [ST_AUDIT_CUT_AGE] = "SELECT min(id) FROM audit WHERE time_usec >= ?1",
         [ST_AUDIT_MAX_ID] = "SELECT max(id) FROM audit",
+        [ST_AUDIT_MIN_ID] = "SELECT min(id) FROM audit",
         [ST_AUDIT_MAC_OF] = "SELECT id, mac FROM audit WHERE id <= ?1 ORDER BY id DESC LIMIT 1",
         [ST_AUDIT_DELETE_UPTO] = "DELETE FROM audit WHERE id <= ?1",
         [ST_ANCHOR_GET] = "SELECT last_id, last_mac, mac FROM audit_anchor WHERE singleton = 1",
@@ -545,14 +547,17 @@ static void verify_row(const sg_audit_chain *c, sqlite3_stmt *st, struct chain *
         copy_mac(prev->last_mac, sqlite3_column_blob(st, C_MAC), sqlite3_column_bytes(st, C_MAC));
 }
 
-int sg_audit_chain_verify(sg_audit_chain *c, uint64_t *ret_bad_id, char *detail, size_t detailsize) {
+int sg_audit_chain_verify_upto(sg_audit_chain *c, const struct sg_audit_tail *expect, uint64_t *ret_bad_id,
+                               char *detail, size_t detailsize) {
         struct findings f = { .detail = detail, .detailsize = detailsize };
+        uint8_t mac_at_expect[SG_MAC_BYTES];
+        bool seen_expect = false;
         struct anchor a;
         struct chain prev;
         sqlite3_stmt *st;
         int rc, r;
 
-        if (!c)
+        if (!c || !expect)
                 return -EINVAL;
         if (detail && detailsize > 0)
                 detail[0] = '\0';
@@ -568,30 +573,59 @@ int sg_audit_chain_verify(sg_audit_chain *c, uint64_t *ret_bad_id, char *detail,
         else if (a.present && !a.authentic)
                 found(&f, a.at.last_id, "prune anchor (rows up to %" PRIu64 "): MAC mismatch (tampered)", a.at.last_id);
         prev = a.at;
+        if (prev.last_id == expect->id) {
+                memcpy(mac_at_expect, prev.last_mac, SG_MAC_BYTES);
+                seen_expect = true;
+        }
 
         st = c->st[ST_AUDIT_WALK];
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 verify_row(c, st, &prev, &f);
+                if (prev.last_id == expect->id) {
+                        memcpy(mac_at_expect, prev.last_mac, SG_MAC_BYTES);
+                        seen_expect = true;
+                }
+        }
         stmt_done(st);
         if (rc != SQLITE_DONE)
                 return sg_store_errno(rc);
 
-        /* The chain alone cannot see its newest rows removed; what we appended since open, or
-         * the rows audit.head said existed (sg_store_audit_resume_after), can. */
-        if (prev.last_id < c->chain.last_id)
+        /* The chain alone cannot see its newest rows removed; the writer's tail (what it
+         * appended since open, or the rows audit.head said existed) can. Rows after that
+         * tail were committed since the caller took it. */
+        if (prev.last_id < expect->id)
                 found(&f, prev.last_id + 1, "rows %" PRIu64 "..%" PRIu64 " missing at the end (deleted)",
-                      prev.last_id + 1, c->chain.last_id);
-        else if (prev.last_id == c->chain.last_id &&
-                 sodium_memcmp(prev.last_mac, c->chain.last_mac, SG_MAC_BYTES) != 0)
-                found(&f, prev.last_id, "row %" PRIu64 ": MAC differs from the one this daemon wrote (replaced)",
-                      prev.last_id);
+                      prev.last_id + 1, expect->id);
+        else if (seen_expect && sodium_memcmp(mac_at_expect, expect->mac, SG_MAC_BYTES) != 0)
+                found(&f, expect->id, "row %" PRIu64 ": MAC differs from the one this daemon wrote (replaced)",
+                      expect->id);
         sodium_memzero(&prev, sizeof prev);
+        sodium_memzero(mac_at_expect, sizeof mac_at_expect);
         if (f.n == 0)
                 return 0;
         findings_finish(&f);
         if (ret_bad_id)
                 *ret_bad_id = f.first_id;
         return 1;
+}
+
+int sg_audit_chain_verify(sg_audit_chain *c, uint64_t *ret_bad_id, char *detail, size_t detailsize) {
+        struct sg_audit_tail t;
+        int r;
+
+        if (!c)
+                return -EINVAL;
+        sg_audit_chain_tail(c, &t.id, t.mac);
+        r = sg_audit_chain_verify_upto(c, &t, ret_bad_id, detail, detailsize);
+        sodium_memzero(&t, sizeof t);
+        return r;
+}
+
+void sg_audit_chain_committed_tail(const sg_audit_chain *c, bool in_transaction, struct sg_audit_tail *ret) {
+        const struct chain *from = in_transaction ? &c->chain_at_begin : &c->chain;
+
+        ret->id = from->last_id;
+        memcpy(ret->mac, from->last_mac, SG_MAC_BYTES);
 }
 
 int sg_audit_chain_resume_after(sg_audit_chain *c, uint64_t last_id) {
@@ -671,18 +705,34 @@ static int prune_upto(sg_audit_chain *c, sqlite3_int64 cut, uint64_t *ret_delete
         return 0;
 }
 
-int sg_audit_chain_prune(sg_audit_chain *c, uint64_t before_usec, uint64_t max_rows, uint64_t *ret_deleted) {
-        sqlite3_int64 cut = 0;
+int sg_audit_chain_prune_some(sg_audit_chain *c, uint64_t before_usec, uint64_t max_rows, uint64_t limit,
+                              uint64_t *ret_deleted, bool *ret_more) {
+        sqlite3_int64 cut = 0, first = 0;
         uint64_t deleted = 0;
+        bool more = false;
         int r;
 
         if (!c || !ret_deleted)
                 return -EINVAL;
         r = prune_cutoff(c, before_usec, max_rows, &cut);
+        if (r >= 0 && cut > 0 && limit > 0) {
+                /* Ids are consecutive but for gaps, so this deletes at most limit rows. */
+                r = step_int(c->st[ST_AUDIT_MIN_ID], &first);
+                if (r >= 0 && first > 0 && (uint64_t) (cut - first) >= limit) {
+                        cut = first + (sqlite3_int64) limit - 1;
+                        more = true;
+                }
+        }
         if (r >= 0 && cut > 0)
                 r = prune_upto(c, cut, &deleted);
         if (r < 0)
                 return r;
         *ret_deleted = deleted;
+        if (ret_more)
+                *ret_more = more;
         return 0;
+}
+
+int sg_audit_chain_prune(sg_audit_chain *c, uint64_t before_usec, uint64_t max_rows, uint64_t *ret_deleted) {
+        return sg_audit_chain_prune_some(c, before_usec, max_rows, 0, ret_deleted, NULL);
 }

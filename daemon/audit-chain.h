@@ -45,8 +45,20 @@ int sg_audit_chain_query(sg_audit_chain *c, const struct sg_audit_filter *f, sg_
 int sg_audit_chain_count(sg_audit_chain *c, uint64_t *ret);
 void sg_audit_chain_tail(const sg_audit_chain *c, uint64_t *ret_id, uint8_t ret_mac[SG_MAC_BYTES]);
 int sg_audit_chain_verify(sg_audit_chain *c, uint64_t *ret_bad_id, char *detail, size_t detailsize);
+/* The walk of sg_audit_chain_verify() on c's database, which need not be the writer's (a
+ * read-only connection in another thread): the chain must reach expect, the writer's
+ * committed tail taken before the walk's read transaction began; rows after it were
+ * committed since and are checked like the others. c's own tail is not used. */
+int sg_audit_chain_verify_upto(sg_audit_chain *c, const struct sg_audit_tail *expect, uint64_t *ret_bad_id,
+                               char *detail, size_t detailsize);
+/* The tail as committed: the checkpoint while a transaction is open, else the tail. */
+void sg_audit_chain_committed_tail(const sg_audit_chain *c, bool in_transaction, struct sg_audit_tail *ret);
 int sg_audit_chain_resume_after(sg_audit_chain *c, uint64_t last_id);
 /* The deletion of sg_store_audit_prune(): anchor and rows, no transaction of its own. The
  * caller wraps it in one (or a savepoint) and rolls back on error; the tail never moves.
  * *ret_deleted is set on success only. */
 int sg_audit_chain_prune(sg_audit_chain *c, uint64_t before_usec, uint64_t max_rows, uint64_t *ret_deleted);
+/* The same, deleting at most limit rows from the head (0 = no limit); *ret_more (may be NULL)
+ * says rows past retention remain. Each step leaves an authenticated anchor. */
+int sg_audit_chain_prune_some(sg_audit_chain *c, uint64_t before_usec, uint64_t max_rows, uint64_t limit,
+                              uint64_t *ret_deleted, bool *ret_more);

@@ -32,4 +32,10 @@ struct sg_audit_filter {
         uint64_t limit;                   /* newest `limit` rows, returned oldest first; 0 = 100 */
 };
 
+/* The newest row of the chain as its writer knows it: id and MAC (zeros before any row). */
+struct sg_audit_tail {
+        uint64_t id;
+        uint8_t mac[SG_MAC_BYTES];
+};
+
 typedef int (*sg_audit_cb)(void *userdata, const struct sg_audit_row *r);

@@ -27,6 +27,7 @@ typedef struct Context {
         Permits *permits;
         Charges *charges; /* local logins in progress per invoking uid */
         ConnSet *conns;
+        struct Worker *worker;    /* the audit worker (worker.h); NULL: audit reads run inline */
         const uint8_t *audit_key; /* SG_AUDIT_KEY_BYTES, in sodium_malloc'ed memory */
         const uint8_t *seal_pk;   /* the admin's public key for unknown names; NULL = not sealing */
         uint64_t start_mono_usec;

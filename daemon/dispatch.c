@@ -186,6 +186,7 @@ static void on_closed(void *data, Conn *c) {
 
         (void) c;
         login_closed(cl);
+        admin_closed(cl);
         client_free(cl);
 }
 

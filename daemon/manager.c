@@ -28,8 +28,12 @@
 #include "keyfile.h"
 #include "lock-row.h"
 #include "manager.h"
+#include "worker.h"
 
 #define MAINTENANCE_USEC (5ull * 60ull * 1000000ull)
+/* Retention deletes this many audit rows per loop iteration (a few ms), then lets logins in. */
+#define PRUNE_SLICE_ROWS 2000
+#define PRUNE_PAUSE_USEC 1000ull
 #define CONN_IDLE_USEC (60ull * 1000000ull)        /* between requests, root */
 #define CONN_IDLE_NONROOT_USEC (5ull * 1000000ull) /* between requests, admin-group members */
 #define DRAIN_USEC (5ull * 1000000ull)
@@ -40,7 +44,8 @@ struct Manager {
         struct manager_args args;
         struct sg_config config;
         sd_event *event;
-        sd_event_source *listen_source, *maintenance_timer, *drain_timer;
+        sd_event_source *listen_source, *maintenance_timer, *drain_timer, *prune_timer;
+        uint64_t pruned; /* audit rows deleted by the retention run in progress */
         int listen_fd;
         bool listen_from_systemd, socket_bound, stopping;
 
@@ -165,6 +170,8 @@ Manager *manager_free(Manager *m) {
                 return NULL;
         /* Connections first: closing one may settle an attempt, which the last commit keeps. */
         m->ctx.conns = conn_set_free(m->ctx.conns);
+        /* After the connections (they cancel their jobs), before the store and the key. */
+        m->ctx.worker = worker_free(m->ctx.worker);
         m->ctx.txn = txn_free(m->ctx.txn);
         m->ctx.permits = permits_free(m->ctx.permits);
         m->ctx.charges = charges_free(m->ctx.charges);
@@ -172,6 +179,7 @@ Manager *manager_free(Manager *m) {
         m->listen_source = sd_event_source_disable_unref(m->listen_source);
         m->maintenance_timer = sd_event_source_disable_unref(m->maintenance_timer);
         m->drain_timer = sd_event_source_disable_unref(m->drain_timer);
+        m->prune_timer = sd_event_source_disable_unref(m->prune_timer);
         if (m->listen_fd >= 0)
                 close(m->listen_fd);
         if (m->socket_bound)
@@ -514,8 +522,62 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
-static int maintenance(Manager *m) {
+static int on_prune(sd_event_source *s, uint64_t usec, void *userdata);
+
+/* One slice of audit retention in the group commit's transaction; while rows remain past
+ * retention, the next slice runs from a timer, after what the loop has waiting. */
+static int prune_slice(Manager *m) {
         uint64_t now = sg_now_real_usec(), deleted = 0;
+        bool more = false;
+        int r;
+
+        if (!m->config.max_age_sec && !m->config.max_rows)
+                return 0;
+        r = txn_begin(m->ctx.txn);
+        if (r < 0)
+                return r;
+        r = sg_store_audit_prune_some(m->ctx.store,
+                                      m->config.max_age_sec ? now - m->config.max_age_sec * USEC_PER_SEC : 0,
+                                      m->config.max_rows, PRUNE_SLICE_ROWS, &deleted, &more);
+        if (r < 0)
+                return r;
+        m->pruned += deleted;
+        if (more) {
+                if (!m->prune_timer)
+                        return sd_event_add_time_relative(m->event, &m->prune_timer, CLOCK_MONOTONIC,
+                                                          PRUNE_PAUSE_USEC, 0, on_prune, m);
+                (void) sd_event_source_set_time_relative(m->prune_timer, PRUNE_PAUSE_USEC);
+                return sd_event_source_set_enabled(m->prune_timer, SD_EVENT_ONESHOT);
+        }
+        if (m->pruned)
+                log_info("pruned %" PRIu64 " audit rows past retention", m->pruned);
+        m->pruned = 0;
+        return 0;
+}
+
+static int on_prune(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        int r;
+
+        (void) s;
+        (void) usec;
+        r = prune_slice(m);
+        if (r < 0) {
+                log_warning_errno(r, "audit retention failed after %" PRIu64 " rows", m->pruned);
+                m->pruned = 0;
+        }
+        return 0;
+}
+
+static bool pruning(const Manager *m) {
+        int enabled = SD_EVENT_OFF;
+
+        return m->prune_timer && sd_event_source_get_enabled(m->prune_timer, &enabled) >= 0 &&
+               enabled != SD_EVENT_OFF;
+}
+
+static int maintenance(Manager *m) {
+        uint64_t now = sg_now_real_usec();
         uint64_t keep_attempts = m->config.window_sec * USEC_PER_SEC;
         int r;
 
@@ -527,14 +589,10 @@ static int maintenance(Manager *m) {
         r = sg_store_attempt_prune(m->ctx.store, now > keep_attempts ? now - keep_attempts : 0);
         if (r >= 0)
                 r = sg_store_lock_prune(m->ctx.store, now - m->config.history_sec * USEC_PER_SEC);
-        if (r >= 0 && (m->config.max_age_sec || m->config.max_rows))
-                r = sg_store_audit_prune(m->ctx.store,
-                                         m->config.max_age_sec ? now - m->config.max_age_sec * USEC_PER_SEC : 0,
-                                         m->config.max_rows, &deleted);
+        if (r >= 0 && !pruning(m))
+                r = prune_slice(m);
         if (r < 0)
                 log_warning_errno(r, "maintenance failed");
-        else if (deleted)
-                log_info("pruned %" PRIu64 " audit rows past retention", deleted);
         return r;
 }
 
@@ -547,7 +605,7 @@ static int on_maintenance(sd_event_source *s, uint64_t usec, void *userdata) {
 
 int manager_startup(Manager *m) {
         struct sg_audit_event ev = { .event = "daemon_start", .pid = getpid(), .uid = geteuid() };
-        char detail[512], missing_tail[256];
+        char detail[512], missing_tail[256], err[1024] = "";
         sigset_t mask;
         int r;
 
@@ -573,6 +631,11 @@ int manager_startup(Manager *m) {
         if (r < 0)
                 return r;
         audit_head_check(m->head, m->ctx.store, missing_tail, sizeof missing_tail);
+        r = worker_new(m->event, m->config.state_dir, m->audit_key, &m->ctx.worker, err, sizeof err);
+        if (r < 0) {
+                log_error("%s", err[0] ? err : "cannot start the audit worker");
+                return r;
+        }
         if ((r = txn_new(m->event, m->ctx.store, on_committed, m, &m->ctx.txn)) < 0 ||
             (r = permits_new(m->event, &m->ctx.permits)) < 0 ||
             (r = charges_new(&m->ctx.charges)) < 0 ||

@@ -30,6 +30,8 @@ int sg_store_errno(int sqlite_rc) {
         case SQLITE_PERM:
         case SQLITE_AUTH:
                 return -EPERM;
+        case SQLITE_INTERRUPT:
+                return -ECANCELED;
         case SQLITE_TOOBIG:
                 return -E2BIG;
         case SQLITE_RANGE:

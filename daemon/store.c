@@ -759,7 +759,13 @@ int sg_store_audit_resume_after(sg_store *s, uint64_t last_id) {
 }
 
 int sg_store_audit_prune(sg_store *s, uint64_t before_usec, uint64_t max_rows, uint64_t *ret_deleted) {
+        return sg_store_audit_prune_some(s, before_usec, max_rows, 0, ret_deleted, NULL);
+}
+
+int sg_store_audit_prune_some(sg_store *s, uint64_t before_usec, uint64_t max_rows, uint64_t limit,
+                              uint64_t *ret_deleted, bool *ret_more) {
         uint64_t deleted = 0;
+        bool more = false;
         int r;
 
         r = write_check(s);
@@ -768,16 +774,172 @@ int sg_store_audit_prune(sg_store *s, uint64_t before_usec, uint64_t max_rows, u
         if (!before_usec && !max_rows) {
                 if (ret_deleted)
                         *ret_deleted = 0;
+                if (ret_more)
+                        *ret_more = false;
                 return 0;
         }
         r = op_begin(s);
         if (r < 0)
                 return r;
-        r = sg_audit_chain_prune(s->audit, before_usec, max_rows, &deleted);
+        r = sg_audit_chain_prune_some(s->audit, before_usec, max_rows, limit, &deleted, &more);
         r = op_end(s, r);
         if (r < 0)
                 return r;
         if (ret_deleted)
                 *ret_deleted = deleted;
+        if (ret_more)
+                *ret_more = more;
         return 0;
+}
+
+void sg_store_audit_committed_tail(const sg_store *s, struct sg_audit_tail *ret) {
+        sg_audit_chain_committed_tail(s->audit, s->in_tx, ret);
+}
+
+/* ---- the read-only connection ---- */
+
+enum reader_stmt_id {
+        RST_BEGIN,
+        RST_END,
+        RST_COUNT,
+        _RST_MAX,
+};
+
+static const char *const reader_sql[_RST_MAX] = {
+        [RST_BEGIN] = "BEGIN",  /* deferred: the snapshot starts at the first read */
+        [RST_END] = "ROLLBACK", /* nothing to keep; ends the snapshot */
+        [RST_COUNT] = "SELECT count(*) FROM audit",
+};
+
+struct sg_store_reader {
+        sqlite3 *db;
+        sqlite3_stmt *st[_RST_MAX];
+        sg_audit_chain *audit; /* the chain's statements on this handle */
+        bool (*stop)(void *userdata);
+        void *stop_userdata;
+};
+
+/* SQLite calls this every 4096 VM steps (well under a millisecond). */
+static int reader_progress(void *userdata) {
+        sg_store_reader *r = userdata;
+
+        return r->stop && r->stop(r->stop_userdata) ? 1 : 0;
+}
+
+int sg_store_reader_open(const char *state_dir, const uint8_t *audit_key, sg_store_reader **ret, char *err,
+                         size_t errsize) {
+        char path[PATH_MAX];
+        sg_store_reader *rd;
+        int r, rc;
+
+        set_err(err, errsize, "%s", "");
+        if (!state_dir || !audit_key || !ret)
+                return -EINVAL;
+        if ((size_t) snprintf(path, sizeof path, "%s/%s", state_dir, DB_NAME) >= sizeof path)
+                return -ENAMETOOLONG;
+        rd = calloc(1, sizeof *rd);
+        if (!rd)
+                return -ENOMEM;
+        rc = sqlite3_open_v2(path, &rd->db,
+                             SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+                             NULL);
+        if (rc != SQLITE_OK) {
+                r = sg_store_errno(rc);
+                set_err(err, errsize, "cannot open %s read-only: %s", path,
+                        rd->db ? sqlite3_errmsg(rd->db) : sqlite3_errstr(rc));
+                goto fail;
+        }
+        (void) sqlite3_extended_result_codes(rd->db, 1);
+        if (sqlite3_db_config(rd->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL) != SQLITE_OK ||
+            sqlite3_db_config(rd->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL) != SQLITE_OK ||
+            sqlite3_db_config(rd->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL) != SQLITE_OK ||
+            sqlite3_db_config(rd->db, SQLITE_DBCONFIG_DQS_DML, 0, NULL) != SQLITE_OK ||
+            sqlite3_db_config(rd->db, SQLITE_DBCONFIG_DQS_DDL, 0, NULL) != SQLITE_OK) {
+                set_err(err, errsize, "cannot configure SQLite for %s", path);
+                r = -EIO;
+                goto fail;
+        }
+        (void) sqlite3_busy_timeout(rd->db, BUSY_TIMEOUT_MS);
+        r = check_schema(rd->db, path, err, errsize);
+        if (r < 0)
+                goto fail;
+        r = prepare_persistent(rd->db, reader_sql, rd->st, _RST_MAX);
+        if (r >= 0)
+                r = sg_audit_chain_new(rd->db, audit_key, &rd->audit);
+        if (r < 0) {
+                set_err(err, errsize, "%s: unexpected schema (%s)", path, sqlite3_errmsg(rd->db));
+                goto fail;
+        }
+        sqlite3_progress_handler(rd->db, 4096, reader_progress, rd);
+        *ret = rd;
+        return 0;
+fail:
+        sg_store_reader_free(rd);
+        return r;
+}
+
+sg_store_reader *sg_store_reader_free(sg_store_reader *rd) {
+        if (!rd)
+                return NULL;
+        if (rd->db) {
+                int rc;
+
+                for (int i = 0; i < _RST_MAX; i++)
+                        (void) sqlite3_finalize(rd->st[i]);
+                rd->audit = sg_audit_chain_free(rd->audit);
+                rc = sqlite3_close(rd->db);
+                assert(rc == SQLITE_OK);
+                (void) rc;
+        }
+        free(rd);
+        return NULL;
+}
+
+void sg_store_reader_set_stop(sg_store_reader *rd, bool (*stop)(void *userdata), void *userdata) {
+        rd->stop = stop;
+        rd->stop_userdata = userdata;
+}
+
+/* One snapshot around a read (BEGIN, then the first read takes it). */
+static int reader_begin(sg_store_reader *rd) {
+        return step_done(rd->st[RST_BEGIN]);
+}
+
+static int reader_end(sg_store_reader *rd, int r) {
+        if (!sqlite3_get_autocommit(rd->db))
+                (void) step_done(rd->st[RST_END]);
+        return r;
+}
+
+int sg_store_reader_audit_verify(sg_store_reader *rd, const struct sg_audit_tail *expect, uint64_t *ret_bad_id,
+                                 uint64_t *ret_rows, char *detail, size_t detailsize) {
+        sqlite3_int64 n = 0;
+        int r, q;
+
+        if (!rd || !expect)
+                return -EINVAL;
+        r = reader_begin(rd);
+        if (r < 0)
+                return r;
+        r = sg_audit_chain_verify_upto(rd->audit, expect, ret_bad_id, detail, detailsize);
+        if (r >= 0 && ret_rows) {
+                q = step_int(rd->st[RST_COUNT], &n);
+                if (q < 0)
+                        r = q;
+                else
+                        *ret_rows = n < 0 ? 0 : (uint64_t) n;
+        }
+        return reader_end(rd, r);
+}
+
+int sg_store_reader_audit_query(sg_store_reader *rd, const struct sg_audit_filter *f, sg_audit_cb cb,
+                                void *userdata) {
+        int r;
+
+        if (!rd)
+                return -EINVAL;
+        r = reader_begin(rd);
+        if (r < 0)
+                return r;
+        return reader_end(rd, sg_audit_chain_query(rd->audit, f, cb, userdata));
 }

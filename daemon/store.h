@@ -102,3 +102,29 @@ int sg_store_audit_resume_after(sg_store *s, uint64_t last_id);
  * (0 = no row limit), recording the last deleted row's id and mac as the anchor, with the
  * anchor's own MAC (HMAC under the audit key, domain separated from the row MACs). */
 int sg_store_audit_prune(sg_store *s, uint64_t before_usec, uint64_t max_rows, uint64_t *ret_deleted);
+/* The same in bounded steps: at most limit rows (0 = no limit); *ret_more (may be NULL) says
+ * rows past retention remain for the next call. Each step leaves a valid anchor. */
+int sg_store_audit_prune_some(sg_store *s, uint64_t before_usec, uint64_t max_rows, uint64_t limit,
+                              uint64_t *ret_deleted, bool *ret_more);
+/* The tail verify must reach, as committed (appends of the open transaction left out): what
+ * a verification on another connection is given (sg_store_reader_audit_verify). */
+void sg_store_audit_committed_tail(const sg_store *s, struct sg_audit_tail *ret);
+
+/* ---- a read-only connection for another thread (daemon/worker.c) ----
+ * Its own SQLite handle on <state_dir>/secguard.db, opened read-only (no symbolic link
+ * followed; the writer's sg_store_open() has checked the files). Each call below reads one
+ * WAL snapshot, so the writer goes on committing meanwhile. One thread at a time may use it;
+ * only sg_store_reader_free() closes it. */
+typedef struct sg_store_reader sg_store_reader;
+
+/* Same errors as sg_store_open(); the audit key is absorbed as by the store. */
+int sg_store_reader_open(const char *state_dir, const uint8_t *audit_key, sg_store_reader **ret, char *err,
+                         size_t errsize);
+sg_store_reader *sg_store_reader_free(sg_store_reader *r); /* NULL-safe; returns NULL */
+/* stop(userdata) is polled during long statements; true ends them with -ECANCELED. */
+void sg_store_reader_set_stop(sg_store_reader *r, bool (*stop)(void *userdata), void *userdata);
+/* sg_store_audit_verify() on this connection, against expect (sg_store_audit_committed_tail()
+ * taken before the call); *ret_rows = rows in the same snapshot. */
+int sg_store_reader_audit_verify(sg_store_reader *r, const struct sg_audit_tail *expect, uint64_t *ret_bad_id,
+                                 uint64_t *ret_rows, char *detail, size_t detailsize);
+int sg_store_reader_audit_query(sg_store_reader *r, const struct sg_audit_filter *f, sg_audit_cb cb, void *userdata);

@@ -84,6 +84,14 @@ static bool has_prefix(const char *s, const char *prefix) {
         return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+/* "PREFIXdecimal" at *p, as parse_decimal, and *p moved past it. */
+static int parse_param(const char **p, const char *prefix, uint64_t max, uint64_t *ret) {
+        if (!has_prefix(*p, prefix))
+                return -EINVAL;
+        *p += strlen(prefix);
+        return parse_decimal(p, max, ret);
+}
+
 enum sg_scheme sg_hash_scheme(const char *hash) {
         if (!hash || hash[0] == '\0' || hash[0] == '!' || hash[0] == '*')
                 return SG_SCHEME_NONE;
@@ -134,29 +142,12 @@ enum sg_scheme sg_scheme_from_name(const char *name) {
 static int parse_argon2(const char *s, struct sg_hash_cost *c) {
         uint64_t v;
         size_t n;
-        int r;
 
         s = strchr(s + 1, '$') + 1; /* past "$argon2id$" / "$argon2i$" */
-        if (!has_prefix(s, "v="))
-                return -EINVAL;
-        s += 2;
-        r = parse_decimal(&s, UINT32_MAX, &v);
-        if (r < 0 || v != ARGON2_VERSION)
-                return -EINVAL;
-        if (!has_prefix(s, "$m="))
-                return -EINVAL;
-        s += 3;
-        if (parse_decimal(&s, UINT32_MAX, &c->argon2_m_kib) < 0)
-                return -EINVAL;
-        if (!has_prefix(s, ",t="))
-                return -EINVAL;
-        s += 3;
-        if (parse_decimal(&s, UINT32_MAX, &c->argon2_t) < 0)
-                return -EINVAL;
-        if (!has_prefix(s, ",p="))
-                return -EINVAL;
-        s += 3;
-        if (parse_decimal(&s, ARGON2_MAX_LANES, &c->argon2_p) < 0)
+        if (parse_param(&s, "v=", UINT32_MAX, &v) < 0 || v != ARGON2_VERSION ||
+            parse_param(&s, "$m=", UINT32_MAX, &c->argon2_m_kib) < 0 ||
+            parse_param(&s, ",t=", UINT32_MAX, &c->argon2_t) < 0 ||
+            parse_param(&s, ",p=", ARGON2_MAX_LANES, &c->argon2_p) < 0)
                 return -EINVAL;
         /* The argon2 spec's own minimums; libsodium would refuse these anyway. */
         if (c->argon2_t < 1 || c->argon2_p < 1 || c->argon2_m_kib < 8 * c->argon2_p)

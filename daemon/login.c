@@ -21,6 +21,7 @@ struct login_attempt {
         Client *cl;
         bool open;       /* reserved by PRECHECK, not yet settled */
         bool user_known; /* the module found the name in the shadow file */
+        bool overloaded; /* answered OVERLOAD: the daemon could not serve it, it counts nowhere */
         uint64_t attempt_id, reservation;
         uint32_t delay_ms;
         /* After a successful REPORT: the bytes queued up to its answer. The module accepts
@@ -170,11 +171,13 @@ static void on_permit_granted(struct permit_req *p) {
         client_finish(a->cl);
 }
 
-/* The attempt stays reserved: the module reports it as an `overload` failure. It waits the
- * delay the attempt was given, as a wrong password would: overload is no signal. */
+/* The attempt stays reserved until the module reports it as an `overload` failure, which
+ * settles it void (see attempt_outcome). It waits the delay the attempt was given, as a wrong
+ * password would: overload is no signal. */
 static void on_permit_expired(struct permit_req *p) {
         struct login_attempt *a = attempt_of(p);
 
+        a->overloaded = true;
         (void) client_send_decision(a->cl, SG_DECISION_OVERLOAD, a->delay_ms);
         client_finish(a->cl);
 }
@@ -216,6 +219,7 @@ int login_precheck(Client *cl, const struct sg_msg *msg) {
         copy_field(a->service, msg, SG_F_SERVICE);
         a->user_known = sg_msg_u64(msg, SG_F_USER_KNOWN, 0) == 1;
         a->success_mark = 0;
+        a->overloaded = false;
 
         r = login_store_result(cl, txn_begin(x->txn));
         if (r < 0)
@@ -264,22 +268,43 @@ int login_precheck(Client *cl, const struct sg_msg *msg) {
         return REQUEST_PENDING;
 }
 
+static enum sg_attempt_state attempt_state(enum sg_outcome outcome) {
+        switch (outcome) {
+        case SG_OUTCOME_SUCCESS:
+                return SG_ATTEMPT_SUCCESS;
+        case SG_OUTCOME_VOID:
+                return SG_ATTEMPT_VOID;
+        default:
+                return SG_ATTEMPT_FAILURE;
+        }
+}
+
+/* A failure the daemon caused counts toward no lock: only an attempt this daemon answered
+ * OVERLOAD is void, whatever reason the module gives (it is trusted to be root, not to be
+ * bug-free). Otherwise a victim retrying during a flood would lock himself out. */
+static enum sg_outcome attempt_outcome(const struct login_attempt *a, bool success) {
+        if (success)
+                return SG_OUTCOME_SUCCESS;
+        return a->overloaded ? SG_OUTCOME_VOID : SG_OUTCOME_FAILURE;
+}
+
 /* Settles the open attempt: policy, permit, store, audit. */
 static int attempt_settle(struct login_attempt *a, bool success, const char *reason) {
         Client *cl = a->cl;
         const Context *x = client_ctx(cl);
+        enum sg_outcome outcome = attempt_outcome(a, success);
         struct sg_audit_event ev;
         int r;
 
         a->open = false;
-        sg_policy_settle(x->policy, a->counted_user, a->rhost, a->reservation, success, sg_now_real_usec());
+        sg_policy_settle(x->policy, a->counted_user, a->rhost, a->reservation, outcome, sg_now_real_usec());
         permits_release(x->permits, &a->permit);
         r = login_store_result(cl, txn_begin(x->txn));
         if (r < 0)
                 return r;
         if (a->attempt_id > 0) {
                 r = login_store_result(cl, sg_store_attempt_settle(x->store, a->attempt_id,
-                                                                   success ? SG_ATTEMPT_SUCCESS : SG_ATTEMPT_FAILURE));
+                                                                   attempt_state(outcome)));
                 if (r < 0)
                         return r;
         }

@@ -247,6 +247,8 @@ static int replay_attempt(void *userdata, uint64_t id, uint64_t time_usec, const
         (void) id;
         if (state == SG_ATTEMPT_SUCCESS)
                 sg_policy_replay_success(m->ctx.policy, user, source, time_usec);
+        else if (state == SG_ATTEMPT_VOID)
+                sg_policy_replay_void(m->ctx.policy, user, source, time_usec);
         else
                 sg_policy_replay_failure(m->ctx.policy, user, source, time_usec);
         return 0;

@@ -21,6 +21,9 @@
  * - Any lock in force denies, whatever the config says now (loaded or created earlier).
  * - A reservation is a unique, monotone stamp: max(now, previous stamp + 1). It is also the
  *   timestamp stored in the rings, so settle() finds the exact entry to remove.
+ * - A void outcome (the daemon could not serve the attempt) takes its stamp out of every key
+ *   and lifts the locks it created, as if it never was; the stored attempt row says VOID, so
+ *   replay skips it and replay_void() lifts its locks again.
  * - Success clears user and user_source up to the reservation's stamp (cleared_usec), as
  *   replay_success() does with the attempt's time, so live and replayed state agree.
  * - sg_policy_unlock() touches only the named key (the caller unlocks SOURCE and SPRAY for an
@@ -303,6 +306,19 @@ static void spray_remove_user(struct entry *e, uint64_t uh, uint64_t upto) {
                         spray_remove_at(e, i);
                         return;
                 }
+}
+
+/* The user's slot if the attempt stamped `stamp` set it: back to `previous` (0: remove). */
+static void spray_void_user(struct entry *e, uint64_t uh, uint64_t stamp, uint64_t previous) {
+        for (uint32_t i = 0; i < e->n; i++) {
+                if (e->slots[i].user_hash != uh || e->slots[i].last_usec != stamp)
+                        continue;
+                if (previous > 0)
+                        e->slots[i].last_usec = previous;
+                else
+                        spray_remove_at(e, i);
+                return;
+        }
 }
 
 static void spray_drop_upto(struct entry *e, uint64_t t) {
@@ -860,14 +876,9 @@ finish:
                 *ret_new = n_new;
 }
 
-/* Success proves the user: clears user and (user, source) up to t, and the user's place in the
- * source's spray set. The source keeps failures against other users. Locks created by this very
- * attempt are lifted: live they are known by their reservation, on replay by their time. */
-static void clear_on_success(sg_policy *p, const struct attempt_keys *k, uint64_t t, bool replay) {
-        static const enum sg_lock_kind reset[] = { SG_LOCK_USER, SG_LOCK_USER_SOURCE };
-        struct entry *e[SG_LOCK_KIND_MAX];
-
-        find_all(p, k, e);
+/* Lifts the locks the attempt stamped t created: live they are known by their reservation,
+ * on replay by their time. */
+static void lift_locks_of(struct entry *e[SG_LOCK_KIND_MAX], uint64_t t, bool replay) {
         for (int kind = 0; kind < SG_LOCK_KIND_MAX; kind++) {
                 struct entry *x = e[kind];
 
@@ -876,6 +887,17 @@ static void clear_on_success(sg_policy *p, const struct attempt_keys *k, uint64_
                 if (replay ? x->last_lock_usec == t : x->lock_stamp == t)
                         lock_lift(x);
         }
+}
+
+/* Success proves the user: clears user and (user, source) up to t, and the user's place in the
+ * source's spray set. The source keeps failures against other users. Locks created by this very
+ * attempt are lifted. */
+static void clear_on_success(sg_policy *p, const struct attempt_keys *k, uint64_t t, bool replay) {
+        static const enum sg_lock_kind reset[] = { SG_LOCK_USER, SG_LOCK_USER_SOURCE };
+        struct entry *e[SG_LOCK_KIND_MAX];
+
+        find_all(p, k, e);
+        lift_locks_of(e, t, replay);
         for (size_t i = 0; i < sizeof reset / sizeof reset[0]; i++) {
                 struct entry *x = e[reset[i]];
 
@@ -889,8 +911,27 @@ static void clear_on_success(sg_policy *p, const struct attempt_keys *k, uint64_
                 spray_remove_user(e[SG_LOCK_SPRAY], user_hash(p, k), t);
 }
 
+/* A void attempt never happened: its stamp leaves every ring, and the user's spray slot goes
+ * back to the user's newest other failure from this source (the pair's ring holds exactly
+ * those), or goes when there is none. Nothing else is reset. */
+static void void_attempt(sg_policy *p, const struct attempt_keys *k, uint64_t stamp) {
+        struct entry *e[SG_LOCK_KIND_MAX];
+
+        find_all(p, k, e);
+        lift_locks_of(e, stamp, false);
+        for (int kind = 0; kind < SG_LOCK_KIND_MAX; kind++)
+                if (e[kind] && kind != SG_LOCK_SPRAY)
+                        ring_remove(e[kind], stamp);
+        if (e[SG_LOCK_SPRAY]) {
+                struct entry *pair = e[SG_LOCK_USER_SOURCE];
+
+                spray_void_user(e[SG_LOCK_SPRAY], user_hash(p, k), stamp,
+                                pair && pair->n > 0 ? *ring_at(pair, pair->n - 1) : 0);
+        }
+}
+
 void sg_policy_settle(sg_policy *p, const char *user, const char *rhost, uint64_t reservation,
-                      bool success, uint64_t now_usec) {
+                      enum sg_outcome outcome, uint64_t now_usec) {
         struct attempt_keys k;
         struct entry *src;
 
@@ -900,15 +941,22 @@ void sg_policy_settle(sg_policy *p, const char *user, const char *rhost, uint64_
                 return;
         if (!pending_take(p, reservation, attempt_binding(p, &k)))
                 return; /* unknown, already settled, or pushed out of the pending ring */
-        if (!success)
-                return; /* counted as a failure at reserve time */
-
-        if (!k.local) {
-                src = entry_find(p, SG_LOCK_SOURCE, k.source, k.source_len);
-                if (src)
-                        ring_remove(src, reservation);
+        switch (outcome) {
+        case SG_OUTCOME_SUCCESS:
+                if (!k.local) {
+                        src = entry_find(p, SG_LOCK_SOURCE, k.source, k.source_len);
+                        if (src)
+                                ring_remove(src, reservation);
+                }
+                clear_on_success(p, &k, reservation, false);
+                return;
+        case SG_OUTCOME_VOID:
+                if (!k.allowlisted)
+                        void_attempt(p, &k, reservation);
+                return;
+        default:
+                return; /* a failure: counted at reserve time */
         }
-        clear_on_success(p, &k, reservation, false);
 }
 
 bool sg_policy_is_locked(sg_policy *p, const char *user, const char *rhost, uint64_t now_usec,
@@ -971,6 +1019,20 @@ void sg_policy_replay_success(sg_policy *p, const char *user, const char *source
         if (time_usec > p->last_stamp)
                 p->last_stamp = time_usec;
         clear_on_success(p, &k, time_usec, true);
+}
+
+void sg_policy_replay_void(sg_policy *p, const char *user, const char *source_key, uint64_t time_usec) {
+        struct entry *e[SG_LOCK_KIND_MAX];
+        struct attempt_keys k;
+
+        assert(p);
+        if (attempt_keys(p, user, source_key ?: "", &k) < 0 || k.allowlisted)
+                return;
+        note_now(p, time_usec);
+        if (time_usec > p->last_stamp)
+                p->last_stamp = time_usec;
+        find_all(p, &k, e);
+        lift_locks_of(e, time_usec, true);
 }
 
 /* Accepts a key as listed, or for source kinds a raw address (grouped here). */

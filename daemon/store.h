@@ -45,6 +45,7 @@ enum sg_attempt_state {
         SG_ATTEMPT_PENDING = 0, /* reserved by PRECHECK, not yet reported */
         SG_ATTEMPT_FAILURE = 1,
         SG_ATTEMPT_SUCCESS = 2,
+        SG_ATTEMPT_VOID = 3,    /* the daemon could not serve it (overload): counts nowhere */
 };
 
 int sg_store_attempt_add(sg_store *s, uint64_t time_usec, const char *user, const char *source,

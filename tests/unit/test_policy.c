@@ -67,7 +67,7 @@ static struct result fail_once(sg_policy *p, const char *user, const char *rhost
         struct result r = reserve(p, user, rhost, now);
 
         if (r.v.allowed)
-                sg_policy_settle(p, user, rhost, r.v.reservation, false, now);
+                sg_policy_settle(p, user, rhost, r.v.reservation, SG_OUTCOME_FAILURE, now);
         return r;
 }
 
@@ -277,7 +277,7 @@ static void test_parallel_reservations(void **state) {
         assert_int_equal(allowed, 5);
         for (int i = 0; i < 50; i++)
                 if (r[i].v.allowed)
-                        sg_policy_settle(p, "alice", "192.0.2.1", r[i].v.reservation, false, T0 + USEC);
+                        sg_policy_settle(p, "alice", "192.0.2.1", r[i].v.reservation, SG_OUTCOME_FAILURE, T0 + USEC);
 
         /* many users at once from one source: at most the source threshold */
         allowed = 0;
@@ -307,7 +307,7 @@ static void test_success_resets_user_not_source(void **state) {
         r = reserve(p, "alice", "192.0.2.1", T0 + 20 * USEC);
         assert_new_lock(&r, SG_LOCK_USER_SOURCE, "alice@192.0.2.1");
         assert_int_equal(r.v.delay_ms, 2000);
-        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, true, T0 + 21 * USEC);
+        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_SUCCESS, T0 + 21 * USEC);
         assert_int_equal(sg_policy_lock_count(p, T0 + 21 * USEC), 0);
         assert_false(sg_policy_is_locked(p, "alice", "192.0.2.1", T0 + 21 * USEC, NULL));
 
@@ -316,7 +316,7 @@ static void test_success_resets_user_not_source(void **state) {
                 r = reserve(p, "alice", "192.0.2.1", T0 + (30 + i) * USEC);
                 assert_allowed_no_lock(&r);
                 assert_int_equal(r.v.delay_ms, 0);
-                sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, true, T0 + (30 + i) * USEC);
+                sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_SUCCESS, T0 + (30 + i) * USEC);
         }
 
         /* the source keeps alice's 4 failures and bob's 3, not the successes: 7 */
@@ -812,29 +812,29 @@ static void test_settle_twice_noop(void **state) {
                 fail_once(p, "alice", "192.0.2.1", T0 + i);
         first = reserve(p, "alice", "192.0.2.1", T0 + 10);
         assert_int_equal(first.v.delay_ms, 1500);
-        sg_policy_settle(p, "alice", "192.0.2.1", first.v.reservation, true, T0 + 11);
+        sg_policy_settle(p, "alice", "192.0.2.1", first.v.reservation, SG_OUTCOME_SUCCESS, T0 + 11);
         assert_int_equal(fail_once(p, "alice", "192.0.2.1", T0 + 20).v.delay_ms, 0);
         assert_int_equal(fail_once(p, "alice", "192.0.2.1", T0 + 21).v.delay_ms, 500);
 
-        sg_policy_settle(p, "alice", "192.0.2.1", first.v.reservation, true, T0 + 22); /* again */
-        sg_policy_settle(p, "alice", "192.0.2.1", 12345, true, T0 + 22);              /* unknown */
-        sg_policy_settle(p, "alice", "192.0.2.1", 0, true, T0 + 22);
+        sg_policy_settle(p, "alice", "192.0.2.1", first.v.reservation, SG_OUTCOME_SUCCESS, T0 + 22); /* again */
+        sg_policy_settle(p, "alice", "192.0.2.1", 12345, SG_OUTCOME_SUCCESS, T0 + 22);              /* unknown */
+        sg_policy_settle(p, "alice", "192.0.2.1", 0, SG_OUTCOME_SUCCESS, T0 + 22);
         r4 = reserve(p, "alice", "192.0.2.1", T0 + 30);
         assert_int_equal(r4.v.delay_ms, 1000);
 
         /* someone else's user or source cannot settle it */
-        sg_policy_settle(p, "bob", "192.0.2.1", r4.v.reservation, true, T0 + 31);
-        sg_policy_settle(p, "alice", "192.0.2.2", r4.v.reservation, true, T0 + 31);
+        sg_policy_settle(p, "bob", "192.0.2.1", r4.v.reservation, SG_OUTCOME_SUCCESS, T0 + 31);
+        sg_policy_settle(p, "alice", "192.0.2.2", r4.v.reservation, SG_OUTCOME_SUCCESS, T0 + 31);
         r5 = reserve(p, "alice", "192.0.2.1", T0 + 32);
         assert_int_equal(r5.v.delay_ms, 1500);
         /* the rightful settle still works; r5, reserved later, stays counted */
-        sg_policy_settle(p, "alice", "192.0.2.1", r4.v.reservation, true, T0 + 33);
+        sg_policy_settle(p, "alice", "192.0.2.1", r4.v.reservation, SG_OUTCOME_SUCCESS, T0 + 33);
         r = reserve(p, "alice", "192.0.2.1", T0 + 34);
         assert_int_equal(r.v.delay_ms, 500);
 
         /* a failure settle, then a success for the same reservation: the success is a no-op */
-        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, false, T0 + 35);
-        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, true, T0 + 36);
+        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_FAILURE, T0 + 35);
+        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_SUCCESS, T0 + 36);
         assert_int_equal(reserve(p, "alice", "192.0.2.1", T0 + 37).v.delay_ms, 1000);
         sg_policy_free(p);
 }
@@ -1014,6 +1014,86 @@ static void test_long_keys(void **state) {
         assert_null(sg_policy_free(NULL));
 }
 
+/* Overload is the daemon's fault: a void attempt leaves no trace on any key and lifts the
+ * locks it created, but resets nothing else. */
+static void test_void_counts_nowhere(void **state) {
+        struct sg_policy_config c = base_config();
+        sg_policy *p;
+        struct result r;
+
+        (void) state;
+        c.spray_max_users = 2;
+        p = mk(&c);
+        /* a victim retrying during a flood: 50 overloaded attempts, no delay, no lock */
+        for (int i = 0; i < 50; i++) {
+                r = reserve(p, "alice", "192.0.2.1", T0 + i * USEC);
+                assert_true(r.v.allowed);
+                assert_int_equal(r.v.delay_ms, 0);
+                sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_VOID, T0 + i * USEC);
+        }
+        assert_int_equal(sg_policy_lock_count(p, T0 + MINUTE), 0);
+
+        /* earlier failures stay counted (nothing reset), the void one is gone */
+        for (int i = 0; i < 3; i++)
+                assert_allowed_no_lock((r = fail_once(p, "alice", "192.0.2.1", T0 + MINUTE + i), &r));
+        r = reserve(p, "alice", "192.0.2.1", T0 + MINUTE + 10);
+        assert_int_equal(r.v.delay_ms, 1500);
+        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_VOID, T0 + MINUTE + 10);
+        r = reserve(p, "alice", "192.0.2.1", T0 + MINUTE + 20);
+        assert_int_equal(r.v.delay_ms, 1500);
+        assert_int_equal(r.n, 0);
+        /* the 5th: locks user_source; voided, the lock it created goes with it */
+        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_FAILURE, T0 + MINUTE + 20);
+        r = reserve(p, "alice", "192.0.2.1", T0 + MINUTE + 30);
+        assert_new_lock(&r, SG_LOCK_USER_SOURCE, "alice@192.0.2.1");
+        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_VOID, T0 + MINUTE + 30);
+        assert_false(sg_policy_is_locked(p, "alice", "192.0.2.1", T0 + MINUTE + 40, NULL));
+        /* and a real 5th failure locks again, at level 1 (the lifted lock left no history) */
+        r = fail_once(p, "alice", "192.0.2.1", T0 + MINUTE + 50);
+        assert_new_lock(&r, SG_LOCK_USER_SOURCE, "alice@192.0.2.1");
+        assert_int_equal(r.locks[0].level, 1);
+        /* settling again, in any way, changes nothing */
+        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_VOID, T0 + MINUTE + 60);
+        assert_true(sg_policy_is_locked(p, "alice", "192.0.2.1", T0 + MINUTE + 60, NULL));
+        sg_policy_free(p);
+
+        /* spray: a void attempt does not put its user into the source's set ... */
+        c.spray_max_users = 3;
+        p = mk(&c);
+        assert_allowed_no_lock((r = fail_once(p, "bob", "192.0.2.9", T0), &r));
+        assert_allowed_no_lock((r = fail_once(p, "carol", "192.0.2.9", T0 + 1), &r));
+        r = reserve(p, "dave", "192.0.2.9", T0 + 2);
+        assert_new_lock(&r, SG_LOCK_SPRAY, "192.0.2.9");
+        sg_policy_settle(p, "dave", "192.0.2.9", r.v.reservation, SG_OUTCOME_VOID, T0 + 2);
+        assert_false(sg_policy_is_locked(p, "bob", "192.0.2.9", T0 + 3, NULL));
+        /* ... but a user already in the set stays there (its slot goes back to its failure) */
+        r = reserve(p, "carol", "192.0.2.9", T0 + 4);
+        assert_allowed_no_lock(&r);
+        sg_policy_settle(p, "carol", "192.0.2.9", r.v.reservation, SG_OUTCOME_VOID, T0 + 4);
+        r = fail_once(p, "dave", "192.0.2.9", T0 + 5);
+        assert_new_lock(&r, SG_LOCK_SPRAY, "192.0.2.9");
+        sg_policy_free(p);
+
+        /* replay: a void row is not replayed as a failure; replay_void lifts its stored lock */
+        p = mk(&c);
+        {
+                struct sg_lock_info l = { .kind = SG_LOCK_USER_SOURCE, .key = "alice@192.0.2.1",
+                                          .until_usec = T0 + 15 * MINUTE, .level = 1,
+                                          .last_lock_usec = T0, .failures = 5 };
+
+                sg_policy_load_lock(p, &l);
+        }
+        for (int i = 0; i < 4; i++)
+                sg_policy_replay_failure(p, "alice", "192.0.2.1", T0 - (4 - i) * USEC);
+        sg_policy_replay_void(p, "alice", "192.0.2.1", T0 - USEC / 2); /* another attempt */
+        assert_true(sg_policy_is_locked(p, "alice", "192.0.2.1", T0 + USEC, NULL));
+        sg_policy_replay_void(p, "alice", "192.0.2.1", T0);
+        assert_false(sg_policy_is_locked(p, "alice", "192.0.2.1", T0 + USEC, NULL));
+        r = reserve(p, "alice", "192.0.2.1", T0 + 2 * USEC); /* the 4 failures still count */
+        assert_new_lock(&r, SG_LOCK_USER_SOURCE, "alice@192.0.2.1");
+        sg_policy_free(p);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_kind_names),
@@ -1041,6 +1121,7 @@ int main(void) {
                 cmocka_unit_test(test_locked_attempt_counts_nothing),
                 cmocka_unit_test(test_set_config_keeps_counters),
                 cmocka_unit_test(test_long_keys),
+                cmocka_unit_test(test_void_counts_nowhere),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -158,7 +158,7 @@ void sg_config_defaults(struct sg_config *c) {
 
                 .sync_full = false,
                 .max_age_sec = 365 * SEC_PER_DAY,
-                .max_rows = 0,
+                .max_rows = 1000000, /* a size bound by default: about 0.5 GB (docs/state.md) */
         };
         snprintf(c->socket, sizeof c->socket, "%s", SG_DEFAULT_SOCKET);
         snprintf(c->state_dir, sizeof c->state_dir, "%s", SG_DEFAULT_STATE_DIR);

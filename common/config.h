@@ -81,7 +81,7 @@ struct sg_config {
         /* [audit] */
         bool sync_full;               /* synchronous=FULL (else NORMAL): no */
         uint64_t max_age_sec;         /* 365d; 0 = keep */
-        uint64_t max_rows;            /* 0 = unlimited */
+        uint64_t max_rows;            /* 1000000; 0 = unlimited */
         char key_file[PATH_MAX];      /* audit MAC key: "" = <state_dir>/audit.key */
         char seal_public_key[PATH_MAX]; /* admin public key for sealed usernames: "" = none */
 };

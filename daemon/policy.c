@@ -106,6 +106,7 @@ struct sg_policy {
 /* The keys one attempt counts under. */
 struct attempt_keys {
         bool local;       /* rhost "": user key only */
+        bool source_only; /* SG_POLICY_INVALID_USER: source key only */
         bool allowlisted;
         size_t user_len, source_len, user_source_len;
         char user[SG_POLICY_KEY_MAX];
@@ -593,6 +594,7 @@ static int attempt_keys(const sg_policy *p, const char *user, const char *rhost,
                 return r;
         k->source_len = strlen(k->source);
         k->local = k->source_len == 0;
+        k->source_only = strcmp(k->user, SG_POLICY_INVALID_USER) == 0;
         k->allowlisted = !k->local && source_allowlisted(p, rhost);
         k->user_source_len = 0;
         k->user_source[0] = '\0';
@@ -608,6 +610,8 @@ static int attempt_keys(const sg_policy *p, const char *user, const char *rhost,
 }
 
 static bool kind_applies(const struct attempt_keys *k, enum sg_lock_kind kind) {
+        if (k->source_only)
+                return kind == SG_LOCK_SOURCE && !k->local;
         return kind == SG_LOCK_USER || !k->local;
 }
 

@@ -54,6 +54,12 @@ struct sg_verdict {
         uint64_t reservation;     /* when allowed: hand back to sg_policy_settle */
 };
 
+/* The user name invalid input is counted under: such attempts count toward their source's
+ * failures only (no user, pair or spray key; a local one counts nowhere), so garbage names
+ * lock a source as wrong passwords do. No valid user name holds '~' (sg_valid_user), and
+ * pseudonyms are '~' and 24 hex digits. */
+#define SG_POLICY_INVALID_USER "~invalid"
+
 /* Longest key + NUL. A "user@source" longer than that (a 64-byte user with a host name of
  * 255) cannot be counted: such an attempt is denied (fails closed). */
 #define SG_POLICY_KEY_MAX 320

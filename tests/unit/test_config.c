@@ -122,7 +122,7 @@ static void test_defaults(void **state) {
         assert_int_equal(c.max_lifetime_sec, 0);
         assert_false(c.sync_full);
         assert_int_equal(c.max_age_sec, 365 * 86400);
-        assert_int_equal(c.max_rows, 0);
+        assert_int_equal(c.max_rows, 1000000);
         assert_string_equal(c.key_file, "");
         assert_string_equal(c.seal_public_key, "");
         /* The defaults are a valid configuration. */

@@ -1094,6 +1094,40 @@ static void test_void_counts_nowhere(void **state) {
         sg_policy_free(p);
 }
 
+/* Invalid input counts toward its source only: 20 garbage names lock the source for everyone,
+ * and nothing else (no user, pair or spray key; a local one counts nowhere). */
+static void test_invalid_counts_toward_source(void **state) {
+        struct sg_policy_config c = base_config();
+        sg_policy *p = mk(&c);
+        struct result r;
+
+        (void) state;
+        for (int i = 0; i < 19; i++) {
+                r = fail_once(p, SG_POLICY_INVALID_USER, "192.0.2.7", T0 + i);
+                assert_allowed_no_lock(&r);
+                assert_int_equal(r.v.delay_ms, 0);
+        }
+        assert_int_equal(sg_policy_key_count(p), 1); /* the source key alone */
+        r = fail_once(p, SG_POLICY_INVALID_USER, "192.0.2.7", T0 + 19);
+        assert_new_lock(&r, SG_LOCK_SOURCE, "192.0.2.7");
+        assert_denied((r = reserve(p, "alice", "192.0.2.7", T0 + 20), &r), SG_LOCK_SOURCE);
+        assert_denied((r = reserve(p, SG_POLICY_INVALID_USER, "192.0.2.7", T0 + 21), &r), SG_LOCK_SOURCE);
+        /* local: counted nowhere, never locked */
+        for (int i = 0; i < 50; i++)
+                assert_allowed_no_lock((r = fail_once(p, SG_POLICY_INVALID_USER, "", T0 + 30 + i), &r));
+        assert_int_equal(sg_policy_key_count(p), 1);
+        sg_policy_free(p);
+
+        /* replayed the same way */
+        p = mk(&c);
+        for (int i = 0; i < 19; i++)
+                sg_policy_replay_failure(p, SG_POLICY_INVALID_USER, "192.0.2.7", T0 - 60 * USEC + i);
+        assert_int_equal(sg_policy_key_count(p), 1);
+        r = fail_once(p, "alice", "192.0.2.7", T0);
+        assert_new_lock(&r, SG_LOCK_SOURCE, "192.0.2.7");
+        sg_policy_free(p);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_kind_names),
@@ -1122,6 +1156,7 @@ int main(void) {
                 cmocka_unit_test(test_set_config_keeps_counters),
                 cmocka_unit_test(test_long_keys),
                 cmocka_unit_test(test_void_counts_nowhere),
+                cmocka_unit_test(test_invalid_counts_toward_source),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -97,6 +97,10 @@ static const struct key_def keys[] = {
         { "ratelimit", "deny_root", T_BOOL, FIELD(deny_root), 0, 0 },
         { "ratelimit", "account_locks", T_BOOL, FIELD(account_locks), 0, 0 },
         { "ratelimit", "ipv6_prefix", T_UINT, FIELD(ipv6_prefix), 32, 128 },
+        { "ratelimit", "ipv6_prefix_wide", T_UINT, FIELD(ipv6_prefix_wide), 0, 127 },
+        { "ratelimit", "ipv6_prefix_widest", T_UINT, FIELD(ipv6_prefix_widest), 0, 127 },
+        { "ratelimit", "hostname_max_failures", T_UINT, FIELD(hostname_max_failures), 1, 1000 },
+        { "ratelimit", "user_pacing", T_BOOL, FIELD(user_pacing), 0, 0 },
         { "ratelimit", "allowlist", T_ALLOWLIST, FIELD(allowlist), 0, 0 },
 
         { "session", "max_sessions", T_UINT, FIELD(max_sessions), 0, 65536 },
@@ -152,6 +156,10 @@ void sg_config_defaults(struct sg_config *c) {
                 .deny_root = false,
                 .account_locks = false,
                 .ipv6_prefix = 64,
+                .ipv6_prefix_wide = 48,
+                .ipv6_prefix_widest = 32,
+                .hostname_max_failures = 5,
+                .user_pacing = true,
 
                 .max_sessions = 0,
                 .max_lifetime_sec = 0,
@@ -874,6 +882,16 @@ int sg_config_check(const struct sg_config *c, char *err, size_t errsize) {
                             "config: [ratelimit] history (%llus) is shorter than lock_max (%llus): "
                             "backoff would forget locks still in force",
                             (unsigned long long) c->history_sec, (unsigned long long) c->lock_max_sec);
+        if (c->ipv6_prefix_wide != 0 && c->ipv6_prefix_wide >= c->ipv6_prefix)
+                return sg_errmsg(err, errsize, -EINVAL,
+                            "config: [ratelimit] ipv6_prefix_wide (%u) must be shorter than ipv6_prefix (%u), or 0",
+                            c->ipv6_prefix_wide, c->ipv6_prefix);
+        if (c->ipv6_prefix_widest != 0 &&
+            c->ipv6_prefix_widest >= (c->ipv6_prefix_wide ? c->ipv6_prefix_wide : c->ipv6_prefix))
+                return sg_errmsg(err, errsize, -EINVAL,
+                            "config: [ratelimit] ipv6_prefix_widest (%u) must be shorter than ipv6_prefix_wide "
+                            "(or ipv6_prefix when that is 0), or 0",
+                            c->ipv6_prefix_widest);
         if (c->max_connections_per_uid > c->max_connections)
                 return sg_errmsg(err, errsize, -EINVAL,
                             "config: [daemon] max_connections_per_uid (%u) exceeds max_connections (%u)",

@@ -72,6 +72,10 @@ struct sg_config {
         bool deny_root;               /* root subject to per-user locks: no */
         bool account_locks;           /* account phase refuses locked users/sources: no */
         uint32_t ipv6_prefix;         /* 64 */
+        uint32_t ipv6_prefix_wide;    /* also per /48 (2 x source_max_failures); 0 = off: 48 */
+        uint32_t ipv6_prefix_widest;  /* also per /32 (4 x source_max_failures); 0 = off: 32 */
+        uint32_t hostname_max_failures; /* host-name rhosts (UseDNS yes): 5 */
+        bool user_pacing;             /* beyond user_max_failures, one attempt per delay step: yes */
         char allowlist[4096];         /* addresses/CIDRs, space or comma separated: "" */
 
         /* [session] */

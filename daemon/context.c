@@ -18,6 +18,7 @@ int context_emit(const Context *x, const struct sg_audit_event *ev, bool user_un
 static const char *const summary_reasons[SG_PEER_EVENT_MAX] = {
         [SG_PEER_AUTH_BLOCKED] = "locked",
         [SG_PEER_AUTH_INVALID] = "invalid_input",
+        [SG_PEER_AUTH_PACED] = "paced",
 };
 
 void context_emit_summaries(const Context *x, const struct sg_peer_summary *s, size_t n) {

@@ -221,16 +221,19 @@ static int emit_free_row(struct login_attempt *a, const char *source, enum sg_pe
         return login_store_result(a->cl, context_emit(x, ev, user_unknown));
 }
 
-/* Locked: no hash, the same DENY and delay a wrong password would get now. */
+/* Locked or paced: no hash, the same DENY and delay a wrong password would get now. */
 static int attempt_blocked(struct login_attempt *a, const char *source, const struct sg_verdict *v) {
-        struct sg_audit_event ev = attempt_event(a, "auth_blocked", "locked");
+        struct sg_audit_event ev = attempt_event(a, "auth_blocked", v->paced ? "paced" : "locked");
         char detail[128], until[40];
         int r;
 
         sg_format_time(v->until_usec, until, sizeof until);
-        snprintf(detail, sizeof detail, "%s lock until %s", sg_lock_kind_name(v->kind), until);
+        if (v->paced)
+                snprintf(detail, sizeof detail, "user paced: next attempt admitted at %s", until);
+        else
+                snprintf(detail, sizeof detail, "%s lock until %s", sg_lock_kind_name(v->kind), until);
         ev.detail = detail;
-        r = emit_free_row(a, source, SG_PEER_AUTH_BLOCKED, &ev, !a->user_known);
+        r = emit_free_row(a, source, v->paced ? SG_PEER_AUTH_PACED : SG_PEER_AUTH_BLOCKED, &ev, !a->user_known);
         if (r < 0)
                 return r;
         return client_send_decision(a->cl, SG_DECISION_DENY, v->delay_ms);
@@ -241,7 +244,7 @@ static int attempt_blocked(struct login_attempt *a, const char *source, const st
  * audit table. */
 static int attempt_invalid(struct login_attempt *a, const char *source, uint64_t now) {
         const Context *x = client_ctx(a->cl);
-        struct sg_lock_info locks[SG_LOCK_KIND_MAX];
+        struct sg_lock_info locks[SG_POLICY_NEW_LOCKS_MAX];
         struct sg_audit_event ev;
         struct sg_verdict v = { .allowed = true };
         size_t n_locks = 0;
@@ -249,7 +252,7 @@ static int attempt_invalid(struct login_attempt *a, const char *source, uint64_t
 
         if (source) {
                 snprintf(a->counted_user, sizeof a->counted_user, "%s", SG_POLICY_INVALID_USER);
-                sg_policy_reserve(x->policy, a->counted_user, a->rhost, now, &v, locks, SG_LOCK_KIND_MAX, &n_locks);
+                sg_policy_reserve(x->policy, a->counted_user, a->rhost, now, &v, locks, SG_POLICY_NEW_LOCKS_MAX, &n_locks);
                 if (!v.allowed)
                         return attempt_blocked(a, source, &v);
                 sg_policy_settle(x->policy, a->counted_user, a->rhost, v.reservation, SG_OUTCOME_FAILURE, now);
@@ -271,7 +274,7 @@ static int attempt_invalid(struct login_attempt *a, const char *source, uint64_t
 
 int login_precheck(Client *cl, const struct sg_msg *msg) {
         const Context *x = client_ctx(cl);
-        struct sg_lock_info locks[SG_LOCK_KIND_MAX];
+        struct sg_lock_info locks[SG_POLICY_NEW_LOCKS_MAX];
         struct login_attempt *a;
         struct sg_verdict v;
         char source[320];
@@ -304,7 +307,7 @@ int login_precheck(Client *cl, const struct sg_msg *msg) {
                 return attempt_invalid(a, source, now);
 
         set_counted_user(a);
-        sg_policy_reserve(x->policy, a->counted_user, a->rhost, now, &v, locks, SG_LOCK_KIND_MAX, &n_locks);
+        sg_policy_reserve(x->policy, a->counted_user, a->rhost, now, &v, locks, SG_POLICY_NEW_LOCKS_MAX, &n_locks);
         if (!v.allowed)
                 return attempt_blocked(a, source, &v);
 

@@ -91,6 +91,10 @@ static void policy_config(const struct sg_config *c, const struct sg_cidr_list *
                 .user_hard_lock = c->user_hard_lock,
                 .deny_root = c->deny_root,
                 .ipv6_prefix = c->ipv6_prefix,
+                .ipv6_prefix_wide = c->ipv6_prefix_wide,
+                .ipv6_prefix_widest = c->ipv6_prefix_widest,
+                .hostname_max_failures = c->hostname_max_failures,
+                .user_pacing = c->user_pacing,
                 .allowlist = *allow,
                 .max_keys = 200000,
         };

@@ -35,6 +35,7 @@ static const char *const event_names[SG_PEER_EVENT_MAX] = {
         [SG_PEER_PROTOCOL_ERROR] = "protocol_error",
         [SG_PEER_AUTH_BLOCKED] = "auth_blocked",
         [SG_PEER_AUTH_INVALID] = "auth_failure",
+        [SG_PEER_AUTH_PACED] = "auth_blocked",
 };
 
 const char *sg_peer_event_name(enum sg_peer_event kind) {

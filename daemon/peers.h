@@ -34,6 +34,7 @@ enum sg_peer_event {
         SG_PEER_PROTOCOL_ERROR = 1, /* protocol_error */
         SG_PEER_AUTH_BLOCKED = 2,   /* auth_blocked (locked), per source */
         SG_PEER_AUTH_INVALID = 3,   /* auth_failure, reason invalid_input, per source */
+        SG_PEER_AUTH_PACED = 4,     /* auth_blocked (paced), per source */
         SG_PEER_EVENT_MAX,
 };
 

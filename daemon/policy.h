@@ -42,15 +42,20 @@ struct sg_policy_config {
         bool user_hard_lock;
         bool deny_root;
         unsigned ipv6_prefix;
+        unsigned ipv6_prefix_wide;     /* also counted per /wide network (2x source_max); 0 = off */
+        unsigned ipv6_prefix_widest;   /* and per /widest network (4x source_max); 0 = off */
+        uint32_t hostname_max_failures; /* a host-name rhost (UseDNS yes) locks at this many */
+        bool user_pacing;              /* beyond user_max_failures, one attempt per delay step */
         struct sg_cidr_list allowlist; /* owned by the caller; the policy keeps a pointer copy */
         size_t max_keys;               /* memory bound: least recently used unlocked keys go first */
 };
 
 struct sg_verdict {
-        bool allowed;             /* false = locked: compute no hash */
+        bool allowed;             /* false = locked or paced: compute no hash */
+        bool paced;               /* when !allowed: refused by the user's pacing, not a lock */
         uint32_t delay_ms;        /* growing delay before hashing (0 when none) */
-        enum sg_lock_kind kind;   /* when !allowed: which lock */
-        uint64_t until_usec;      /* when !allowed */
+        enum sg_lock_kind kind;   /* when !allowed: which lock (SG_LOCK_USER when paced) */
+        uint64_t until_usec;      /* when !allowed: the lock's end, or the next paced step */
         uint64_t reservation;     /* when allowed: hand back to sg_policy_settle */
 };
 
@@ -59,6 +64,10 @@ struct sg_verdict {
  * lock a source as wrong passwords do. No valid user name holds '~' (sg_valid_user), and
  * pseudonyms are '~' and 24 hex digits. */
 #define SG_POLICY_INVALID_USER "~invalid"
+
+/* Most locks one sg_policy_reserve() can create: one per lock kind, and the two wider source
+ * keys (IPv6 /48 and /32, a host name's parent domain). */
+#define SG_POLICY_NEW_LOCKS_MAX (SG_LOCK_KIND_MAX + 2)
 
 /* Longest key + NUL. A "user@source" longer than that (a 64-byte user with a host name of
  * 255) cannot be counted: such an attempt is denied (fails closed). */

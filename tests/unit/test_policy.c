@@ -1128,6 +1128,151 @@ static void test_invalid_counts_toward_source(void **state) {
         sg_policy_free(p);
 }
 
+/* Guessing one account from many sources: beyond user_max_failures, one attempt per delay
+ * step is admitted host-wide (paced, not locked); local logins have their own step. */
+static void test_user_pacing(void **state) {
+        struct sg_policy_config c = base_config();
+        sg_policy *p;
+        struct result r;
+        char rhost[64];
+        int admitted = 0, paced = 0;
+
+        (void) state;
+        c.user_pacing = true;
+        c.ipv6_prefix_wide = 48;
+        c.ipv6_prefix_widest = 32;
+        p = mk(&c);
+        /* 60 guesses within one second, each from its own /64 of distinct /32s: 5 free, then
+         * the 6th takes the step (2.5 s at 5 failures), the rest are refused as paced */
+        for (int i = 0; i < 60; i++) {
+                snprintf(rhost, sizeof rhost, "2001:db8:%x:%x::1", i, i);
+                r = reserve(p, "alice", rhost, T0 + (uint64_t) i * 10000);
+                if (r.v.allowed) {
+                        admitted++;
+                        sg_policy_settle(p, "alice", rhost, r.v.reservation, SG_OUTCOME_FAILURE, T0 + (uint64_t) i * 10000);
+                } else {
+                        assert_true(r.v.paced);
+                        assert_int_equal(r.v.kind, SG_LOCK_USER);
+                        assert_int_equal(r.v.until_usec, T0 + 5 * 10000 + 2500 * 1000);
+                        assert_int_equal(r.v.delay_ms, 3000);
+                        paced++;
+                }
+        }
+        assert_int_equal(admitted, 6);
+        assert_int_equal(paced, 54);
+        assert_int_equal(sg_policy_lock_count(p, T0 + USEC), 0); /* no lock: the victim is paced, not locked */
+        /* a local login of the victim is not held up by the remote flood */
+        r = reserve(p, "alice", "", T0 + USEC);
+        assert_true(r.v.allowed);
+        sg_policy_settle(p, "alice", "", r.v.reservation, SG_OUTCOME_FAILURE, T0 + USEC);
+        /* ... but is paced itself: the next local one waits its own step */
+        assert_true((r = reserve(p, "alice", "", T0 + USEC + 1), !r.v.allowed && r.v.paced));
+        /* the remote step opens at its time: one more admitted, which takes the next step */
+        assert_false((r = reserve(p, "alice", "192.0.2.1", T0 + 2550 * 1000 - 1), r.v.allowed));
+        r = reserve(p, "alice", "192.0.2.1", T0 + 2550 * 1000);
+        assert_true(r.v.allowed);
+        assert_false((r = reserve(p, "alice", "192.0.2.2", T0 + 2550 * 1000 + 1), r.v.allowed));
+        /* other users are not paced */
+        assert_allowed_no_lock((r = fail_once(p, "bob", "192.0.2.3", T0 + 3 * USEC), &r));
+        /* a success ends the pacing (the user's failures are cleared) */
+        r = reserve(p, "alice", "192.0.2.9", T0 + 10 * USEC);
+        assert_true(r.v.allowed);
+        sg_policy_settle(p, "alice", "192.0.2.9", r.v.reservation, SG_OUTCOME_SUCCESS, T0 + 10 * USEC);
+        for (int i = 0; i < 5; i++)
+                assert_true((r = fail_once(p, "alice", "192.0.2.10", T0 + 11 * USEC + (uint64_t) i), r.v.allowed));
+        sg_policy_free(p);
+
+        /* off: every attempt admitted (the old behaviour) */
+        c.user_pacing = false;
+        p = mk(&c);
+        for (int i = 0; i < 30; i++) {
+                snprintf(rhost, sizeof rhost, "2001:db8:%x:%x::1", i, i);
+                assert_true((r = fail_once(p, "alice", rhost, T0 + (uint64_t) i), r.v.allowed));
+        }
+        sg_policy_free(p);
+}
+
+/* IPv6 sources count per /64, and per /48 (2 x source_max) and /32 (4 x) too. */
+static void test_ipv6_hierarchy(void **state) {
+        struct sg_policy_config c = base_config();
+        sg_policy *p;
+        struct result r;
+        char rhost[64], user[16];
+
+        (void) state;
+        c.ipv6_prefix_wide = 48;
+        c.ipv6_prefix_widest = 32;
+        c.spray_max_users = 1000;
+        p = mk(&c);
+        /* 40 users from 40 /64s of one /48: no /64 reaches anything, the /48 locks at 40 */
+        for (int i = 0; i < 39; i++) {
+                snprintf(rhost, sizeof rhost, "2001:db8:1:%x::1", i);
+                snprintf(user, sizeof user, "u%d", i);
+                assert_allowed_no_lock((r = fail_once(p, user, rhost, T0 + (uint64_t) i), &r));
+        }
+        r = fail_once(p, "u39", "2001:db8:1:ffff::1", T0 + 39);
+        assert_new_lock(&r, SG_LOCK_SOURCE, "2001:db8:1::/48");
+        assert_denied((r = reserve(p, "alice", "2001:db8:1:abcd::7", T0 + 40), &r), SG_LOCK_SOURCE);
+        assert_allowed_no_lock((r = reserve(p, "alice", "2001:db8:2::7", T0 + 41), &r));
+        /* the /32 at 80: 41 so far (the reservation above counts), 39 more from other /48s */
+        for (int i = 0; i < 38; i++) {
+                snprintf(rhost, sizeof rhost, "2001:db8:%x::1", 0x100 + i);
+                snprintf(user, sizeof user, "v%d", i);
+                assert_allowed_no_lock((r = fail_once(p, user, rhost, T0 + 100 + (uint64_t) i), &r));
+        }
+        r = fail_once(p, "v38", "2001:db8:ffff::1", T0 + 200);
+        assert_new_lock(&r, SG_LOCK_SOURCE, "2001:db8::/32");
+        /* a lock loaded from the store keeps its tier's limit: unlock and relock by key */
+        assert_int_equal(sg_policy_unlock(p, SG_LOCK_SOURCE, "2001:db8:1::/48", T0 + 300, NULL), 1);
+        sg_policy_free(p);
+
+        /* replay rebuilds the wide counts from the stored /64 keys */
+        p = mk(&c);
+        for (int i = 0; i < 39; i++) {
+                snprintf(rhost, sizeof rhost, "2001:db8:1:%x::/64", i);
+                snprintf(user, sizeof user, "u%d", i);
+                sg_policy_replay_failure(p, user, rhost, T0 - 60 * USEC + (uint64_t) i);
+        }
+        r = fail_once(p, "u39", "2001:db8:1:ffff::1", T0);
+        assert_new_lock(&r, SG_LOCK_SOURCE, "2001:db8:1::/48");
+        sg_policy_free(p);
+}
+
+/* Host names (UseDNS yes): a stricter budget per name, and the parent domain counted too. */
+static void test_hostname_budget(void **state) {
+        struct sg_policy_config c = base_config();
+        sg_policy *p;
+        struct result r;
+        char rhost[64], user[16];
+
+        (void) state;
+        c.hostname_max_failures = 3;
+        c.spray_max_users = 1000;
+        p = mk(&c);
+        for (int i = 0; i < 2; i++) {
+                snprintf(user, sizeof user, "u%d", i);
+                assert_allowed_no_lock((r = fail_once(p, user, "Host1.Evil.Example.", T0 + (uint64_t) i), &r));
+        }
+        r = fail_once(p, "u2", "host1.evil.example", T0 + 2);
+        assert_new_lock(&r, SG_LOCK_SOURCE, "host1.evil.example");
+        /* a new name per attempt: the parent domain locks at source_max_failures */
+        for (int i = 3; i < 19; i++) {
+                snprintf(rhost, sizeof rhost, "h%d.evil.example", i);
+                snprintf(user, sizeof user, "u%d", i);
+                assert_allowed_no_lock((r = fail_once(p, user, rhost, T0 + (uint64_t) i), &r));
+        }
+        r = fail_once(p, "u19", "h19.evil.example", T0 + 19);
+        assert_new_lock(&r, SG_LOCK_SOURCE, "*.evil.example");
+        assert_denied((r = reserve(p, "alice", "other.evil.example", T0 + 20), &r), SG_LOCK_SOURCE);
+        /* never a whole top-level domain */
+        for (int i = 0; i < 25; i++) {
+                snprintf(rhost, sizeof rhost, "n%d.example", i);
+                assert_allowed_no_lock((r = fail_once(p, "bob", rhost, T0 + 30 + (uint64_t) i), &r));
+        }
+        assert_false(sg_policy_is_locked(p, "bob", "fresh.example", T0 + 60, NULL));
+        sg_policy_free(p);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_kind_names),
@@ -1157,6 +1302,9 @@ int main(void) {
                 cmocka_unit_test(test_long_keys),
                 cmocka_unit_test(test_void_counts_nowhere),
                 cmocka_unit_test(test_invalid_counts_toward_source),
+                cmocka_unit_test(test_user_pacing),
+                cmocka_unit_test(test_ipv6_hierarchy),
+                cmocka_unit_test(test_hostname_budget),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

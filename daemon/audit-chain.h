@@ -50,3 +50,5 @@ int sg_audit_chain_resume_after(sg_audit_chain *c, uint64_t last_id);
  * caller wraps it in one (or a savepoint) and rolls back on error; the tail never moves.
  * *ret_deleted is set on success only. */
 int sg_audit_chain_prune(sg_audit_chain *c, uint64_t before_usec, uint64_t max_rows, uint64_t *ret_deleted);
+/* The same for every row with an id up to cut (cheap: no count, no offset scan). */
+int sg_audit_chain_prune_upto(sg_audit_chain *c, uint64_t cut, uint64_t *ret_deleted);

@@ -103,3 +103,8 @@ int sg_store_audit_resume_after(sg_store *s, uint64_t last_id);
  * (0 = no row limit), recording the last deleted row's id and mac as the anchor, with the
  * anchor's own MAC (HMAC under the audit key, domain separated from the row MACs). */
 int sg_store_audit_prune(sg_store *s, uint64_t before_usec, uint64_t max_rows, uint64_t *ret_deleted);
+/* Deletes every audit row with an id up to cut, as sg_store_audit_prune() does (the anchor
+ * stands for them); cheap, for pruning on every commit. */
+int sg_store_audit_prune_upto(sg_store *s, uint64_t cut, uint64_t *ret_deleted);
+/* Bytes the daemon may still use on the database's file system. */
+int sg_store_free_bytes(sg_store *s, uint64_t *ret);

@@ -882,16 +882,6 @@ int sg_config_check(const struct sg_config *c, char *err, size_t errsize) {
                             "config: [ratelimit] history (%llus) is shorter than lock_max (%llus): "
                             "backoff would forget locks still in force",
                             (unsigned long long) c->history_sec, (unsigned long long) c->lock_max_sec);
-        if (c->ipv6_prefix_wide != 0 && c->ipv6_prefix_wide >= c->ipv6_prefix)
-                return sg_errmsg(err, errsize, -EINVAL,
-                            "config: [ratelimit] ipv6_prefix_wide (%u) must be shorter than ipv6_prefix (%u), or 0",
-                            c->ipv6_prefix_wide, c->ipv6_prefix);
-        if (c->ipv6_prefix_widest != 0 &&
-            c->ipv6_prefix_widest >= (c->ipv6_prefix_wide ? c->ipv6_prefix_wide : c->ipv6_prefix))
-                return sg_errmsg(err, errsize, -EINVAL,
-                            "config: [ratelimit] ipv6_prefix_widest (%u) must be shorter than ipv6_prefix_wide "
-                            "(or ipv6_prefix when that is 0), or 0",
-                            c->ipv6_prefix_widest);
         if (c->max_connections_per_uid > c->max_connections)
                 return sg_errmsg(err, errsize, -EINVAL,
                             "config: [daemon] max_connections_per_uid (%u) exceeds max_connections (%u)",

@@ -1226,6 +1226,19 @@ static void test_ipv6_hierarchy(void **state) {
         assert_int_equal(sg_policy_unlock(p, SG_LOCK_SOURCE, "2001:db8:1::/48", T0 + 300, NULL), 1);
         sg_policy_free(p);
 
+        /* a wide prefix not shorter than ipv6_prefix is off: never the same network twice */
+        c.ipv6_prefix = 48;
+        p = mk(&c);
+        for (int i = 0; i < 19; i++) {
+                snprintf(rhost, sizeof rhost, "2001:db8:1:%x::1", i);
+                snprintf(user, sizeof user, "u%d", i);
+                assert_allowed_no_lock((r = fail_once(p, user, rhost, T0 + (uint64_t) i), &r));
+        }
+        r = fail_once(p, "u19", "2001:db8:1:ffff::1", T0 + 19);
+        assert_new_lock(&r, SG_LOCK_SOURCE, "2001:db8:1::/48"); /* at source_max_failures, once */
+        sg_policy_free(p);
+        c.ipv6_prefix = 64;
+
         /* replay rebuilds the wide counts from the stored /64 keys */
         p = mk(&c);
         for (int i = 0; i < 39; i++) {

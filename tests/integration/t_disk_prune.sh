@@ -41,14 +41,14 @@ for i in range(int(sys.argv[2])):
 print(ok, err)
 PYEOF
 }
-write_rows 20000 >/dev/null
+write_rows 6000 >/dev/null
 check "remote login recorded before the disk fills" sg_auth alice "$SG_PW_ALICE" 192.0.2.10
-# Something else takes all but 6 MiB (40,000 more rows would need about 9).
+# Something else takes all but 3 MiB (20,000 more rows would need about 4.4).
 avail=$(df -k --output=avail "$T/state" | tail -n 1 | tr -d ' ')
-dd if=/dev/zero of="$T/state/filler" bs=1k count=$((avail - 6144)) status=none
+dd if=/dev/zero of="$T/state/filler" bs=1k count=$((avail - 3072)) status=none
 rows_before=$(sg_sql 'SELECT count(*) FROM audit;')
 sg_log "state tmpfs: $(df -k --output=avail "$T/state" | tail -n 1 | tr -d ' ') KiB free after the filler, $rows_before rows"
-read -r ok_rows err_rows < <(write_rows 40000)
+read -r ok_rows err_rows < <(write_rows 20000)
 sg_log "then: $ok_rows rows written, $err_rows refused; $(df -k --output=avail "$T/state" | tail -n 1 | tr -d ' ') KiB free"
 check "no row refused for a full disk" test "$err_rows" -eq 0
 check "the daemon said the table stops growing" grep -q 'the audit table stays at [0-9]* rows' "$T/daemon.log"

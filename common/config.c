@@ -98,6 +98,10 @@ static const struct key_def keys[] = {
         { "ratelimit", "deny_root", T_BOOL, FIELD(deny_root), 0, 0 },
         { "ratelimit", "account_locks", T_BOOL, FIELD(account_locks), 0, 0 },
         { "ratelimit", "ipv6_prefix", T_UINT, FIELD(ipv6_prefix), 32, 128 },
+        { "ratelimit", "ipv6_prefix_wide", T_UINT, FIELD(ipv6_prefix_wide), 0, 127 },
+        { "ratelimit", "ipv6_prefix_widest", T_UINT, FIELD(ipv6_prefix_widest), 0, 127 },
+        { "ratelimit", "hostname_max_failures", T_UINT, FIELD(hostname_max_failures), 1, 1000 },
+        { "ratelimit", "user_pacing", T_BOOL, FIELD(user_pacing), 0, 0 },
         { "ratelimit", "allowlist", T_ALLOWLIST, FIELD(allowlist), 0, 0 },
 
         { "session", "max_sessions", T_UINT, FIELD(max_sessions), 0, 65536 },
@@ -154,13 +158,17 @@ void sg_config_defaults(struct sg_config *c) {
                 .deny_root = false,
                 .account_locks = false,
                 .ipv6_prefix = 64,
+                .ipv6_prefix_wide = 48,
+                .ipv6_prefix_widest = 32,
+                .hostname_max_failures = 5,
+                .user_pacing = true,
 
                 .max_sessions = 0,
                 .max_lifetime_sec = 0,
 
                 .sync_full = false,
                 .max_age_sec = 365 * SEC_PER_DAY,
-                .max_rows = 0,
+                .max_rows = 1000000, /* a size bound by default: about 0.5 GB (docs/state.md) */
         };
         snprintf(c->socket, sizeof c->socket, "%s", SG_DEFAULT_SOCKET);
         snprintf(c->state_dir, sizeof c->state_dir, "%s", SG_DEFAULT_STATE_DIR);

@@ -73,6 +73,10 @@ struct sg_config {
         bool deny_root;               /* root subject to per-user locks: no */
         bool account_locks;           /* account phase refuses locked users/sources: no */
         uint32_t ipv6_prefix;         /* 64 */
+        uint32_t ipv6_prefix_wide;    /* also per /48 (2 x source_max_failures); 0 = off: 48 */
+        uint32_t ipv6_prefix_widest;  /* also per /32 (4 x source_max_failures); 0 = off: 32 */
+        uint32_t hostname_max_failures; /* host-name rhosts (UseDNS yes): 5 */
+        bool user_pacing;             /* beyond user_max_failures, one attempt per delay step: yes */
         char allowlist[4096];         /* addresses/CIDRs, space or comma separated: "" */
 
         /* [session] */
@@ -82,7 +86,7 @@ struct sg_config {
         /* [audit] */
         bool sync_full;               /* synchronous=FULL (else NORMAL): no */
         uint64_t max_age_sec;         /* 365d; 0 = keep */
-        uint64_t max_rows;            /* 0 = unlimited */
+        uint64_t max_rows;            /* 1000000; 0 = unlimited */
         char key_file[PATH_MAX];      /* audit MAC key: "" = <state_dir>/audit.key */
         char seal_public_key[PATH_MAX]; /* admin public key for sealed usernames: "" = none */
 };

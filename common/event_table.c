@@ -26,12 +26,12 @@ static const struct sg_event_kind kinds[] = {
         { "daemon_stop",      "2634df0c47eb4bd0853a282f2a8d84d6", LOG_INFO,    "secguardd stopped" },
 };
 
-/* What each means: etc/secguard.catalog (auth_failure). "locked" is the reason of
- * auth_blocked; "daemon_error" reaches only journald (the store refused the row). */
+/* What each means: etc/secguard.catalog (auth_failure). "locked" and "paced" are the reasons
+ * of auth_blocked; "daemon_error" reaches only journald (the store refused the row). */
 const char *const sg_event_failure_reasons[] = {
         "unknown_user", "bad_password", "invalid_input", "locked_hash", "unsupported_hash",
         "hash_cost", "overload", "abandoned", "locked", "daemon_error", "password_too_long",
-        NULL,
+        "paced", NULL,
 };
 
 const struct sg_event_kind *sg_event_kinds(size_t *ret_n) {

@@ -705,6 +705,19 @@ static int prune_upto(sg_audit_chain *c, sqlite3_int64 cut, uint64_t *ret_delete
         return 0;
 }
 
+int sg_audit_chain_prune_upto(sg_audit_chain *c, uint64_t cut, uint64_t *ret_deleted) {
+        uint64_t deleted = 0;
+        int r;
+
+        if (!c || !ret_deleted || cut > INT64_MAX)
+                return -EINVAL;
+        r = cut > 0 ? prune_upto(c, (sqlite3_int64) cut, &deleted) : 0;
+        if (r < 0)
+                return r;
+        *ret_deleted = deleted;
+        return 0;
+}
+
 int sg_audit_chain_prune_some(sg_audit_chain *c, uint64_t before_usec, uint64_t max_rows, uint64_t limit,
                               uint64_t *ret_deleted, bool *ret_more) {
         sqlite3_int64 cut = 0, first = 0;

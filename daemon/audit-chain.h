@@ -62,3 +62,5 @@ int sg_audit_chain_prune(sg_audit_chain *c, uint64_t before_usec, uint64_t max_r
  * says rows past retention remain. Each step leaves an authenticated anchor. */
 int sg_audit_chain_prune_some(sg_audit_chain *c, uint64_t before_usec, uint64_t max_rows, uint64_t limit,
                               uint64_t *ret_deleted, bool *ret_more);
+/* The same for every row with an id up to cut (cheap: no count, no offset scan). */
+int sg_audit_chain_prune_upto(sg_audit_chain *c, uint64_t cut, uint64_t *ret_deleted);

@@ -36,3 +36,7 @@ typedef struct Context {
 /* Records ev in the open transaction (opening one) and tells journald. user_unknown: ev->user
  * matched no account, so it is sealed when sealing is on. */
 int context_emit(const Context *x, const struct sg_audit_event *ev, bool user_unknown);
+
+/* Writes the summaries of held-back events (peers.h): one row each, "N similar events from
+ * uid U (or from SOURCE) suppressed". A row the store refuses is logged with its count. */
+void context_emit_summaries(const Context *x, const struct sg_peer_summary *s, size_t n);

@@ -46,23 +46,7 @@ bool dispatch_permitted(unsigned type, const struct conn_peer *peer) {
 /* ---- events any local user can cause: limited per uid (peers.h) ---- */
 
 static void emit_peer_summaries(const Context *x, const struct sg_peer_summary *s, size_t n) {
-        for (size_t i = 0; i < n; i++) {
-                struct sg_audit_event ev = {
-                        .time_usec = sg_now_real_usec(),
-                        .event = sg_peer_event_name(s[i].kind),
-                        .pid = -1, /* many connections */
-                        .uid = s[i].uid,
-                };
-                char detail[96];
-                int r;
-
-                snprintf(detail, sizeof detail, "%" PRIu64 " similar events from uid %" PRIu32 " suppressed",
-                         s[i].suppressed, s[i].uid);
-                ev.detail = detail;
-                r = context_emit(x, &ev, false);
-                if (r < 0) /* the count must not vanish silently: the journal keeps it */
-                        log_error_errno(r, "cannot record a %s summary (%s)", ev.event, detail);
-        }
+        context_emit_summaries(x, s, n);
 }
 
 void dispatch_flush_suppressed(const Context *x, bool force) {

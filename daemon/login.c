@@ -27,6 +27,7 @@ struct login_attempt {
         bool user_known; /* the module found the name in the shadow file */
         bool charged;    /* counted in the context's charges under invoker */
         uid_t invoker;   /* a local login's invoking user (0: root, or a remote login) */
+        bool overloaded; /* answered OVERLOAD: the daemon could not serve it, it counts nowhere */
         uint64_t attempt_id, reservation;
         uint32_t delay_ms;
         /* After a successful REPORT: the bytes queued up to its answer. The module accepts
@@ -178,11 +179,13 @@ static void on_permit_granted(struct permit_req *p) {
         client_finish(a->cl);
 }
 
-/* The attempt stays reserved: the module reports it as an `overload` failure. It waits the
- * delay the attempt was given, as a wrong password would: overload is no signal. */
+/* The attempt stays reserved until the module reports it as an `overload` failure, which
+ * settles it void (see attempt_outcome). It waits the delay the attempt was given, as a wrong
+ * password would: overload is no signal. */
 static void on_permit_expired(struct permit_req *p) {
         struct login_attempt *a = attempt_of(p);
 
+        a->overloaded = true;
         (void) client_send_decision(a->cl, SG_DECISION_OVERLOAD, a->delay_ms);
         client_finish(a->cl);
 }
@@ -219,12 +222,86 @@ static struct login_attempt *attempt_get(Client *cl) {
         return a;
 }
 
+/* Writes a row any guesser gets for free (blocked, invalid) unless its source's bucket
+ * (peers.h) is empty: then it is counted and summarised later. source NULL: an rhost that
+ * cannot be grouped, limited with the peer's uid instead. */
+static int emit_free_row(struct login_attempt *a, const char *source, enum sg_peer_event kind,
+                         const struct sg_audit_event *ev, bool user_unknown) {
+        const Context *x = client_ctx(a->cl);
+        struct sg_peer_summary s[SG_PEER_SUMMARY_MAX];
+        enum sg_peer_verdict v;
+        size_t n = 0;
+
+        if (source)
+                v = sg_peers_source_event(x->peers, source, kind, sg_now_mono_usec(), s, &n);
+        else
+                v = sg_peers_event(x->peers, (uint32_t) client_peer(a->cl)->uid, kind, sg_now_mono_usec(), s, &n);
+        context_emit_summaries(x, s, n);
+        if (v == SG_PEER_SUPPRESS_FIRST)
+                log_warning("%s causes more than %u %s rows at once (then 1/s): the rest are counted and "
+                            "summarized", source ? (source[0] ? source : "local logins") : "an ungroupable rhost",
+                            SG_PEER_BURST, sg_peer_event_name(kind));
+        if (v != SG_PEER_WRITE)
+                return 0;
+        return login_store_result(a->cl, context_emit(x, ev, user_unknown));
+}
+
+/* Locked or paced: no hash, the same DENY and delay a wrong password would get now. */
+static int attempt_blocked(struct login_attempt *a, const char *source, const struct sg_verdict *v) {
+        struct sg_audit_event ev = attempt_event(a, "auth_blocked", v->paced ? "paced" : "locked");
+        char detail[128], until[40];
+        int r;
+
+        sg_format_time(v->until_usec, until, sizeof until);
+        if (v->paced)
+                snprintf(detail, sizeof detail, "user paced: next attempt admitted at %s", until);
+        else
+                snprintf(detail, sizeof detail, "%s lock until %s", sg_lock_kind_name(v->kind), until);
+        ev.detail = detail;
+        r = emit_free_row(a, source, v->paced ? SG_PEER_AUTH_PACED : SG_PEER_AUTH_BLOCKED, &ev, !a->user_known);
+        if (r < 0)
+                return r;
+        return client_send_decision(a->cl, SG_DECISION_DENY, v->delay_ms);
+}
+
+/* Invalid input costs what a wrong password costs its source (policy.h,
+ * SG_POLICY_INVALID_USER), without a hash: otherwise garbage names would be free rows in the
+ * audit table. */
+static int attempt_invalid(struct login_attempt *a, const char *source, uint64_t now) {
+        const Context *x = client_ctx(a->cl);
+        struct sg_lock_info locks[SG_POLICY_NEW_LOCKS_MAX];
+        struct sg_audit_event ev;
+        struct sg_verdict v = { .allowed = true };
+        size_t n_locks = 0;
+        int r;
+
+        if (source) {
+                snprintf(a->counted_user, sizeof a->counted_user, "%s", SG_POLICY_INVALID_USER);
+                sg_policy_reserve(x->policy, a->counted_user, a->rhost, now, &v, locks, SG_POLICY_NEW_LOCKS_MAX, &n_locks);
+                if (!v.allowed)
+                        return attempt_blocked(a, source, &v);
+                sg_policy_settle(x->policy, a->counted_user, a->rhost, v.reservation, SG_OUTCOME_FAILURE, now);
+                r = login_store_result(a->cl, sg_store_attempt_add(x->store, now, a->counted_user, source,
+                                                                   SG_ATTEMPT_FAILURE, NULL));
+                if (r < 0)
+                        return r;
+                a->user_known = false;
+                r = login_store_result(a->cl, emit_new_locks(a, locks, n_locks));
+                if (r < 0)
+                        return r;
+        }
+        ev = attempt_event(a, "auth_failure", "invalid_input");
+        r = emit_free_row(a, source, SG_PEER_AUTH_INVALID, &ev, true);
+        if (r < 0)
+                return r;
+        return client_send_decision(a->cl, SG_DECISION_DENY, v.delay_ms);
+}
+
 int login_precheck(Client *cl, const struct sg_msg *msg) {
         const Context *x = client_ctx(cl);
-        struct sg_lock_info locks[SG_LOCK_KIND_MAX];
+        struct sg_lock_info locks[SG_POLICY_NEW_LOCKS_MAX];
         struct login_attempt *a;
         struct sg_verdict v;
-        struct sg_audit_event ev;
         char source[320];
         size_t n_locks = 0;
         uint64_t now = sg_now_real_usec();
@@ -241,20 +318,18 @@ int login_precheck(Client *cl, const struct sg_msg *msg) {
         copy_field(a->service, msg, SG_F_SERVICE);
         a->user_known = sg_msg_u64(msg, SG_F_USER_KNOWN, 0) == 1;
         a->success_mark = 0;
+        a->overloaded = false;
 
         r = login_store_result(cl, txn_begin(x->txn));
         if (r < 0)
                 return r;
 
         /* Validated again here: the module is trusted to be root, not to be bug-free. */
-        if (!attempt_fields_valid(a) ||
-            sg_source_key(a->rhost, x->config->ipv6_prefix, source, sizeof source) < 0) {
-                ev = attempt_event(a, "auth_failure", "invalid_input");
-                r = login_store_result(cl, context_emit(x, &ev, true));
-                if (r < 0)
-                        return r;
-                return client_send_decision(cl, SG_DECISION_DENY, 0);
-        }
+        if ((a->rhost[0] != '\0' && !sg_valid_rhost(a->rhost)) ||
+            sg_source_key(a->rhost, x->config->ipv6_prefix, source, sizeof source) < 0)
+                return attempt_invalid(a, NULL, now); /* nothing to count it toward */
+        if (!attempt_fields_valid(a))
+                return attempt_invalid(a, source, now);
 
         set_counted_user(a);
         /* A local login is charged to the user who started su or sudo: a few at a time, and
@@ -273,20 +348,9 @@ int login_precheck(Client *cl, const struct sg_msg *msg) {
                         return r;
                 return client_send_decision(cl, SG_DECISION_DENY, 0);
         }
-        sg_policy_reserve(x->policy, a->counted_user, a->rhost, now, &v, locks, SG_LOCK_KIND_MAX, &n_locks);
-        if (!v.allowed) {
-                char detail[128], until[40];
-
-                ev = attempt_event(a, "auth_blocked", "locked");
-                sg_format_time(v.until_usec, until, sizeof until);
-                snprintf(detail, sizeof detail, "%s lock until %s", sg_lock_kind_name(v.kind), until);
-                ev.detail = detail;
-                r = login_store_result(cl, context_emit(x, &ev, !a->user_known));
-                if (r < 0)
-                        return r;
-                /* The delay a wrong password would get now: a lock must not show by timing. */
-                return client_send_decision(cl, SG_DECISION_DENY, v.delay_ms);
-        }
+        sg_policy_reserve(x->policy, a->counted_user, a->rhost, now, &v, locks, SG_POLICY_NEW_LOCKS_MAX, &n_locks);
+        if (!v.allowed)
+                return attempt_blocked(a, source, &v);
 
         a->attempt_id = 0;
         r = login_store_result(cl, sg_store_attempt_add(x->store, now, a->counted_user, source,
@@ -306,15 +370,36 @@ int login_precheck(Client *cl, const struct sg_msg *msg) {
         return REQUEST_PENDING;
 }
 
+static enum sg_attempt_state attempt_state(enum sg_outcome outcome) {
+        switch (outcome) {
+        case SG_OUTCOME_SUCCESS:
+                return SG_ATTEMPT_SUCCESS;
+        case SG_OUTCOME_VOID:
+                return SG_ATTEMPT_VOID;
+        default:
+                return SG_ATTEMPT_FAILURE;
+        }
+}
+
+/* A failure the daemon caused counts toward no lock: only an attempt this daemon answered
+ * OVERLOAD is void, whatever reason the module gives (it is trusted to be root, not to be
+ * bug-free). Otherwise a victim retrying during a flood would lock himself out. */
+static enum sg_outcome attempt_outcome(const struct login_attempt *a, bool success) {
+        if (success)
+                return SG_OUTCOME_SUCCESS;
+        return a->overloaded ? SG_OUTCOME_VOID : SG_OUTCOME_FAILURE;
+}
+
 /* Settles the open attempt: policy, permit, charge, store, audit. */
 static int attempt_settle(struct login_attempt *a, bool success, const char *reason, const char *detail) {
         Client *cl = a->cl;
         const Context *x = client_ctx(cl);
+        enum sg_outcome outcome = attempt_outcome(a, success);
         struct sg_audit_event ev;
         int r;
 
         a->open = false;
-        sg_policy_settle(x->policy, a->counted_user, a->rhost, a->reservation, success, sg_now_real_usec());
+        sg_policy_settle(x->policy, a->counted_user, a->rhost, a->reservation, outcome, sg_now_real_usec());
         permits_release(x->permits, &a->permit);
         if (a->charged)
                 charges_drop(x->charges, a->invoker);
@@ -324,7 +409,7 @@ static int attempt_settle(struct login_attempt *a, bool success, const char *rea
                 return r;
         if (a->attempt_id > 0) {
                 r = login_store_result(cl, sg_store_attempt_settle(x->store, a->attempt_id,
-                                                                   success ? SG_ATTEMPT_SUCCESS : SG_ATTEMPT_FAILURE));
+                                                                   attempt_state(outcome)));
                 if (r < 0)
                         return r;
         }

@@ -46,6 +46,7 @@ struct Manager {
         sd_event *event;
         sd_event_source *listen_source, *maintenance_timer, *drain_timer, *prune_timer;
         uint64_t pruned; /* audit rows deleted by the retention run in progress */
+        uint64_t room_rows, room_cut; /* keep_room(): the table's size held, the last id pruned */
         int listen_fd;
         bool listen_from_systemd, socket_bound, stopping;
 
@@ -97,6 +98,10 @@ static void policy_config(const struct sg_config *c, const struct sg_cidr_list *
                 .user_hard_lock = c->user_hard_lock,
                 .deny_root = c->deny_root,
                 .ipv6_prefix = c->ipv6_prefix,
+                .ipv6_prefix_wide = c->ipv6_prefix_wide,
+                .ipv6_prefix_widest = c->ipv6_prefix_widest,
+                .hostname_max_failures = c->hostname_max_failures,
+                .user_pacing = c->user_pacing,
                 .allowlist = *allow,
                 .max_keys = 200000,
         };
@@ -196,12 +201,54 @@ Manager *manager_free(Manager *m) {
         return NULL;
 }
 
+/* Below this much free space the audit table stops growing: each commit prunes as many of the
+ * oldest rows as it added (their pages take the new ones), so logins are not refused for a full
+ * disk while the table still holds rows to give. Pruning once SQLITE_FULL is there is too late
+ * in WAL mode: the deletion itself needs room in the WAL. Growth resumes at twice as much. */
+#define ROOM_MIN_FREE_BYTES (16ULL << 20)
+
+static void keep_room(Manager *m) {
+        uint64_t free_bytes, tail = 0, rows = 0, deleted = 0;
+        uint8_t mac[SG_MAC_BYTES];
+        int r;
+
+        if (sg_store_free_bytes(m->ctx.store, &free_bytes) < 0)
+                return;
+        if (free_bytes >= 2 * ROOM_MIN_FREE_BYTES || (free_bytes >= ROOM_MIN_FREE_BYTES && !m->room_rows)) {
+                if (m->room_rows)
+                        log_info("free space is back on the state directory: the audit table may grow again");
+                m->room_rows = 0;
+                return;
+        }
+        sg_store_audit_tail(m->ctx.store, &tail, mac);
+        if (!m->room_rows) {
+                if (sg_store_audit_count(m->ctx.store, &rows) < 0 || rows == 0)
+                        return;
+                m->room_rows = rows;
+                m->room_cut = tail > rows ? tail - rows : 0;
+                log_warning("less than %llu MiB free on the state directory: the audit table stays at %" PRIu64
+                            " rows, the oldest make room for new ones", ROOM_MIN_FREE_BYTES >> 20, rows);
+                return;
+        }
+        if (tail <= m->room_rows || tail - m->room_rows <= m->room_cut)
+                return; /* nothing added since: no transaction, or commits would never stop */
+        r = txn_begin(m->ctx.txn);
+        if (r >= 0)
+                r = sg_store_audit_prune_upto(m->ctx.store, tail - m->room_rows, &deleted);
+        if (r < 0)
+                log_warning_errno(r, "pruning audit rows to keep free space failed");
+        else
+                m->room_cut = tail - m->room_rows;
+}
+
 static void on_committed(void *userdata, int r) {
         Manager *m = userdata;
 
         /* The replies depend on the commit only; audit.head's fsyncs need not delay them. */
-        if (r >= 0)
+        if (r >= 0) {
                 audit_head_update(m->head, m->ctx.store);
+                keep_room(m);
+        }
 }
 
 /* ---- start-up ---- */
@@ -258,6 +305,8 @@ static int replay_attempt(void *userdata, uint64_t id, uint64_t time_usec, const
         (void) id;
         if (state == SG_ATTEMPT_SUCCESS)
                 sg_policy_replay_success(m->ctx.policy, user, source, time_usec);
+        else if (state == SG_ATTEMPT_VOID)
+                sg_policy_replay_void(m->ctx.policy, user, source, time_usec);
         else
                 sg_policy_replay_failure(m->ctx.policy, user, source, time_usec);
         return 0;

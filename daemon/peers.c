@@ -10,11 +10,15 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct peer_slot {
         bool used;
+        bool by_source;
         uint32_t uid;
+        char source[SG_PEER_SOURCE_MAX];
         uint64_t credit;
         uint64_t seen_usec;  /* last event: refill base, and the order slots are reused in */
         uint64_t held_since; /* first event held back since the last summary (when any held) */
@@ -29,6 +33,9 @@ struct sg_peers {
 static const char *const event_names[SG_PEER_EVENT_MAX] = {
         [SG_PEER_DENIED] = "peer_denied",
         [SG_PEER_PROTOCOL_ERROR] = "protocol_error",
+        [SG_PEER_AUTH_BLOCKED] = "auth_blocked",
+        [SG_PEER_AUTH_INVALID] = "auth_failure",
+        [SG_PEER_AUTH_PACED] = "auth_blocked",
 };
 
 const char *sg_peer_event_name(enum sg_peer_event kind) {
@@ -77,7 +84,10 @@ static void slot_take(struct peer_slot *s, struct sg_peer_summary *out, size_t *
         for (unsigned k = 0; k < SG_PEER_EVENT_MAX; k++) {
                 if (s->held[k] == 0)
                         continue;
-                out[(*n)++] = (struct sg_peer_summary) { s->uid, (enum sg_peer_event) k, s->held[k] };
+                out[*n] = (struct sg_peer_summary) { .by_source = s->by_source, .uid = s->uid,
+                                                     .kind = (enum sg_peer_event) k, .suppressed = s->held[k] };
+                memcpy(out[*n].source, s->source, sizeof s->source);
+                (*n)++;
                 s->held[k] = 0;
         }
 }
@@ -90,27 +100,31 @@ static bool slot_summary_due(const struct peer_slot *s, uint64_t now) {
         return now >= s->held_since && now - s->held_since >= SG_PEER_SUMMARY_USEC;
 }
 
-/* The uid's slot, or a fresh one: a free slot, else the one seen least recently (whose held
- * counts go to out first, so reusing it loses nothing). */
-static struct peer_slot *slot_for(sg_peers *p, uint32_t uid, uint64_t now, struct sg_peer_summary *out,
-                                  size_t *n) {
+static bool slot_is(const struct peer_slot *s, const struct peer_slot *who) {
+        if (!s->used || s->by_source != who->by_source)
+                return false;
+        return who->by_source ? strcmp(s->source, who->source) == 0 : s->uid == who->uid;
+}
+
+/* The bucket's slot, or a fresh one: a free slot, else the one seen least recently (whose held
+ * counts go to out first, so reusing it loses nothing). who names the bucket. */
+static struct peer_slot *slot_for(sg_peers *p, const struct peer_slot *who, uint64_t now,
+                                  struct sg_peer_summary *out, size_t *n) {
         struct peer_slot *s, *victim = NULL;
 
         for (size_t i = 0; i < SG_PEER_SLOTS; i++) {
                 s = &p->slots[i];
-                if (s->used && s->uid == uid)
+                if (slot_is(s, who))
                         return s;
                 if (!victim || (victim->used && (!s->used || s->seen_usec < victim->seen_usec)))
                         victim = s;
         }
         if (victim->used)
                 slot_take(victim, out, n);
-        *victim = (struct peer_slot) {
-                .used = true,
-                .uid = uid,
-                .credit = SG_PEER_BURST * SG_PEER_REFILL_USEC,
-                .seen_usec = now,
-        };
+        *victim = *who;
+        victim->used = true;
+        victim->credit = SG_PEER_BURST * SG_PEER_REFILL_USEC;
+        victim->seen_usec = now;
         return victim;
 }
 
@@ -127,8 +141,8 @@ static void slot_refill(struct peer_slot *s, uint64_t now) {
         s->seen_usec = now;
 }
 
-enum sg_peer_verdict sg_peers_event(sg_peers *p, uint32_t uid, enum sg_peer_event kind, uint64_t mono_usec,
-                                    struct sg_peer_summary out[static SG_PEER_SUMMARY_MAX], size_t *ret_n) {
+static enum sg_peer_verdict bucket_event(sg_peers *p, const struct peer_slot *who, enum sg_peer_event kind,
+                                         uint64_t mono_usec, struct sg_peer_summary *out, size_t *ret_n) {
         enum sg_peer_verdict v;
         struct peer_slot *s;
         size_t n = 0;
@@ -136,7 +150,7 @@ enum sg_peer_verdict sg_peers_event(sg_peers *p, uint32_t uid, enum sg_peer_even
         assert(p && out && ret_n);
         if ((unsigned) kind >= SG_PEER_EVENT_MAX)
                 kind = SG_PEER_PROTOCOL_ERROR;
-        s = slot_for(p, uid, mono_usec, out, &n);
+        s = slot_for(p, who, mono_usec, out, &n);
         slot_refill(s, mono_usec);
         if (s->credit >= SG_PEER_REFILL_USEC) {
                 s->credit -= SG_PEER_REFILL_USEC;
@@ -156,6 +170,23 @@ enum sg_peer_verdict sg_peers_event(sg_peers *p, uint32_t uid, enum sg_peer_even
         }
         *ret_n = n;
         return v;
+}
+
+enum sg_peer_verdict sg_peers_event(sg_peers *p, uint32_t uid, enum sg_peer_event kind, uint64_t mono_usec,
+                                    struct sg_peer_summary out[static SG_PEER_SUMMARY_MAX], size_t *ret_n) {
+        struct peer_slot who = { .uid = uid };
+
+        return bucket_event(p, &who, kind, mono_usec, out, ret_n);
+}
+
+enum sg_peer_verdict sg_peers_source_event(sg_peers *p, const char *source, enum sg_peer_event kind,
+                                           uint64_t mono_usec, struct sg_peer_summary out[static SG_PEER_SUMMARY_MAX],
+                                           size_t *ret_n) {
+        struct peer_slot who = { .by_source = true };
+
+        assert(source);
+        snprintf(who.source, sizeof who.source, "%s", source);
+        return bucket_event(p, &who, kind, mono_usec, out, ret_n);
 }
 
 size_t sg_peers_flush(sg_peers *p, uint64_t mono_usec, bool force, struct sg_peer_summary *out, size_t max) {

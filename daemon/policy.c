@@ -21,6 +21,9 @@
  * - Any lock in force denies, whatever the config says now (loaded or created earlier).
  * - A reservation is a unique, monotone stamp: max(now, previous stamp + 1). It is also the
  *   timestamp stored in the rings, so settle() finds the exact entry to remove.
+ * - A void outcome (the daemon could not serve the attempt) takes its stamp out of every key
+ *   and lifts the locks it created, as if it never was; the stored attempt row says VOID, so
+ *   replay skips it and replay_void() lifts its locks again.
  * - Success clears user and user_source up to the reservation's stamp (cleared_usec), as
  *   replay_success() does with the attempt's time, so live and replayed state agree.
  * - sg_policy_unlock() touches only the named key (the caller unlocks SOURCE and SPRAY for an
@@ -33,6 +36,7 @@
  */
 #include "policy.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -74,7 +78,11 @@ struct entry {
         uint64_t *ring;
         struct spray_slot *slots;
 
+        /* USER: the next attempt pacing admits, remote and local (0 = none yet) */
+        uint64_t pace_usec, pace_local_usec;
+
         enum sg_lock_kind kind;
+        int tier; /* SOURCE: enum tier, from the key */
         size_t keylen;
         char key[];
 };
@@ -100,15 +108,38 @@ struct sg_policy {
         size_t pending_next;
 };
 
-/* The keys one attempt counts under. */
+/* The keys one attempt counts under: a slot per lock kind, and two wider source keys (an
+ * IPv6 address's /48 and /32 networks, a host name's parent domain), counted as sources. */
+enum {
+        SLOT_WIDE = SG_LOCK_KIND_MAX,
+        SLOT_WIDEST,
+        SLOT_MAX,
+};
+
+/* How a source key is limited. */
+enum tier {
+        TIER_SOURCE,      /* an address, or its ipv6_prefix network */
+        TIER_WIDE,        /* ipv6_prefix_wide network: 2 x source_max_failures */
+        TIER_WIDEST,      /* ipv6_prefix_widest network: 4 x source_max_failures */
+        TIER_HOST,        /* a host name (UseDNS yes): hostname_max_failures */
+        TIER_HOST_DOMAIN, /* "*.parent.domain" of host names: source_max_failures */
+};
+
 struct attempt_keys {
         bool local;       /* rhost "": user key only */
+        bool source_only; /* SG_POLICY_INVALID_USER: source keys only */
         bool allowlisted;
-        size_t user_len, source_len, user_source_len;
+        size_t user_len, source_len, user_source_len, wide_len, widest_len;
         char user[SG_POLICY_KEY_MAX];
         char source[SG_POLICY_KEY_MAX];
         char user_source[SG_POLICY_KEY_MAX];
+        char wide[SG_POLICY_KEY_MAX];
+        char widest[SG_POLICY_KEY_MAX];
 };
+
+static enum sg_lock_kind slot_kind(int slot) {
+        return slot >= SLOT_WIDE ? SG_LOCK_SOURCE : (enum sg_lock_kind) slot;
+}
 
 static const char *const kind_names[SG_LOCK_KIND_MAX] = {
         [SG_LOCK_USER] = "user",
@@ -184,7 +215,26 @@ static uint32_t clamp_cap(uint64_t v) {
         return v < 1 ? 1 : v > RING_MAX ? RING_MAX : (uint32_t) v;
 }
 
-static uint32_t threshold(const sg_policy *p, enum sg_lock_kind kind) {
+static uint32_t source_threshold(const sg_policy *p, int tier) {
+        uint64_t t = p->c.source_max_failures;
+
+        switch (tier) {
+        case TIER_WIDE:
+                t *= 2;
+                break;
+        case TIER_WIDEST:
+                t *= 4;
+                break;
+        case TIER_HOST:
+                t = p->c.hostname_max_failures;
+                break;
+        default:
+                break;
+        }
+        return t > UINT32_MAX ? UINT32_MAX : (uint32_t) t;
+}
+
+static uint32_t threshold(const sg_policy *p, enum sg_lock_kind kind, int tier) {
         uint32_t t = 0;
 
         switch (kind) {
@@ -192,7 +242,7 @@ static uint32_t threshold(const sg_policy *p, enum sg_lock_kind kind) {
                 t = p->c.user_max_failures;
                 break;
         case SG_LOCK_SOURCE:
-                t = p->c.source_max_failures;
+                t = source_threshold(p, tier);
                 break;
         case SG_LOCK_USER_SOURCE:
                 t = p->c.user_source_max_failures;
@@ -213,8 +263,8 @@ static uint64_t delay_need(const sg_policy *p) {
         return ((uint64_t) p->c.delay_max_ms + p->c.delay_step_ms - 1) / p->c.delay_step_ms;
 }
 
-static uint32_t wanted_cap(const sg_policy *p, enum sg_lock_kind kind) {
-        uint64_t t = threshold(p, kind);
+static uint32_t wanted_cap(const sg_policy *p, enum sg_lock_kind kind, int tier) {
+        uint64_t t = threshold(p, kind, tier);
 
         if (kind == SG_LOCK_USER || kind == SG_LOCK_USER_SOURCE)
                 t = t > delay_need(p) ? t : delay_need(p);
@@ -305,6 +355,19 @@ static void spray_remove_user(struct entry *e, uint64_t uh, uint64_t upto) {
                 }
 }
 
+/* The user's slot if the attempt stamped `stamp` set it: back to `previous` (0: remove). */
+static void spray_void_user(struct entry *e, uint64_t uh, uint64_t stamp, uint64_t previous) {
+        for (uint32_t i = 0; i < e->n; i++) {
+                if (e->slots[i].user_hash != uh || e->slots[i].last_usec != stamp)
+                        continue;
+                if (previous > 0)
+                        e->slots[i].last_usec = previous;
+                else
+                        spray_remove_at(e, i);
+                return;
+        }
+}
+
 static void spray_drop_upto(struct entry *e, uint64_t t) {
         for (uint32_t i = 0; i < e->n;)
                 if (e->slots[i].last_usec <= t)
@@ -343,7 +406,7 @@ static void entry_clear_counters(struct entry *e) {
 /* Reallocates the counters when the config changed their size, keeping the newest. On
  * allocation failure the old size stays: still correct, just less precise. */
 static void entry_resize(sg_policy *p, struct entry *e) {
-        uint32_t cap = wanted_cap(p, e->kind);
+        uint32_t cap = wanted_cap(p, e->kind, e->tier);
 
         if (cap == e->cap)
                 return;
@@ -489,6 +552,47 @@ static void table_grow(sg_policy *p) {
         p->nbuckets = nb;
 }
 
+/* The IPv6 prefixes in force for the wider source keys (0 = off): each strictly wider than the
+ * one before it, else it would count the same network twice. */
+static unsigned prefix_wide(const sg_policy *p) {
+        unsigned w = p->c.ipv6_prefix_wide;
+
+        return w > 0 && w < p->c.ipv6_prefix ? w : 0;
+}
+
+static unsigned prefix_widest(const sg_policy *p) {
+        unsigned w = p->c.ipv6_prefix_widest, above = prefix_wide(p) ?: p->c.ipv6_prefix;
+
+        return w > 0 && w < above ? w : 0;
+}
+
+/* A source key's tier, from its spelling alone, so a lock loaded from the store gets the
+ * same limit as a live one: "*.domain" (a parent domain), "net/len" (by the length), an
+ * address, or else a host name. */
+static int key_tier(const sg_policy *p, const char *key, size_t len) {
+        char buf[SG_POLICY_KEY_MAX];
+        const char *slash;
+        struct sg_addr a;
+
+        if (len >= sizeof buf)
+                return TIER_HOST;
+        memcpy(buf, key, len);
+        buf[len] = '\0';
+        if (buf[0] == '*')
+                return TIER_HOST_DOMAIN;
+        slash = strchr(buf, '/');
+        if (slash) {
+                unsigned long n = strtoul(slash + 1, NULL, 10);
+
+                if (n != p->c.ipv6_prefix && n == prefix_wide(p))
+                        return TIER_WIDE;
+                if (n != p->c.ipv6_prefix && n == prefix_widest(p))
+                        return TIER_WIDEST;
+                return TIER_SOURCE;
+        }
+        return sg_addr_parse(buf, &a) == 0 ? TIER_SOURCE : TIER_HOST;
+}
+
 /* Finds or creates a key, marks it used by this call. NULL when the table is full of locked
  * keys or memory ran out: the caller then decides without this key. */
 static struct entry *entry_get(sg_policy *p, enum sg_lock_kind kind, const char *key, size_t len,
@@ -506,10 +610,11 @@ static struct entry *entry_get(sg_policy *p, enum sg_lock_kind kind, const char 
                 if (!evict_one(p, now))
                         return NULL;
 
-        cap = wanted_cap(p, kind);
         e = calloc(1, sizeof *e + len + 1);
         if (!e)
                 return NULL;
+        e->tier = kind == SG_LOCK_SOURCE ? key_tier(p, key, len) : TIER_SOURCE;
+        cap = wanted_cap(p, kind, e->tier);
         if (kind == SG_LOCK_SPRAY)
                 e->slots = calloc(cap, sizeof *e->slots);
         else
@@ -561,6 +666,42 @@ static int source_key(const sg_policy *p, const char *s, char *out, size_t outsi
         return 0;
 }
 
+/* The wider keys of a source key (as source_key() made it): an IPv6 network's networks at
+ * ipv6_prefix_wide and ipv6_prefix_widest, a host name's parent domain as "*.parent" (when
+ * the parent still has a dot: never a whole top-level domain). */
+static void wider_keys(const sg_policy *p, struct attempt_keys *k) {
+        const unsigned prefixes[2] = { prefix_wide(p), prefix_widest(p) };
+        char *outs[2] = { k->wide, k->widest };
+        size_t *lens[2] = { &k->wide_len, &k->widest_len };
+        char addr[INET6_ADDRSTRLEN];
+        struct sg_cidr net;
+        struct sg_addr a;
+        const char *dot;
+
+        k->wide_len = k->widest_len = 0;
+        k->wide[0] = k->widest[0] = '\0';
+        if (k->local)
+                return;
+        if (sg_addr_parse(k->source, &a) == 0 || sg_cidr_parse(k->source, &net) == 0) {
+                if (sg_addr_parse(k->source, &a) < 0)
+                        a = net.addr;
+                if (a.family != AF_INET6 || !inet_ntop(AF_INET6, a.bytes, addr, sizeof addr))
+                        return;
+                for (int i = 0; i < 2; i++)
+                        if (prefixes[i] > 0 && sg_source_key(addr, prefixes[i], outs[i], SG_POLICY_KEY_MAX) >= 0)
+                                *lens[i] = strlen(outs[i]);
+                return;
+        }
+        if (k->source[0] == '*')
+                return; /* already a domain key (a stored lock) */
+        dot = strchr(k->source, '.');
+        if (!dot || !strchr(dot + 1, '.') || k->source_len + 1 >= SG_POLICY_KEY_MAX)
+                return;
+        k->wide[0] = '*';
+        memcpy(k->wide + 1, dot, k->source_len - (size_t) (dot - k->source) + 1);
+        k->wide_len = strlen(k->wide);
+}
+
 static int attempt_keys(const sg_policy *p, const char *user, const char *rhost,
                         struct attempt_keys *k) {
         int r;
@@ -577,6 +718,7 @@ static int attempt_keys(const sg_policy *p, const char *user, const char *rhost,
                 return r;
         k->source_len = strlen(k->source);
         k->local = k->source_len == 0;
+        k->source_only = strcmp(k->user, SG_POLICY_INVALID_USER) == 0;
         k->allowlisted = !k->local && source_allowlisted(p, rhost);
         k->user_source_len = 0;
         k->user_source[0] = '\0';
@@ -588,15 +730,28 @@ static int attempt_keys(const sg_policy *p, const char *user, const char *rhost,
                 memcpy(k->user_source + k->user_len + 1, k->source, k->source_len + 1);
                 k->user_source_len = k->user_len + 1 + k->source_len;
         }
+        wider_keys(p, k);
         return 0;
 }
 
-static bool kind_applies(const struct attempt_keys *k, enum sg_lock_kind kind) {
-        return kind == SG_LOCK_USER || !k->local;
+static bool kind_applies(const struct attempt_keys *k, int slot) {
+        if (slot == SLOT_WIDE)
+                return k->wide_len > 0;
+        if (slot == SLOT_WIDEST)
+                return k->widest_len > 0;
+        if (k->source_only)
+                return slot == SG_LOCK_SOURCE && !k->local;
+        return slot == SG_LOCK_USER || !k->local;
 }
 
-static const char *attempt_key(const struct attempt_keys *k, enum sg_lock_kind kind, size_t *ret_len) {
-        switch (kind) {
+static const char *attempt_key(const struct attempt_keys *k, int slot, size_t *ret_len) {
+        switch (slot) {
+        case SLOT_WIDE:
+                *ret_len = k->wide_len;
+                return k->wide;
+        case SLOT_WIDEST:
+                *ret_len = k->widest_len;
+                return k->widest;
         case SG_LOCK_USER:
                 *ret_len = k->user_len;
                 return k->user;
@@ -613,36 +768,36 @@ static uint64_t attempt_binding(const sg_policy *p, const struct attempt_keys *k
         return hash_bytes(p, SEED_BINDING, k->user, k->user_len, k->source, k->source_len);
 }
 
-static void find_all(sg_policy *p, const struct attempt_keys *k, struct entry *e[SG_LOCK_KIND_MAX]) {
-        for (int kind = 0; kind < SG_LOCK_KIND_MAX; kind++) {
+static void find_all(sg_policy *p, const struct attempt_keys *k, struct entry *e[SLOT_MAX]) {
+        for (int slot = 0; slot < SLOT_MAX; slot++) {
                 const char *key;
                 size_t len;
 
-                e[kind] = NULL;
-                if (!kind_applies(k, kind))
+                e[slot] = NULL;
+                if (!kind_applies(k, slot))
                         continue;
-                key = attempt_key(k, kind, &len);
-                e[kind] = entry_find(p, kind, key, len);
+                key = attempt_key(k, slot, &len);
+                e[slot] = entry_find(p, slot_kind(slot), key, len);
         }
 }
 
 /* The lock in force that ends last, if any. */
-static bool lock_in_force(struct entry *e[SG_LOCK_KIND_MAX], uint64_t now, struct sg_verdict *v) {
+static bool lock_in_force(struct entry *e[SLOT_MAX], uint64_t now, struct sg_verdict *v) {
         bool locked = false;
 
-        for (int kind = 0; kind < SG_LOCK_KIND_MAX; kind++) {
-                if (!e[kind] || e[kind]->until_usec <= now)
+        for (int slot = 0; slot < SLOT_MAX; slot++) {
+                if (!e[slot] || e[slot]->until_usec <= now)
                         continue;
-                if (!locked || e[kind]->until_usec > v->until_usec) {
-                        v->kind = kind;
-                        v->until_usec = e[kind]->until_usec;
+                if (!locked || e[slot]->until_usec > v->until_usec) {
+                        v->kind = slot_kind(slot);
+                        v->until_usec = e[slot]->until_usec;
                 }
                 locked = true;
         }
         return locked;
 }
 
-static uint32_t delay_for(const sg_policy *p, struct entry *e[SG_LOCK_KIND_MAX], uint64_t cutoff) {
+static uint32_t delay_for(const sg_policy *p, struct entry *e[SLOT_MAX], uint64_t cutoff) {
         uint64_t n = 0, d;
 
         if (e[SG_LOCK_USER])
@@ -707,6 +862,45 @@ static void lock_lift(struct entry *e) {
 
 static bool user_lock_applies(const sg_policy *p, const char *user) {
         return p->c.user_hard_lock && (p->c.deny_root || strcmp(user, "root") != 0);
+}
+
+/* ---- pacing: one attempt per delay step for a user beyond user_max_failures ---- */
+
+static uint64_t *pace_slot(const struct attempt_keys *k, struct entry *user) {
+        return k->local ? &user->pace_local_usec : &user->pace_usec;
+}
+
+static bool pace_applies(const sg_policy *p, struct entry *user, uint64_t cutoff) {
+        return p->c.user_pacing && p->c.user_max_failures > 0 &&
+               ring_count(user, cutoff) >= p->c.user_max_failures;
+}
+
+/* Refused by pacing: the user is beyond its threshold and the current step's attempt was
+ * already given (remote and local attempts each have their own step). */
+static bool paced(const sg_policy *p, const struct attempt_keys *k, struct entry *user, uint64_t cutoff,
+                  uint64_t now, struct sg_verdict *v) {
+        uint64_t next;
+
+        if (!user || !pace_applies(p, user, cutoff))
+                return false;
+        next = *pace_slot(k, user);
+        if (now >= next)
+                return false;
+        v->kind = SG_LOCK_USER;
+        v->until_usec = next;
+        v->paced = true;
+        return true;
+}
+
+/* An attempt admitted beyond the threshold takes the step: the next one waits delay_ms (at
+ * least one delay_step). */
+static void pace_admit(const sg_policy *p, const struct attempt_keys *k, struct entry *user, uint64_t cutoff,
+                       uint64_t now, uint32_t delay_ms) {
+        uint64_t step = delay_ms > p->c.delay_step_ms ? delay_ms : p->c.delay_step_ms;
+
+        if (!pace_applies(p, user, cutoff))
+                return;
+        *pace_slot(k, user) = sat_add(now, step * 1000);
 }
 
 /* ---- pending reservations ---- */
@@ -786,7 +980,7 @@ void sg_policy_reserve(sg_policy *p, const char *user, const char *rhost, uint64
                        struct sg_verdict *ret, struct sg_lock_info *new_locks, size_t max_new,
                        size_t *ret_new) {
         struct sg_verdict v = { .allowed = false };
-        struct entry *e[SG_LOCK_KIND_MAX];
+        struct entry *e[SLOT_MAX];
         struct attempt_keys k;
         uint64_t cutoff = window_cutoff(p, now_usec), stamp;
         size_t n_new = 0;
@@ -809,43 +1003,43 @@ void sg_policy_reserve(sg_policy *p, const char *user, const char *rhost, uint64
         }
 
         find_all(p, &k, e);
-        if (lock_in_force(e, now_usec, &v)) {
+        if (lock_in_force(e, now_usec, &v) || paced(p, &k, e[SG_LOCK_USER], cutoff, now_usec, &v)) {
                 /* nothing counted, nothing created; the delay still looks like a failure's */
                 v.delay_ms = delay_for(p, e, cutoff);
                 goto finish;
         }
 
-        for (int kind = 0; kind < SG_LOCK_KIND_MAX; kind++) {
+        for (int slot = 0; slot < SLOT_MAX; slot++) {
                 const char *key;
                 size_t len;
 
-                if (!kind_applies(&k, kind))
+                if (!kind_applies(&k, slot))
                         continue;
-                key = attempt_key(&k, kind, &len);
-                e[kind] = entry_get(p, kind, key, len, now_usec);
+                key = attempt_key(&k, slot, &len);
+                e[slot] = entry_get(p, slot_kind(slot), key, len, now_usec);
         }
         v.delay_ms = delay_for(p, e, cutoff);
+        if (e[SG_LOCK_USER])
+                pace_admit(p, &k, e[SG_LOCK_USER], cutoff, now_usec, v.delay_ms);
 
         stamp = next_stamp(p, now_usec);
-        if (e[SG_LOCK_USER])
-                ring_insert(e[SG_LOCK_USER], stamp);
-        if (e[SG_LOCK_SOURCE])
-                ring_insert(e[SG_LOCK_SOURCE], stamp);
-        if (e[SG_LOCK_USER_SOURCE])
-                ring_insert(e[SG_LOCK_USER_SOURCE], stamp);
+        for (int slot = 0; slot < SLOT_MAX; slot++)
+                if (e[slot] && slot != SG_LOCK_SPRAY)
+                        ring_insert(e[slot], stamp);
         if (e[SG_LOCK_SPRAY])
                 spray_upsert(e[SG_LOCK_SPRAY], user_hash(p, &k), stamp);
 
-        for (int kind = 0; kind < SG_LOCK_KIND_MAX; kind++) {
-                uint32_t t = threshold(p, kind), n;
+        for (int slot = 0; slot < SLOT_MAX; slot++) {
+                uint32_t t, n;
 
-                if (!e[kind] || t == 0)
+                if (!e[slot])
                         continue;
-                if (kind == SG_LOCK_USER && !user_lock_applies(p, user))
+                t = threshold(p, e[slot]->kind, e[slot]->tier);
+                if (t == 0 || (slot == SG_LOCK_USER && !user_lock_applies(p, user)))
                         continue;
-                n = entry_count(e[kind], cutoff);
+                n = entry_count(e[slot], cutoff);
                 if (n >= t)
-                        lock_create(p, e[kind], n, now_usec, stamp, new_locks, max_new, &n_new);
+                        lock_create(p, e[slot], n, now_usec, stamp, new_locks, max_new, &n_new);
         }
 
         pending_add(p, stamp, attempt_binding(p, &k));
@@ -860,22 +1054,28 @@ finish:
                 *ret_new = n_new;
 }
 
-/* Success proves the user: clears user and (user, source) up to t, and the user's place in the
- * source's spray set. The source keeps failures against other users. Locks created by this very
- * attempt are lifted: live they are known by their reservation, on replay by their time. */
-static void clear_on_success(sg_policy *p, const struct attempt_keys *k, uint64_t t, bool replay) {
-        static const enum sg_lock_kind reset[] = { SG_LOCK_USER, SG_LOCK_USER_SOURCE };
-        struct entry *e[SG_LOCK_KIND_MAX];
-
-        find_all(p, k, e);
-        for (int kind = 0; kind < SG_LOCK_KIND_MAX; kind++) {
-                struct entry *x = e[kind];
+/* Lifts the locks the attempt stamped t created: live they are known by their reservation,
+ * on replay by their time. */
+static void lift_locks_of(struct entry *e[SLOT_MAX], uint64_t t, bool replay) {
+        for (int slot = 0; slot < SLOT_MAX; slot++) {
+                struct entry *x = e[slot];
 
                 if (!x || x->until_usec == 0)
                         continue;
                 if (replay ? x->last_lock_usec == t : x->lock_stamp == t)
                         lock_lift(x);
         }
+}
+
+/* Success proves the user: clears user and (user, source) up to t, and the user's place in the
+ * source's spray set. The source keeps failures against other users. Locks created by this very
+ * attempt are lifted. */
+static void clear_on_success(sg_policy *p, const struct attempt_keys *k, uint64_t t, bool replay) {
+        static const enum sg_lock_kind reset[] = { SG_LOCK_USER, SG_LOCK_USER_SOURCE };
+        struct entry *e[SLOT_MAX];
+
+        find_all(p, k, e);
+        lift_locks_of(e, t, replay);
         for (size_t i = 0; i < sizeof reset / sizeof reset[0]; i++) {
                 struct entry *x = e[reset[i]];
 
@@ -889,8 +1089,27 @@ static void clear_on_success(sg_policy *p, const struct attempt_keys *k, uint64_
                 spray_remove_user(e[SG_LOCK_SPRAY], user_hash(p, k), t);
 }
 
+/* A void attempt never happened: its stamp leaves every ring, and the user's spray slot goes
+ * back to the user's newest other failure from this source (the pair's ring holds exactly
+ * those), or goes when there is none. Nothing else is reset. */
+static void void_attempt(sg_policy *p, const struct attempt_keys *k, uint64_t stamp) {
+        struct entry *e[SLOT_MAX];
+
+        find_all(p, k, e);
+        lift_locks_of(e, stamp, false);
+        for (int slot = 0; slot < SLOT_MAX; slot++)
+                if (e[slot] && slot != SG_LOCK_SPRAY)
+                        ring_remove(e[slot], stamp);
+        if (e[SG_LOCK_SPRAY]) {
+                struct entry *pair = e[SG_LOCK_USER_SOURCE];
+
+                spray_void_user(e[SG_LOCK_SPRAY], user_hash(p, k), stamp,
+                                pair && pair->n > 0 ? *ring_at(pair, pair->n - 1) : 0);
+        }
+}
+
 void sg_policy_settle(sg_policy *p, const char *user, const char *rhost, uint64_t reservation,
-                      bool success, uint64_t now_usec) {
+                      enum sg_outcome outcome, uint64_t now_usec) {
         struct attempt_keys k;
         struct entry *src;
 
@@ -900,21 +1119,35 @@ void sg_policy_settle(sg_policy *p, const char *user, const char *rhost, uint64_
                 return;
         if (!pending_take(p, reservation, attempt_binding(p, &k)))
                 return; /* unknown, already settled, or pushed out of the pending ring */
-        if (!success)
-                return; /* counted as a failure at reserve time */
+        switch (outcome) {
+        case SG_OUTCOME_SUCCESS:
+                /* the success counts toward no source key */
+                for (int slot = SG_LOCK_SOURCE; slot < SLOT_MAX; slot++) {
+                        const char *key;
+                        size_t len;
 
-        if (!k.local) {
-                src = entry_find(p, SG_LOCK_SOURCE, k.source, k.source_len);
-                if (src)
-                        ring_remove(src, reservation);
+                        if (slot_kind(slot) != SG_LOCK_SOURCE || !kind_applies(&k, slot))
+                                continue;
+                        key = attempt_key(&k, slot, &len);
+                        src = entry_find(p, SG_LOCK_SOURCE, key, len);
+                        if (src)
+                                ring_remove(src, reservation);
+                }
+                clear_on_success(p, &k, reservation, false);
+                return;
+        case SG_OUTCOME_VOID:
+                if (!k.allowlisted)
+                        void_attempt(p, &k, reservation);
+                return;
+        default:
+                return; /* a failure: counted at reserve time */
         }
-        clear_on_success(p, &k, reservation, false);
 }
 
 bool sg_policy_is_locked(sg_policy *p, const char *user, const char *rhost, uint64_t now_usec,
                          struct sg_verdict *ret) {
         struct sg_verdict v = { .allowed = true };
-        struct entry *e[SG_LOCK_KIND_MAX];
+        struct entry *e[SLOT_MAX];
         struct attempt_keys k;
         bool locked = false;
 
@@ -943,18 +1176,18 @@ void sg_policy_replay_failure(sg_policy *p, const char *user, const char *source
         if (time_usec > p->last_stamp)
                 p->last_stamp = time_usec; /* later reservations never equal a replayed entry */
 
-        for (int kind = 0; kind < SG_LOCK_KIND_MAX; kind++) {
+        for (int slot = 0; slot < SLOT_MAX; slot++) {
                 struct entry *e;
                 const char *key;
                 size_t len;
 
-                if (!kind_applies(&k, kind))
+                if (!kind_applies(&k, slot))
                         continue;
-                key = attempt_key(&k, kind, &len);
-                e = entry_get(p, kind, key, len, time_usec);
+                key = attempt_key(&k, slot, &len);
+                e = entry_get(p, slot_kind(slot), key, len, time_usec);
                 if (!e || time_usec <= e->cleared_usec)
                         continue;
-                if (kind == SG_LOCK_SPRAY)
+                if (slot == SG_LOCK_SPRAY)
                         spray_upsert(e, user_hash(p, &k), time_usec);
                 else
                         ring_insert(e, time_usec);
@@ -971,6 +1204,20 @@ void sg_policy_replay_success(sg_policy *p, const char *user, const char *source
         if (time_usec > p->last_stamp)
                 p->last_stamp = time_usec;
         clear_on_success(p, &k, time_usec, true);
+}
+
+void sg_policy_replay_void(sg_policy *p, const char *user, const char *source_key, uint64_t time_usec) {
+        struct entry *e[SLOT_MAX];
+        struct attempt_keys k;
+
+        assert(p);
+        if (attempt_keys(p, user, source_key ?: "", &k) < 0 || k.allowlisted)
+                return;
+        note_now(p, time_usec);
+        if (time_usec > p->last_stamp)
+                p->last_stamp = time_usec;
+        find_all(p, &k, e);
+        lift_locks_of(e, time_usec, true);
 }
 
 /* Accepts a key as listed, or for source kinds a raw address (grouped here). */

@@ -7,8 +7,8 @@
  * distinct users tried per source (spraying). Sliding windows of `window` seconds.
  * Reserve before hashing: sg_policy_reserve() counts the attempt as a failure at once, so N
  * parallel guesses can never get more than the threshold of hashes; sg_policy_settle() turns
- * it into a success (removes the reservation, resets user and (user, source)) or leaves it a
- * failure. Locks grow exponentially for repeat offenders (lock_time * factor^level, capped at
+ * it into a success (removes the reservation, resets user and (user, source)), leaves it a
+ * failure, or voids it (the daemon could not serve it: removed everywhere, nothing reset). Locks grow exponentially for repeat offenders (lock_time * factor^level, capped at
  * lock_max), with history kept for history_sec, longer than any lock.
  */
 #pragma once
@@ -42,17 +42,32 @@ struct sg_policy_config {
         bool user_hard_lock;
         bool deny_root;
         unsigned ipv6_prefix;
+        unsigned ipv6_prefix_wide;     /* also counted per /wide network (2x source_max); 0 = off */
+        unsigned ipv6_prefix_widest;   /* and per /widest network (4x source_max); 0 = off */
+        uint32_t hostname_max_failures; /* a host-name rhost (UseDNS yes) locks at this many */
+        bool user_pacing;              /* beyond user_max_failures, one attempt per delay step */
         struct sg_cidr_list allowlist; /* owned by the caller; the policy keeps a pointer copy */
         size_t max_keys;               /* memory bound: least recently used unlocked keys go first */
 };
 
 struct sg_verdict {
-        bool allowed;             /* false = locked: compute no hash */
+        bool allowed;             /* false = locked or paced: compute no hash */
+        bool paced;               /* when !allowed: refused by the user's pacing, not a lock */
         uint32_t delay_ms;        /* growing delay before hashing (0 when none) */
-        enum sg_lock_kind kind;   /* when !allowed: which lock */
-        uint64_t until_usec;      /* when !allowed */
+        enum sg_lock_kind kind;   /* when !allowed: which lock (SG_LOCK_USER when paced) */
+        uint64_t until_usec;      /* when !allowed: the lock's end, or the next paced step */
         uint64_t reservation;     /* when allowed: hand back to sg_policy_settle */
 };
+
+/* The user name invalid input is counted under: such attempts count toward their source's
+ * failures only (no user, pair or spray key; a local one counts nowhere), so garbage names
+ * lock a source as wrong passwords do. No valid user name holds '~' (sg_valid_user), and
+ * pseudonyms are '~' and 24 hex digits. */
+#define SG_POLICY_INVALID_USER "~invalid"
+
+/* Most locks one sg_policy_reserve() can create: one per lock kind, and the two wider source
+ * keys (IPv6 /48 and /32, a host name's parent domain). */
+#define SG_POLICY_NEW_LOCKS_MAX (SG_LOCK_KIND_MAX + 2)
 
 /* Longest key + NUL. A "user@source" longer than that (a 64-byte user with a host name of
  * 255) cannot be counted: such an attempt is denied (fails closed). */
@@ -82,10 +97,20 @@ void sg_policy_set_config(sg_policy *p, const struct sg_policy_config *c);
 void sg_policy_reserve(sg_policy *p, const char *user, const char *rhost, uint64_t now_usec,
                        struct sg_verdict *ret, struct sg_lock_info *new_locks, size_t max_new,
                        size_t *ret_new);
-/* Settles a reservation: success resets user and (user, source) and removes the reserved
- * failure from the source's count; failure keeps it. Settling twice is a no-op. */
+/* How a reserved attempt ended. FAILURE and SUCCESS have the values false and true had. */
+enum sg_outcome {
+        SG_OUTCOME_FAILURE = 0, /* keeps the failure counted at reserve time */
+        SG_OUTCOME_SUCCESS = 1, /* proves the user */
+        SG_OUTCOME_VOID = 2,    /* the daemon could not serve it (overload): counts nowhere */
+};
+
+/* Settles a reservation. SUCCESS resets user and (user, source), removes the reserved
+ * failure from the source's count and lifts the locks this reservation created. FAILURE
+ * keeps it. VOID removes the reserved failure from every key it was counted on (user,
+ * source, pair, the source's spray set) and lifts the locks this reservation created,
+ * resetting nothing else. Settling twice, or an unknown reservation, is a no-op. */
 void sg_policy_settle(sg_policy *p, const char *user, const char *rhost, uint64_t reservation,
-                      bool success, uint64_t now_usec);
+                      enum sg_outcome outcome, uint64_t now_usec);
 
 /* Read-only check (account phase): true when user or source is locked now. */
 bool sg_policy_is_locked(sg_policy *p, const char *user, const char *rhost, uint64_t now_usec,
@@ -94,6 +119,9 @@ bool sg_policy_is_locked(sg_policy *p, const char *user, const char *rhost, uint
 /* Replay on start, oldest first. */
 void sg_policy_replay_failure(sg_policy *p, const char *user, const char *source_key, uint64_t time_usec);
 void sg_policy_replay_success(sg_policy *p, const char *user, const char *source_key, uint64_t time_usec);
+/* A voided attempt counts nowhere; replaying it only lifts the locks it created (their
+ * last_lock_usec is its time), which the stored rows still show. */
+void sg_policy_replay_void(sg_policy *p, const char *user, const char *source_key, uint64_t time_usec);
 void sg_policy_load_lock(sg_policy *p, const struct sg_lock_info *l);
 
 /* Clears a lock and the key's counters (history level kept). key as listed. -ENOENT if

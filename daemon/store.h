@@ -45,6 +45,7 @@ enum sg_attempt_state {
         SG_ATTEMPT_PENDING = 0, /* reserved by PRECHECK, not yet reported */
         SG_ATTEMPT_FAILURE = 1,
         SG_ATTEMPT_SUCCESS = 2,
+        SG_ATTEMPT_VOID = 3,    /* the daemon could not serve it (overload): counts nowhere */
 };
 
 int sg_store_attempt_add(sg_store *s, uint64_t time_usec, const char *user, const char *source,
@@ -102,6 +103,11 @@ int sg_store_audit_resume_after(sg_store *s, uint64_t last_id);
  * (0 = no row limit), recording the last deleted row's id and mac as the anchor, with the
  * anchor's own MAC (HMAC under the audit key, domain separated from the row MACs). */
 int sg_store_audit_prune(sg_store *s, uint64_t before_usec, uint64_t max_rows, uint64_t *ret_deleted);
+/* Deletes every audit row with an id up to cut, as sg_store_audit_prune() does (the anchor
+ * stands for them); cheap, for pruning on every commit. */
+int sg_store_audit_prune_upto(sg_store *s, uint64_t cut, uint64_t *ret_deleted);
+/* Bytes the daemon may still use on the database's file system. */
+int sg_store_free_bytes(sg_store *s, uint64_t *ret);
 /* The same in bounded steps: at most limit rows (0 = no limit); *ret_more (may be NULL) says
  * rows past retention remain for the next call. Each step leaves a valid anchor. */
 int sg_store_audit_prune_some(sg_store *s, uint64_t before_usec, uint64_t max_rows, uint64_t limit,

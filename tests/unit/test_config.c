@@ -122,7 +122,7 @@ static void test_defaults(void **state) {
         assert_int_equal(c.max_lifetime_sec, 0);
         assert_false(c.sync_full);
         assert_int_equal(c.max_age_sec, 365 * 86400);
-        assert_int_equal(c.max_rows, 0);
+        assert_int_equal(c.max_rows, 1000000);
         assert_string_equal(c.key_file, "");
         assert_string_equal(c.seal_public_key, "");
         /* The defaults are a valid configuration. */
@@ -642,7 +642,7 @@ static void test_dump(void **state) {
                 assert_true(dot < eq && eq < strchr(line, '\n'));
                 lines++;
         }
-        assert_int_equal(lines, 47); /* every key of struct sg_config */
+        assert_int_equal(lines, 51); /* every key of struct sg_config */
         n = (int) strlen(out);
         free(out);
 
@@ -840,7 +840,7 @@ static void test_example_config_matches_defaults(void **state) {
                 fail_msg("etc/secguard.conf with every key uncommented: %s", err);
         a = dump(&c);
         assert_string_equal(a, b);
-        assert_int_equal(keys, 47);
+        assert_int_equal(keys, 51);
         free(a);
         free(b);
         free(uncommented);

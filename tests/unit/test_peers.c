@@ -191,9 +191,44 @@ static void test_peer_edges(void **state) {
         assert_null(sg_peers_free(p));
 }
 
+/* Login rows by source: a bucket per source, apart from the uids' buckets and from each other;
+ * the summary names the source. */
+static void test_source_buckets(void **state) {
+        sg_peers *p = mk();
+        struct sg_peer_summary s[SG_PEER_SUMMARY_MAX];
+        uint64_t t = 1000 * USEC;
+        size_t n;
+
+        (void) state;
+        assert_string_equal(sg_peer_event_name(SG_PEER_AUTH_BLOCKED), "auth_blocked");
+        assert_string_equal(sg_peer_event_name(SG_PEER_AUTH_INVALID), "auth_failure");
+        for (unsigned i = 0; i < SG_PEER_BURST; i++)
+                assert_int_equal(sg_peers_source_event(p, "192.0.2.7", SG_PEER_AUTH_INVALID, t, s, &n),
+                                 SG_PEER_WRITE);
+        assert_int_equal(sg_peers_source_event(p, "192.0.2.7", SG_PEER_AUTH_INVALID, t, s, &n),
+                         SG_PEER_SUPPRESS_FIRST);
+        for (unsigned i = 0; i < 99; i++)
+                assert_int_equal(sg_peers_source_event(p, "192.0.2.7", SG_PEER_AUTH_BLOCKED, t + 1 + i, s, &n),
+                                 SG_PEER_SUPPRESS);
+        /* uid 0, "" (local) and another source are other buckets */
+        assert_int_equal(peer(p, 0, SG_PEER_PROTOCOL_ERROR, t + 200, s, &n), SG_PEER_WRITE);
+        assert_int_equal(sg_peers_source_event(p, "", SG_PEER_AUTH_BLOCKED, t + 201, s, &n), SG_PEER_WRITE);
+        assert_int_equal(sg_peers_source_event(p, "2001:db8::/64", SG_PEER_AUTH_BLOCKED, t + 202, s, &n),
+                         SG_PEER_WRITE);
+        assert_int_equal(n, 0);
+        assert_int_equal(sg_peers_flush(p, t + 2 * MINUTE, false, s, SG_PEER_SUMMARY_MAX), 2);
+        for (size_t i = 0; i < 2; i++) {
+                assert_true(s[i].by_source);
+                assert_string_equal(s[i].source, "192.0.2.7");
+                assert_int_equal(s[i].suppressed, s[i].kind == SG_PEER_AUTH_INVALID ? 1 : 99);
+        }
+        sg_peers_free(p);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_peer_bucket),
+                cmocka_unit_test(test_source_buckets),
                 cmocka_unit_test(test_peer_summary_each_minute),
                 cmocka_unit_test(test_peer_table_bounded),
                 cmocka_unit_test(test_peer_edges),

@@ -67,7 +67,7 @@ static struct result fail_once(sg_policy *p, const char *user, const char *rhost
         struct result r = reserve(p, user, rhost, now);
 
         if (r.v.allowed)
-                sg_policy_settle(p, user, rhost, r.v.reservation, false, now);
+                sg_policy_settle(p, user, rhost, r.v.reservation, SG_OUTCOME_FAILURE, now);
         return r;
 }
 
@@ -277,7 +277,7 @@ static void test_parallel_reservations(void **state) {
         assert_int_equal(allowed, 5);
         for (int i = 0; i < 50; i++)
                 if (r[i].v.allowed)
-                        sg_policy_settle(p, "alice", "192.0.2.1", r[i].v.reservation, false, T0 + USEC);
+                        sg_policy_settle(p, "alice", "192.0.2.1", r[i].v.reservation, SG_OUTCOME_FAILURE, T0 + USEC);
 
         /* many users at once from one source: at most the source threshold */
         allowed = 0;
@@ -307,7 +307,7 @@ static void test_success_resets_user_not_source(void **state) {
         r = reserve(p, "alice", "192.0.2.1", T0 + 20 * USEC);
         assert_new_lock(&r, SG_LOCK_USER_SOURCE, "alice@192.0.2.1");
         assert_int_equal(r.v.delay_ms, 2000);
-        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, true, T0 + 21 * USEC);
+        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_SUCCESS, T0 + 21 * USEC);
         assert_int_equal(sg_policy_lock_count(p, T0 + 21 * USEC), 0);
         assert_false(sg_policy_is_locked(p, "alice", "192.0.2.1", T0 + 21 * USEC, NULL));
 
@@ -316,7 +316,7 @@ static void test_success_resets_user_not_source(void **state) {
                 r = reserve(p, "alice", "192.0.2.1", T0 + (30 + i) * USEC);
                 assert_allowed_no_lock(&r);
                 assert_int_equal(r.v.delay_ms, 0);
-                sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, true, T0 + (30 + i) * USEC);
+                sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_SUCCESS, T0 + (30 + i) * USEC);
         }
 
         /* the source keeps alice's 4 failures and bob's 3, not the successes: 7 */
@@ -812,29 +812,29 @@ static void test_settle_twice_noop(void **state) {
                 fail_once(p, "alice", "192.0.2.1", T0 + i);
         first = reserve(p, "alice", "192.0.2.1", T0 + 10);
         assert_int_equal(first.v.delay_ms, 1500);
-        sg_policy_settle(p, "alice", "192.0.2.1", first.v.reservation, true, T0 + 11);
+        sg_policy_settle(p, "alice", "192.0.2.1", first.v.reservation, SG_OUTCOME_SUCCESS, T0 + 11);
         assert_int_equal(fail_once(p, "alice", "192.0.2.1", T0 + 20).v.delay_ms, 0);
         assert_int_equal(fail_once(p, "alice", "192.0.2.1", T0 + 21).v.delay_ms, 500);
 
-        sg_policy_settle(p, "alice", "192.0.2.1", first.v.reservation, true, T0 + 22); /* again */
-        sg_policy_settle(p, "alice", "192.0.2.1", 12345, true, T0 + 22);              /* unknown */
-        sg_policy_settle(p, "alice", "192.0.2.1", 0, true, T0 + 22);
+        sg_policy_settle(p, "alice", "192.0.2.1", first.v.reservation, SG_OUTCOME_SUCCESS, T0 + 22); /* again */
+        sg_policy_settle(p, "alice", "192.0.2.1", 12345, SG_OUTCOME_SUCCESS, T0 + 22);              /* unknown */
+        sg_policy_settle(p, "alice", "192.0.2.1", 0, SG_OUTCOME_SUCCESS, T0 + 22);
         r4 = reserve(p, "alice", "192.0.2.1", T0 + 30);
         assert_int_equal(r4.v.delay_ms, 1000);
 
         /* someone else's user or source cannot settle it */
-        sg_policy_settle(p, "bob", "192.0.2.1", r4.v.reservation, true, T0 + 31);
-        sg_policy_settle(p, "alice", "192.0.2.2", r4.v.reservation, true, T0 + 31);
+        sg_policy_settle(p, "bob", "192.0.2.1", r4.v.reservation, SG_OUTCOME_SUCCESS, T0 + 31);
+        sg_policy_settle(p, "alice", "192.0.2.2", r4.v.reservation, SG_OUTCOME_SUCCESS, T0 + 31);
         r5 = reserve(p, "alice", "192.0.2.1", T0 + 32);
         assert_int_equal(r5.v.delay_ms, 1500);
         /* the rightful settle still works; r5, reserved later, stays counted */
-        sg_policy_settle(p, "alice", "192.0.2.1", r4.v.reservation, true, T0 + 33);
+        sg_policy_settle(p, "alice", "192.0.2.1", r4.v.reservation, SG_OUTCOME_SUCCESS, T0 + 33);
         r = reserve(p, "alice", "192.0.2.1", T0 + 34);
         assert_int_equal(r.v.delay_ms, 500);
 
         /* a failure settle, then a success for the same reservation: the success is a no-op */
-        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, false, T0 + 35);
-        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, true, T0 + 36);
+        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_FAILURE, T0 + 35);
+        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_SUCCESS, T0 + 36);
         assert_int_equal(reserve(p, "alice", "192.0.2.1", T0 + 37).v.delay_ms, 1000);
         sg_policy_free(p);
 }
@@ -1014,6 +1014,278 @@ static void test_long_keys(void **state) {
         assert_null(sg_policy_free(NULL));
 }
 
+/* Overload is the daemon's fault: a void attempt leaves no trace on any key and lifts the
+ * locks it created, but resets nothing else. */
+static void test_void_counts_nowhere(void **state) {
+        struct sg_policy_config c = base_config();
+        sg_policy *p;
+        struct result r;
+
+        (void) state;
+        c.spray_max_users = 2;
+        p = mk(&c);
+        /* a victim retrying during a flood: 50 overloaded attempts, no delay, no lock */
+        for (int i = 0; i < 50; i++) {
+                r = reserve(p, "alice", "192.0.2.1", T0 + i * USEC);
+                assert_true(r.v.allowed);
+                assert_int_equal(r.v.delay_ms, 0);
+                sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_VOID, T0 + i * USEC);
+        }
+        assert_int_equal(sg_policy_lock_count(p, T0 + MINUTE), 0);
+
+        /* earlier failures stay counted (nothing reset), the void one is gone */
+        for (int i = 0; i < 3; i++)
+                assert_allowed_no_lock((r = fail_once(p, "alice", "192.0.2.1", T0 + MINUTE + i), &r));
+        r = reserve(p, "alice", "192.0.2.1", T0 + MINUTE + 10);
+        assert_int_equal(r.v.delay_ms, 1500);
+        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_VOID, T0 + MINUTE + 10);
+        r = reserve(p, "alice", "192.0.2.1", T0 + MINUTE + 20);
+        assert_int_equal(r.v.delay_ms, 1500);
+        assert_int_equal(r.n, 0);
+        /* the 5th: locks user_source; voided, the lock it created goes with it */
+        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_FAILURE, T0 + MINUTE + 20);
+        r = reserve(p, "alice", "192.0.2.1", T0 + MINUTE + 30);
+        assert_new_lock(&r, SG_LOCK_USER_SOURCE, "alice@192.0.2.1");
+        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_VOID, T0 + MINUTE + 30);
+        assert_false(sg_policy_is_locked(p, "alice", "192.0.2.1", T0 + MINUTE + 40, NULL));
+        /* and a real 5th failure locks again, at level 1 (the lifted lock left no history) */
+        r = fail_once(p, "alice", "192.0.2.1", T0 + MINUTE + 50);
+        assert_new_lock(&r, SG_LOCK_USER_SOURCE, "alice@192.0.2.1");
+        assert_int_equal(r.locks[0].level, 1);
+        /* settling again, in any way, changes nothing */
+        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_VOID, T0 + MINUTE + 60);
+        assert_true(sg_policy_is_locked(p, "alice", "192.0.2.1", T0 + MINUTE + 60, NULL));
+        sg_policy_free(p);
+
+        /* spray: a void attempt does not put its user into the source's set ... */
+        c.spray_max_users = 3;
+        p = mk(&c);
+        assert_allowed_no_lock((r = fail_once(p, "bob", "192.0.2.9", T0), &r));
+        assert_allowed_no_lock((r = fail_once(p, "carol", "192.0.2.9", T0 + 1), &r));
+        r = reserve(p, "dave", "192.0.2.9", T0 + 2);
+        assert_new_lock(&r, SG_LOCK_SPRAY, "192.0.2.9");
+        sg_policy_settle(p, "dave", "192.0.2.9", r.v.reservation, SG_OUTCOME_VOID, T0 + 2);
+        assert_false(sg_policy_is_locked(p, "bob", "192.0.2.9", T0 + 3, NULL));
+        /* ... but a user already in the set stays there (its slot goes back to its failure) */
+        r = reserve(p, "carol", "192.0.2.9", T0 + 4);
+        assert_allowed_no_lock(&r);
+        sg_policy_settle(p, "carol", "192.0.2.9", r.v.reservation, SG_OUTCOME_VOID, T0 + 4);
+        r = fail_once(p, "dave", "192.0.2.9", T0 + 5);
+        assert_new_lock(&r, SG_LOCK_SPRAY, "192.0.2.9");
+        sg_policy_free(p);
+
+        /* replay: a void row is not replayed as a failure; replay_void lifts its stored lock */
+        p = mk(&c);
+        {
+                struct sg_lock_info l = { .kind = SG_LOCK_USER_SOURCE, .key = "alice@192.0.2.1",
+                                          .until_usec = T0 + 15 * MINUTE, .level = 1,
+                                          .last_lock_usec = T0, .failures = 5 };
+
+                sg_policy_load_lock(p, &l);
+        }
+        for (int i = 0; i < 4; i++)
+                sg_policy_replay_failure(p, "alice", "192.0.2.1", T0 - (4 - i) * USEC);
+        sg_policy_replay_void(p, "alice", "192.0.2.1", T0 - USEC / 2); /* another attempt */
+        assert_true(sg_policy_is_locked(p, "alice", "192.0.2.1", T0 + USEC, NULL));
+        sg_policy_replay_void(p, "alice", "192.0.2.1", T0);
+        assert_false(sg_policy_is_locked(p, "alice", "192.0.2.1", T0 + USEC, NULL));
+        r = reserve(p, "alice", "192.0.2.1", T0 + 2 * USEC); /* the 4 failures still count */
+        assert_new_lock(&r, SG_LOCK_USER_SOURCE, "alice@192.0.2.1");
+        sg_policy_free(p);
+}
+
+/* Invalid input counts toward its source only: 20 garbage names lock the source for everyone,
+ * and nothing else (no user, pair or spray key; a local one counts nowhere). */
+static void test_invalid_counts_toward_source(void **state) {
+        struct sg_policy_config c = base_config();
+        sg_policy *p = mk(&c);
+        struct result r;
+
+        (void) state;
+        for (int i = 0; i < 19; i++) {
+                r = fail_once(p, SG_POLICY_INVALID_USER, "192.0.2.7", T0 + i);
+                assert_allowed_no_lock(&r);
+                assert_int_equal(r.v.delay_ms, 0);
+        }
+        assert_int_equal(sg_policy_key_count(p), 1); /* the source key alone */
+        r = fail_once(p, SG_POLICY_INVALID_USER, "192.0.2.7", T0 + 19);
+        assert_new_lock(&r, SG_LOCK_SOURCE, "192.0.2.7");
+        assert_denied((r = reserve(p, "alice", "192.0.2.7", T0 + 20), &r), SG_LOCK_SOURCE);
+        assert_denied((r = reserve(p, SG_POLICY_INVALID_USER, "192.0.2.7", T0 + 21), &r), SG_LOCK_SOURCE);
+        /* local: counted nowhere, never locked */
+        for (int i = 0; i < 50; i++)
+                assert_allowed_no_lock((r = fail_once(p, SG_POLICY_INVALID_USER, "", T0 + 30 + i), &r));
+        assert_int_equal(sg_policy_key_count(p), 1);
+        sg_policy_free(p);
+
+        /* replayed the same way */
+        p = mk(&c);
+        for (int i = 0; i < 19; i++)
+                sg_policy_replay_failure(p, SG_POLICY_INVALID_USER, "192.0.2.7", T0 - 60 * USEC + i);
+        assert_int_equal(sg_policy_key_count(p), 1);
+        r = fail_once(p, "alice", "192.0.2.7", T0);
+        assert_new_lock(&r, SG_LOCK_SOURCE, "192.0.2.7");
+        sg_policy_free(p);
+}
+
+/* Guessing one account from many sources: beyond user_max_failures, one attempt per delay
+ * step is admitted host-wide (paced, not locked); local logins have their own step. */
+static void test_user_pacing(void **state) {
+        struct sg_policy_config c = base_config();
+        sg_policy *p;
+        struct result r;
+        char rhost[64];
+        int admitted = 0, paced = 0;
+
+        (void) state;
+        c.user_pacing = true;
+        c.ipv6_prefix_wide = 48;
+        c.ipv6_prefix_widest = 32;
+        p = mk(&c);
+        /* 60 guesses within one second, each from its own /64 of distinct /32s: 5 free, then
+         * the 6th takes the step (2.5 s at 5 failures), the rest are refused as paced */
+        for (int i = 0; i < 60; i++) {
+                snprintf(rhost, sizeof rhost, "2001:db8:%x:%x::1", i, i);
+                r = reserve(p, "alice", rhost, T0 + (uint64_t) i * 10000);
+                if (r.v.allowed) {
+                        admitted++;
+                        sg_policy_settle(p, "alice", rhost, r.v.reservation, SG_OUTCOME_FAILURE, T0 + (uint64_t) i * 10000);
+                } else {
+                        assert_true(r.v.paced);
+                        assert_int_equal(r.v.kind, SG_LOCK_USER);
+                        assert_int_equal(r.v.until_usec, T0 + 5 * 10000 + 2500 * 1000);
+                        assert_int_equal(r.v.delay_ms, 3000);
+                        paced++;
+                }
+        }
+        assert_int_equal(admitted, 6);
+        assert_int_equal(paced, 54);
+        assert_int_equal(sg_policy_lock_count(p, T0 + USEC), 0); /* no lock: the victim is paced, not locked */
+        /* a local login of the victim is not held up by the remote flood */
+        r = reserve(p, "alice", "", T0 + USEC);
+        assert_true(r.v.allowed);
+        sg_policy_settle(p, "alice", "", r.v.reservation, SG_OUTCOME_FAILURE, T0 + USEC);
+        /* ... but is paced itself: the next local one waits its own step */
+        assert_true((r = reserve(p, "alice", "", T0 + USEC + 1), !r.v.allowed && r.v.paced));
+        /* the remote step opens at its time: one more admitted, which takes the next step */
+        assert_false((r = reserve(p, "alice", "192.0.2.1", T0 + 2550 * 1000 - 1), r.v.allowed));
+        r = reserve(p, "alice", "192.0.2.1", T0 + 2550 * 1000);
+        assert_true(r.v.allowed);
+        assert_false((r = reserve(p, "alice", "192.0.2.2", T0 + 2550 * 1000 + 1), r.v.allowed));
+        /* other users are not paced */
+        assert_allowed_no_lock((r = fail_once(p, "bob", "192.0.2.3", T0 + 3 * USEC), &r));
+        /* a success ends the pacing (the user's failures are cleared) */
+        r = reserve(p, "alice", "192.0.2.9", T0 + 10 * USEC);
+        assert_true(r.v.allowed);
+        sg_policy_settle(p, "alice", "192.0.2.9", r.v.reservation, SG_OUTCOME_SUCCESS, T0 + 10 * USEC);
+        for (int i = 0; i < 5; i++)
+                assert_true((r = fail_once(p, "alice", "192.0.2.10", T0 + 11 * USEC + (uint64_t) i), r.v.allowed));
+        sg_policy_free(p);
+
+        /* off: every attempt admitted (the old behaviour) */
+        c.user_pacing = false;
+        p = mk(&c);
+        for (int i = 0; i < 30; i++) {
+                snprintf(rhost, sizeof rhost, "2001:db8:%x:%x::1", i, i);
+                assert_true((r = fail_once(p, "alice", rhost, T0 + (uint64_t) i), r.v.allowed));
+        }
+        sg_policy_free(p);
+}
+
+/* IPv6 sources count per /64, and per /48 (2 x source_max) and /32 (4 x) too. */
+static void test_ipv6_hierarchy(void **state) {
+        struct sg_policy_config c = base_config();
+        sg_policy *p;
+        struct result r;
+        char rhost[64], user[16];
+
+        (void) state;
+        c.ipv6_prefix_wide = 48;
+        c.ipv6_prefix_widest = 32;
+        c.spray_max_users = 1000;
+        p = mk(&c);
+        /* 40 users from 40 /64s of one /48: no /64 reaches anything, the /48 locks at 40 */
+        for (int i = 0; i < 39; i++) {
+                snprintf(rhost, sizeof rhost, "2001:db8:1:%x::1", i);
+                snprintf(user, sizeof user, "u%d", i);
+                assert_allowed_no_lock((r = fail_once(p, user, rhost, T0 + (uint64_t) i), &r));
+        }
+        r = fail_once(p, "u39", "2001:db8:1:ffff::1", T0 + 39);
+        assert_new_lock(&r, SG_LOCK_SOURCE, "2001:db8:1::/48");
+        assert_denied((r = reserve(p, "alice", "2001:db8:1:abcd::7", T0 + 40), &r), SG_LOCK_SOURCE);
+        assert_allowed_no_lock((r = reserve(p, "alice", "2001:db8:2::7", T0 + 41), &r));
+        /* the /32 at 80: 41 so far (the reservation above counts), 39 more from other /48s */
+        for (int i = 0; i < 38; i++) {
+                snprintf(rhost, sizeof rhost, "2001:db8:%x::1", 0x100 + i);
+                snprintf(user, sizeof user, "v%d", i);
+                assert_allowed_no_lock((r = fail_once(p, user, rhost, T0 + 100 + (uint64_t) i), &r));
+        }
+        r = fail_once(p, "v38", "2001:db8:ffff::1", T0 + 200);
+        assert_new_lock(&r, SG_LOCK_SOURCE, "2001:db8::/32");
+        /* a lock loaded from the store keeps its tier's limit: unlock and relock by key */
+        assert_int_equal(sg_policy_unlock(p, SG_LOCK_SOURCE, "2001:db8:1::/48", T0 + 300, NULL), 1);
+        sg_policy_free(p);
+
+        /* a wide prefix not shorter than ipv6_prefix is off: never the same network twice */
+        c.ipv6_prefix = 48;
+        p = mk(&c);
+        for (int i = 0; i < 19; i++) {
+                snprintf(rhost, sizeof rhost, "2001:db8:1:%x::1", i);
+                snprintf(user, sizeof user, "u%d", i);
+                assert_allowed_no_lock((r = fail_once(p, user, rhost, T0 + (uint64_t) i), &r));
+        }
+        r = fail_once(p, "u19", "2001:db8:1:ffff::1", T0 + 19);
+        assert_new_lock(&r, SG_LOCK_SOURCE, "2001:db8:1::/48"); /* at source_max_failures, once */
+        sg_policy_free(p);
+        c.ipv6_prefix = 64;
+
+        /* replay rebuilds the wide counts from the stored /64 keys */
+        p = mk(&c);
+        for (int i = 0; i < 39; i++) {
+                snprintf(rhost, sizeof rhost, "2001:db8:1:%x::/64", i);
+                snprintf(user, sizeof user, "u%d", i);
+                sg_policy_replay_failure(p, user, rhost, T0 - 60 * USEC + (uint64_t) i);
+        }
+        r = fail_once(p, "u39", "2001:db8:1:ffff::1", T0);
+        assert_new_lock(&r, SG_LOCK_SOURCE, "2001:db8:1::/48");
+        sg_policy_free(p);
+}
+
+/* Host names (UseDNS yes): a stricter budget per name, and the parent domain counted too. */
+static void test_hostname_budget(void **state) {
+        struct sg_policy_config c = base_config();
+        sg_policy *p;
+        struct result r;
+        char rhost[64], user[16];
+
+        (void) state;
+        c.hostname_max_failures = 3;
+        c.spray_max_users = 1000;
+        p = mk(&c);
+        for (int i = 0; i < 2; i++) {
+                snprintf(user, sizeof user, "u%d", i);
+                assert_allowed_no_lock((r = fail_once(p, user, "Host1.Evil.Example.", T0 + (uint64_t) i), &r));
+        }
+        r = fail_once(p, "u2", "host1.evil.example", T0 + 2);
+        assert_new_lock(&r, SG_LOCK_SOURCE, "host1.evil.example");
+        /* a new name per attempt: the parent domain locks at source_max_failures */
+        for (int i = 3; i < 19; i++) {
+                snprintf(rhost, sizeof rhost, "h%d.evil.example", i);
+                snprintf(user, sizeof user, "u%d", i);
+                assert_allowed_no_lock((r = fail_once(p, user, rhost, T0 + (uint64_t) i), &r));
+        }
+        r = fail_once(p, "u19", "h19.evil.example", T0 + 19);
+        assert_new_lock(&r, SG_LOCK_SOURCE, "*.evil.example");
+        assert_denied((r = reserve(p, "alice", "other.evil.example", T0 + 20), &r), SG_LOCK_SOURCE);
+        /* never a whole top-level domain */
+        for (int i = 0; i < 25; i++) {
+                snprintf(rhost, sizeof rhost, "n%d.example", i);
+                assert_allowed_no_lock((r = fail_once(p, "bob", rhost, T0 + 30 + (uint64_t) i), &r));
+        }
+        assert_false(sg_policy_is_locked(p, "bob", "fresh.example", T0 + 60, NULL));
+        sg_policy_free(p);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_kind_names),
@@ -1041,6 +1313,11 @@ int main(void) {
                 cmocka_unit_test(test_locked_attempt_counts_nothing),
                 cmocka_unit_test(test_set_config_keeps_counters),
                 cmocka_unit_test(test_long_keys),
+                cmocka_unit_test(test_void_counts_nowhere),
+                cmocka_unit_test(test_invalid_counts_toward_source),
+                cmocka_unit_test(test_user_pacing),
+                cmocka_unit_test(test_ipv6_hierarchy),
+                cmocka_unit_test(test_hostname_budget),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -337,6 +337,7 @@ int login_precheck(Client *cl, const struct sg_msg *msg) {
         a->invoker = a->rhost[0] ? 0 : conn_peer_invoker(client_conn(cl));
         a->permit.limited = a->invoker != 0;
         if (a->invoker != 0 && charges_count(x->charges, a->invoker) >= LOCAL_LOGINS_PER_UID) {
+                struct sg_audit_event ev;
                 char detail[128];
 
                 ev = attempt_event(a, "auth_failure", "overload");

@@ -731,7 +731,8 @@ int sg_audit_chain_prune_some(sg_audit_chain *c, uint64_t before_usec, uint64_t 
         if (r >= 0 && cut > 0 && limit > 0) {
                 /* Ids are consecutive but for gaps, so this deletes at most limit rows. */
                 r = step_int(c->st[ST_AUDIT_MIN_ID], &first);
-                if (r >= 0 && first > 0 && (uint64_t) (cut - first) >= limit) {
+                /* A cut before the first row (the anchor's rows are gone already): nothing. */
+                if (r >= 0 && first > 0 && cut >= first && (uint64_t) (cut - first) >= limit) {
                         cut = first + (sqlite3_int64) limit - 1;
                         more = true;
                 }

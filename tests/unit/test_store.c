@@ -1001,6 +1001,36 @@ static void test_prune_max_rows(void **state) {
         sg_store_free(s);
 }
 
+/* Slices after an earlier prune: the cut (what retention wants gone) lies before the first
+ * row left. Nothing is deleted; a slice never deletes more than its limit. */
+static void test_prune_slices(void **state) {
+        uint64_t deleted = 0, n = 0;
+        bool more = true;
+        sg_store *s;
+
+        (void) state;
+        s = open_store();
+        append_ten(s);
+        assert_int_equal(sg_store_audit_prune(s, 0, 6, &deleted), 0); /* rows 5..10 left */
+        assert_int_equal(deleted, 4);
+        /* By age, everything before time 450 (rows 1..4, gone already): the cut is row 4. */
+        assert_int_equal(sg_store_audit_prune_some(s, 450, 0, 3, &deleted, &more), 0);
+        assert_int_equal(deleted, 0);
+        assert_false(more);
+        assert_int_equal(sg_store_audit_count(s, &n), 0);
+        assert_int_equal(n, 6);
+        /* Before time 1000: rows 5..9, three at most per slice. */
+        assert_int_equal(sg_store_audit_prune_some(s, 1000, 0, 3, &deleted, &more), 0);
+        assert_int_equal(deleted, 3);
+        assert_true(more);
+        assert_int_equal(sg_store_audit_prune_some(s, 1000, 0, 3, &deleted, &more), 0);
+        assert_int_equal(deleted, 2);
+        assert_false(more);
+        assert_int_equal(raw_int("SELECT min(id) FROM audit"), 10);
+        assert_intact(s);
+        sg_store_free(s);
+}
+
 static void test_prune_by_age(void **state) {
         uint64_t deleted = 0, n = 99;
         sg_store *s;
@@ -1443,6 +1473,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_verify_tail_deletion, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_verify_wrong_key, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_prune_max_rows, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_prune_slices, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_prune_by_age, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_anchor_forged_after_head_delete, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_anchor_forged_after_delete_all, setup, teardown),

@@ -34,6 +34,10 @@ struct login_attempt {
          * the login only once that answer arrives; if the connection ends before the kernel
          * took them, the user was refused after all. 0 = nothing to check. */
         uint64_t success_mark;
+        /* After the go-ahead (ALLOW): the bytes queued up to it. Until the kernel has taken
+         * them the module cannot have tried the password: an attempt that ends before that
+         * (the module gave up waiting for a late daemon) counts nowhere. */
+        uint64_t allow_mark;
         struct permit_req permit;
         char user[SG_FIELD_WIRE_MAX + 1], rhost[SG_FIELD_WIRE_MAX + 1];
         /* The name counters, locks and the attempts table use: the user name, or for a name
@@ -172,10 +176,19 @@ static struct login_attempt *attempt_of(struct permit_req *p) {
         return (struct login_attempt *) ((char *) p - offsetof(struct login_attempt, permit));
 }
 
+/* The go-ahead: the module may hash now. */
+static int send_allow(struct login_attempt *a) {
+        int r = client_send_decision(a->cl, SG_DECISION_ALLOW, a->delay_ms);
+
+        if (r >= 0)
+                a->allow_mark = conn_queued_bytes(client_conn(a->cl));
+        return r;
+}
+
 static void on_permit_granted(struct permit_req *p) {
         struct login_attempt *a = attempt_of(p);
 
-        (void) client_send_decision(a->cl, SG_DECISION_ALLOW, a->delay_ms);
+        (void) send_allow(a);
         client_finish(a->cl);
 }
 
@@ -317,7 +330,7 @@ int login_precheck(Client *cl, const struct sg_msg *msg) {
         copy_field(a->tty, msg, SG_F_TTY);
         copy_field(a->service, msg, SG_F_SERVICE);
         a->user_known = sg_msg_u64(msg, SG_F_USER_KNOWN, 0) == 1;
-        a->success_mark = 0;
+        a->success_mark = a->allow_mark = 0;
         a->overloaded = false;
 
         r = login_store_result(cl, txn_begin(x->txn));
@@ -367,7 +380,7 @@ int login_precheck(Client *cl, const struct sg_msg *msg) {
                 return r;
 
         if (permits_acquire(x->permits, &a->permit, sg_now_mono_usec()))
-                return client_send_decision(cl, SG_DECISION_ALLOW, a->delay_ms);
+                return send_allow(a);
         return REQUEST_PENDING;
 }
 
@@ -462,7 +475,17 @@ void login_closed(Client *cl) {
         if (!a)
                 return;
         if (a->open) {
-                r = attempt_settle(a, false, "abandoned", NULL);
+                const char *detail = NULL;
+
+                /* No go-ahead reached the module (it gave up waiting for the daemon, or for a
+                 * permit): no password was tried, and the daemon's lateness is nobody's
+                 * failure. */
+                if (!a->allow_mark || conn_sent_bytes(client_conn(cl)) < a->allow_mark) {
+                        a->overloaded = true;
+                        detail = "the module gave up before the go-ahead reached it: no password was tried; "
+                                 "counted toward no lock";
+                }
+                r = attempt_settle(a, false, "abandoned", detail);
                 if (r < 0)
                         log_error_errno(r, "recording an abandoned attempt failed");
         }

@@ -165,4 +165,19 @@ sys.exit(sum(1 for pid in kids if os.waitpid(pid, 0)[1] != 0))
 PYEOF
 check "320 connections from 40 users that may ask nothing: each answered and closed at once" true
 check "root's status still answers" sgctl status
+
+# ---- 4. A daemon that answers too late: the module gave up, no password was tried ----
+# The daemon is stopped while a login waits for its go-ahead; the module gives up after
+# timeout_ms (3 s here). When the daemon goes on, that attempt counts toward no lock.
+kill -STOP "$SG_DAEMON_PID"
+check "a login waiting on a stopped daemon fails after timeout_ms" ! sg_auth bob wrong 192.0.2.70
+kill -CONT "$SG_DAEMON_PID"
+for i in $(seq 1 "${SG_VALGRIND:+600}${SG_VALGRIND:-100}"); do
+        grep -q 'no password was tried' <(sgctl --json audit --user bob --event auth_failure) && break
+        sleep 0.1
+done
+check "the late attempt is recorded as abandoned, no password tried" \
+        grep -q 'no password was tried' <(sgctl --json audit --user bob --event auth_failure)
+check "  ... and counts toward no lock (its attempt row is void)" \
+        test "$(sg_sql "SELECT state FROM attempts WHERE user = 'bob' ORDER BY id DESC LIMIT 1;")" = 3
 sg_done

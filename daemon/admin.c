@@ -120,7 +120,7 @@ int admin_unlock(Client *cl, const struct sg_msg *msg) {
         };
         struct unlock_count u = { .x = x };
         struct sg_writer w;
-        char source[320], detail[128];
+        char source[320], detail[128], wide[SG_POLICY_KEY_MAX], widest[SG_POLICY_KEY_MAX];
         int r;
 
         r = txn_begin(x->txn);
@@ -139,7 +139,15 @@ int admin_unlock(Client *cl, const struct sg_msg *msg) {
                 if (!*key || !sg_valid_rhost(key) ||
                     sg_source_key(key, x->config->ipv6_prefix, source, sizeof source) < 0)
                         return client_send_error(cl, SG_ERR_INVALID, "invalid address or host name");
-                r = unlock_one(&u, SG_LOCK_SOURCE, source);
+                r = sg_policy_wider_keys(x->policy, key, wide, widest);
+                if (r >= 0)
+                        r = unlock_one(&u, SG_LOCK_SOURCE, source);
+                /* A lock on the address's network (IPv6 /48, /32; a host name's domain) blocks
+                 * it as well: the administrator asked for this address to get in. */
+                if (r >= 0 && wide[0])
+                        r = unlock_one(&u, SG_LOCK_SOURCE, wide);
+                if (r >= 0 && widest[0])
+                        r = unlock_one(&u, SG_LOCK_SOURCE, widest);
                 if (r >= 0)
                         r = unlock_one(&u, SG_LOCK_SPRAY, source);
                 if (r >= 0)

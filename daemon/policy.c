@@ -703,6 +703,24 @@ static void wider_keys(const sg_policy *p, struct attempt_keys *k) {
 }
 
 static int attempt_keys(const sg_policy *p, const char *user, const char *rhost,
+                        struct attempt_keys *k);
+
+int sg_policy_wider_keys(const sg_policy *p, const char *rhost, char wide[static SG_POLICY_KEY_MAX],
+                         char widest[static SG_POLICY_KEY_MAX]) {
+        struct attempt_keys k;
+        int r;
+
+        assert(p);
+        wide[0] = widest[0] = '\0';
+        r = attempt_keys(p, SG_POLICY_INVALID_USER, rhost ?: "", &k);
+        if (r < 0)
+                return r;
+        memcpy(wide, k.wide, k.wide_len + 1);
+        memcpy(widest, k.widest, k.widest_len + 1);
+        return 0;
+}
+
+static int attempt_keys(const sg_policy *p, const char *user, const char *rhost,
                         struct attempt_keys *k) {
         int r;
 

@@ -130,6 +130,12 @@ void sg_policy_load_lock(sg_policy *p, const struct sg_lock_info *l);
 int sg_policy_unlock(sg_policy *p, enum sg_lock_kind kind, const char *key, uint64_t now_usec,
                      struct sg_lock_info *ret);
 
+/* The wider source keys an address also counts under (its IPv6 /wide and /widest networks,
+ * a host name's parent domain), written to wide and widest ("" where there is none), for
+ * `unlock --rhost`: a lock on the network blocks the address too. 0 or -EINVAL. */
+int sg_policy_wider_keys(const sg_policy *p, const char *rhost, char wide[static SG_POLICY_KEY_MAX],
+                         char widest[static SG_POLICY_KEY_MAX]);
+
 /* Called for each key sg_policy_unlock_pairs() cleared: the updated row for the store, and
  * whether a lock in force was lifted. A negative return stops the walk and is returned. */
 typedef int (*sg_policy_unlock_cb)(void *userdata, const struct sg_lock_info *l, bool was_locked);

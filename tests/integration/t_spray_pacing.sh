@@ -54,4 +54,19 @@ sg_log "victim's logins: local $local_ms ms during the attack, remote $remote_ms
 check "the victim's logins take a normal time (no pacing delay)" \
         test "$local_ms" -lt $((plain_ms + 1500)) -a "$remote_ms" -lt $((plain_ms + 1500))
 check "audit verify passes" sgctl audit verify
+
+# `unlock --rhost ADDR` also lifts a lock on ADDR's wider network (/48 here): the lock that
+# blocks the address is what the administrator means to clear.
+sg_stop_daemon
+sg_write_config "[ratelimit]" "source_max_failures = 2" "user_max_failures = 100" "delay_step_ms = 0"
+sg_start_daemon
+# (3fff::/20 is another documentation range: the sprays above locked 2001:db8::/32.)
+for i in 1 2 3 4 5; do sg_auth "user$i" wrong "3fff:1:7:$i::1" || true; done
+check "failures from 5 /64s of one /48 lock the /48" grep -q '3fff:1:7::/48' <(sgctl locks)
+check "  ... so an address of it is refused" ! sg_auth alice "$SG_PW_ALICE" 3fff:1:7:99::1
+check "unlock --rhost with an address inside the /48" sgctl unlock --rhost 3fff:1:7:99::1
+check "  ... lifts the network's lock" ! grep -q '3fff:1:7::/48' <(sgctl locks)
+check "  ... and the address logs in" sg_auth alice "$SG_PW_ALICE" 3fff:1:7:99::1
+check "the /32 the sprays locked is lifted the same way" sgctl unlock --rhost 2001:db8:ffff::1
+check "  ... and an address in it logs in" sg_auth alice "$SG_PW_ALICE" 2001:db8:ffff::1
 sg_done

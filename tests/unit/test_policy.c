@@ -1252,6 +1252,36 @@ static void test_ipv6_hierarchy(void **state) {
 }
 
 /* Host names (UseDNS yes): a stricter budget per name, and the parent domain counted too. */
+/* The wider keys `unlock --rhost` clears along with the address's own. */
+static void test_wider_keys(void **state) {
+        struct sg_policy_config c = base_config();
+        char wide[SG_POLICY_KEY_MAX], widest[SG_POLICY_KEY_MAX];
+        sg_policy *p;
+
+        (void) state;
+        c.ipv6_prefix_wide = 48;
+        c.ipv6_prefix_widest = 32;
+        p = mk(&c);
+        assert_int_equal(sg_policy_wider_keys(p, "2001:db8:7:99::1", wide, widest), 0);
+        assert_string_equal(wide, "2001:db8:7::/48");
+        assert_string_equal(widest, "2001:db8::/32");
+        assert_int_equal(sg_policy_wider_keys(p, "192.0.2.1", wide, widest), 0);
+        assert_string_equal(wide, "");
+        assert_string_equal(widest, "");
+        assert_int_equal(sg_policy_wider_keys(p, "host1.evil.example", wide, widest), 0);
+        assert_string_equal(wide, "*.evil.example");
+        assert_string_equal(widest, "");
+        assert_int_equal(sg_policy_wider_keys(p, "", wide, widest), 0); /* local: none */
+        assert_string_equal(wide, "");
+        sg_policy_free(p);
+        c.ipv6_prefix_wide = c.ipv6_prefix_widest = 0;
+        p = mk(&c);
+        assert_int_equal(sg_policy_wider_keys(p, "2001:db8:7:99::1", wide, widest), 0);
+        assert_string_equal(wide, "");
+        assert_string_equal(widest, "");
+        sg_policy_free(p);
+}
+
 static void test_hostname_budget(void **state) {
         struct sg_policy_config c = base_config();
         sg_policy *p;
@@ -1318,6 +1348,7 @@ int main(void) {
                 cmocka_unit_test(test_user_pacing),
                 cmocka_unit_test(test_ipv6_hierarchy),
                 cmocka_unit_test(test_hostname_budget),
+                cmocka_unit_test(test_wider_keys),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

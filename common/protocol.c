@@ -7,7 +7,7 @@
  *
  * tag_specs[tag]: value type and size cap of each tag.
  *   str  <= 256   USER RHOST TTY SERVICE TOKEN
- *   str  <= 64    REASON EVENT VERSION SESSION_ID
+ *   str  <= 64    REASON EVENT VERSION SESSION_ID LOGIND_ID
  *   str  <= 32    KIND
  *   str  <= 512   KEY
  *   str  <= 1024  DETAIL
@@ -26,10 +26,10 @@
  *   AUDIT_QUERY    -                      USER EVENT RHOST SINCE UNTIL LIMIT
  *   AUDIT_VERIFY   -                      -
  *   ACCOUNT        USER SERVICE           RHOST TTY
- *   SESSION_OPEN   USER SERVICE           RHOST TTY PID SESSION_ID
- *   SESSION_CLOSE  -                      SESSION_ID USER SERVICE RHOST TTY PID
+ *   SESSION_OPEN   USER UID SERVICE PID   RHOST TTY LOGIND_ID
+ *   SESSION_CLOSE  SESSION_ID             -
  *   SESSIONS       -                      -
- *   SESSION_KILL   ID                     -
+ *   SESSION_KILL   SESSION_ID             -
  *   TOKEN_ISSUE    USER                   UNTIL
  *   TOKEN_REVOKE   ID                     -
  *   OK             -                      every tag (the generic reply; fields depend on the request)
@@ -98,6 +98,8 @@ static const struct tag_spec tag_specs[SG_F_MAX] = {
         [SG_F_PERMITS_MAX] = U64,
         [SG_F_FAILURES] = U64,
         [SG_F_SESSION_ID] = STR(64),
+        [SG_F_LOGIND_ID] = STR(64),
+        [SG_F_IDLE] = U64,
 };
 
 #undef STR
@@ -139,15 +141,12 @@ static const struct msg_spec msg_specs[256] = {
                 B(SG_F_USER) | B(SG_F_SERVICE) | B(SG_F_RHOST) | B(SG_F_TTY),
                 B(SG_F_USER) | B(SG_F_SERVICE) },
         [SG_MSG_SESSION_OPEN] = { true,
-                B(SG_F_USER) | B(SG_F_SERVICE) | B(SG_F_RHOST) | B(SG_F_TTY) | B(SG_F_PID) |
-                        B(SG_F_SESSION_ID),
-                B(SG_F_USER) | B(SG_F_SERVICE) },
-        [SG_MSG_SESSION_CLOSE] = { true,
-                B(SG_F_SESSION_ID) | B(SG_F_USER) | B(SG_F_SERVICE) | B(SG_F_RHOST) | B(SG_F_TTY) |
-                        B(SG_F_PID),
-                0 },
+                B(SG_F_USER) | B(SG_F_UID) | B(SG_F_SERVICE) | B(SG_F_PID) | B(SG_F_RHOST) | B(SG_F_TTY) |
+                        B(SG_F_LOGIND_ID),
+                B(SG_F_USER) | B(SG_F_UID) | B(SG_F_SERVICE) | B(SG_F_PID) },
+        [SG_MSG_SESSION_CLOSE] = { true, B(SG_F_SESSION_ID), B(SG_F_SESSION_ID) },
         [SG_MSG_SESSIONS] = { true, 0, 0 },
-        [SG_MSG_SESSION_KILL] = { true, B(SG_F_ID), B(SG_F_ID) },
+        [SG_MSG_SESSION_KILL] = { true, B(SG_F_SESSION_ID), B(SG_F_SESSION_ID) },
         [SG_MSG_TOKEN_ISSUE] = { true, B(SG_F_USER) | B(SG_F_UNTIL), B(SG_F_USER) },
         [SG_MSG_TOKEN_REVOKE] = { true, B(SG_F_ID), B(SG_F_ID) },
 

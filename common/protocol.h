@@ -92,7 +92,9 @@ enum sg_field {
         SG_F_PERMITS = 31,   /* u64: hash permits in use */
         SG_F_PERMITS_MAX = 32,/* u64 */
         SG_F_FAILURES = 33,  /* u64 */
-        SG_F_SESSION_ID = 34,/* str <= 64 */
+        SG_F_SESSION_ID = 34,/* str <= 64: a session's public id (hex) */
+        SG_F_LOGIND_ID = 35, /* str <= 64: the logind session id (XDG_SESSION_ID) */
+        SG_F_IDLE = 36,      /* u64 seconds since the session's tty was last used */
         SG_F_MAX,
 };
 

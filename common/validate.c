@@ -78,6 +78,22 @@ bool sg_valid_service(const char *s) {
         return s && all_in(s, SG_SERVICE_MAX, service_char);
 }
 
+static bool lower_hex_char(unsigned char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+bool sg_valid_session_id(const char *s) {
+        return s && strlen(s) == SG_SESSION_ID_LEN && all_in(s, SG_SESSION_ID_LEN, lower_hex_char);
+}
+
+static bool logind_char(unsigned char c) {
+        return is_alnum(c) || c == '_' || c == '-';
+}
+
+bool sg_valid_logind_id(const char *s) {
+        return s && all_in(s, 64, logind_char);
+}
+
 bool sg_no_control(const char *s, size_t len) {
         for (size_t i = 0; i < len; i++) {
                 unsigned char c = (unsigned char) s[i];

@@ -21,6 +21,11 @@ bool sg_valid_rhost(const char *s);
 bool sg_valid_tty(const char *s);
 /* [A-Za-z0-9._-], non-empty. */
 bool sg_valid_service(const char *s);
+/* A session's public id: exactly SG_SESSION_ID_LEN lower-case hex digits. */
+#define SG_SESSION_ID_LEN 32
+bool sg_valid_session_id(const char *s);
+/* A logind session id ("3", "c1"): 1 to 64 of [A-Za-z0-9_-]. */
+bool sg_valid_logind_id(const char *s);
 /* No byte < 0x20 and no 0x7f. */
 bool sg_no_control(const char *s, size_t len);
 

@@ -266,7 +266,7 @@ static void test_call_rejects_non_reply(void **state) {
 
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
         sg_writer_init(reply, SG_MSG_SESSION_KILL);
-        sg_writer_u64(reply, SG_F_ID, 1);
+        sg_writer_str(reply, SG_F_SESSION_ID, "00112233445566778899aabbccddeeff");
         assert_int_equal(sg_writer_finish(reply, &len), 0);
         assert_int_equal(write(sv[1], reply->buf, len), (ssize_t) len);
 

@@ -45,6 +45,7 @@ static const struct {
         [SG_F_SEALED] = { K_BYTES, 512 },   [SG_F_TOKEN] = { K_STR, 256 },
         [SG_F_PERMITS] = { K_U64, 8 },      [SG_F_PERMITS_MAX] = { K_U64, 8 },
         [SG_F_FAILURES] = { K_U64, 8 },     [SG_F_SESSION_ID] = { K_STR, 64 },
+        [SG_F_LOGIND_ID] = { K_STR, 64 },   [SG_F_IDLE] = { K_U64, 8 },
 };
 
 static const struct {
@@ -72,15 +73,12 @@ static const struct {
         { SG_MSG_ACCOUNT, B(SG_F_USER) | B(SG_F_SERVICE) | B(SG_F_RHOST) | B(SG_F_TTY),
           B(SG_F_USER) | B(SG_F_SERVICE) },
         { SG_MSG_SESSION_OPEN,
-          B(SG_F_USER) | B(SG_F_SERVICE) | B(SG_F_RHOST) | B(SG_F_TTY) | B(SG_F_PID) |
-                  B(SG_F_SESSION_ID),
-          B(SG_F_USER) | B(SG_F_SERVICE) },
-        { SG_MSG_SESSION_CLOSE,
-          B(SG_F_SESSION_ID) | B(SG_F_USER) | B(SG_F_SERVICE) | B(SG_F_RHOST) | B(SG_F_TTY) |
-                  B(SG_F_PID),
-          0 },
+          B(SG_F_USER) | B(SG_F_UID) | B(SG_F_SERVICE) | B(SG_F_PID) | B(SG_F_RHOST) | B(SG_F_TTY) |
+                  B(SG_F_LOGIND_ID),
+          B(SG_F_USER) | B(SG_F_UID) | B(SG_F_SERVICE) | B(SG_F_PID) },
+        { SG_MSG_SESSION_CLOSE, B(SG_F_SESSION_ID), B(SG_F_SESSION_ID) },
         { SG_MSG_SESSIONS, 0, 0 },
-        { SG_MSG_SESSION_KILL, B(SG_F_ID), B(SG_F_ID) },
+        { SG_MSG_SESSION_KILL, B(SG_F_SESSION_ID), B(SG_F_SESSION_ID) },
         { SG_MSG_TOKEN_ISSUE, B(SG_F_USER) | B(SG_F_UNTIL), B(SG_F_USER) },
         { SG_MSG_TOKEN_REVOKE, B(SG_F_ID), B(SG_F_ID) },
         { SG_MSG_OK, ALL, 0 },

@@ -47,6 +47,9 @@ enum stmt_id {
         ST_LOCK_PUT,
         ST_LOCK_FOREACH,
         ST_LOCK_PRUNE,
+        ST_SESSION_PUT,
+        ST_SESSION_DELETE,
+        ST_SESSION_FOREACH,
         _ST_MAX,
 };
 
@@ -70,10 +73,16 @@ static const char *const stmt_sql[_ST_MAX] = {
                             "FROM locks ORDER BY kind, key",
         [ST_LOCK_PRUNE] = "DELETE FROM locks WHERE until_usec < ?1 AND last_lock_usec < ?1 "
                           "AND cleared_usec < ?1",
+        [ST_SESSION_PUT] = "INSERT OR REPLACE INTO sessions(id, user, uid, service, tty, rhost, logind_id, "
+                           "pid, pid_start, boot_id, started_usec) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+                           "?10, ?11)",
+        [ST_SESSION_DELETE] = "DELETE FROM sessions WHERE id = ?1",
+        [ST_SESSION_FOREACH] = "SELECT id, user, uid, service, tty, rhost, logind_id, pid, pid_start, boot_id, "
+                               "started_usec FROM sessions ORDER BY started_usec, id",
 };
 
 /* Migration i brings the schema from user_version i to i + 1. Append only; never edit one
- * that has shipped. Later tables (sessions, tokens) come as new entries. */
+ * that has shipped. Later tables (tokens) come as new entries. */
 static const char *const migrations[] = {
         "CREATE TABLE attempts("
         "  id INTEGER PRIMARY KEY,"
@@ -118,6 +127,19 @@ static const char *const migrations[] = {
         /* 2: the anchor's own MAC. Left NULL for an anchor already there: it was never
          * authenticated, and MACing it now would vouch for whatever the file holds. */
         "ALTER TABLE audit_anchor ADD COLUMN mac BLOB;",
+        /* 3: open login sessions (docs/state.md). */
+        "CREATE TABLE sessions("
+        "  id TEXT PRIMARY KEY,"
+        "  user TEXT NOT NULL,"
+        "  uid INTEGER NOT NULL,"
+        "  service TEXT NOT NULL,"
+        "  tty TEXT NOT NULL,"
+        "  rhost TEXT NOT NULL,"
+        "  logind_id TEXT NOT NULL,"
+        "  pid INTEGER NOT NULL,"
+        "  pid_start INTEGER NOT NULL,"
+        "  boot_id TEXT NOT NULL,"
+        "  started_usec INTEGER NOT NULL) WITHOUT ROWID;",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == SG_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -658,6 +680,80 @@ static int prune_before(sg_store *s, enum stmt_id id, uint64_t before_usec) {
 
 int sg_store_attempt_prune(sg_store *s, uint64_t before_usec) {
         return prune_before(s, ST_ATTEMPT_PRUNE, before_usec);
+}
+
+/* ---- sessions ---- */
+
+int sg_store_session_put(sg_store *s, const struct sg_session_row *row) {
+        sqlite3_stmt *st;
+        int r;
+
+        if (!row || !row->id || !row->user || !row->service || !row->tty || !row->rhost || !row->logind_id ||
+            !row->boot_id)
+                return -EINVAL;
+        r = write_check(s);
+        if (r < 0)
+                return r;
+        st = s->st[ST_SESSION_PUT];
+        (void) bind_text(st, 1, row->id);
+        (void) bind_text(st, 2, row->user);
+        (void) sqlite3_bind_int64(st, 3, row->uid);
+        (void) bind_text(st, 4, row->service);
+        (void) bind_text(st, 5, row->tty);
+        (void) bind_text(st, 6, row->rhost);
+        (void) bind_text(st, 7, row->logind_id);
+        (void) sqlite3_bind_int64(st, 8, row->pid);
+        (void) sqlite3_bind_int64(st, 9, to_i64(row->pid_start));
+        (void) bind_text(st, 10, row->boot_id);
+        (void) sqlite3_bind_int64(st, 11, to_i64(row->started_usec));
+        return step_done(st);
+}
+
+int sg_store_session_delete(sg_store *s, const char *id) {
+        sqlite3_stmt *st;
+        int r;
+
+        if (!id)
+                return -EINVAL;
+        r = write_check(s);
+        if (r < 0)
+                return r;
+        st = s->st[ST_SESSION_DELETE];
+        (void) bind_text(st, 1, id);
+        return step_done(st);
+}
+
+int sg_store_session_foreach(sg_store *s, sg_session_cb cb, void *userdata) {
+        sqlite3_stmt *st;
+        int rc, r = 0;
+
+        if (!s || !cb)
+                return -EINVAL;
+        st = s->st[ST_SESSION_FOREACH];
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                sqlite3_int64 uid = sqlite3_column_int64(st, 2), pid = sqlite3_column_int64(st, 7);
+                struct sg_session_row row = {
+                        .id = (const char *) sqlite3_column_text(st, 0),
+                        .user = (const char *) sqlite3_column_text(st, 1),
+                        .uid = (uint32_t) uid,
+                        .service = (const char *) sqlite3_column_text(st, 3),
+                        .tty = (const char *) sqlite3_column_text(st, 4),
+                        .rhost = (const char *) sqlite3_column_text(st, 5),
+                        .logind_id = (const char *) sqlite3_column_text(st, 6),
+                        .pid = (int32_t) pid,
+                        .pid_start = col_u64(st, 8),
+                        .boot_id = (const char *) sqlite3_column_text(st, 9),
+                        .started_usec = col_u64(st, 10),
+                };
+
+                if (!row.id || !row.user || !row.service || !row.tty || !row.rhost || !row.logind_id ||
+                    !row.boot_id || uid < 0 || uid > UINT32_MAX || pid <= 1 || pid > INT32_MAX)
+                        continue; /* not a row we wrote */
+                r = cb(userdata, &row);
+                if (r < 0)
+                        break;
+        }
+        return walk_end(st, rc, r);
 }
 
 /* ---- locks ---- */

@@ -18,7 +18,7 @@
 
 #include "audit.h"
 
-#define SG_STORE_SCHEMA_VERSION 2
+#define SG_STORE_SCHEMA_VERSION 3
 
 typedef struct sg_store sg_store;
 
@@ -76,6 +76,21 @@ typedef int (*sg_lock_cb)(void *userdata, const struct sg_lock_row *l);
 int sg_store_lock_foreach(sg_store *s, sg_lock_cb cb, void *userdata);
 /* Deletes history whose last lock and clear are both older than before_usec. */
 int sg_store_lock_prune(sg_store *s, uint64_t before_usec);
+
+/* ---- open login sessions (daemon/sessions.c keeps them in memory) ---- */
+struct sg_session_row {
+        const char *id;          /* public id, SG_SESSION_ID_LEN hex digits */
+        const char *user, *service, *tty, *rhost, *logind_id; /* "" when absent */
+        uint32_t uid;
+        int32_t pid;             /* the leader */
+        uint64_t pid_start;      /* the leader's start time (/proc/PID/stat, clock ticks since boot) */
+        const char *boot_id;     /* the boot the leader ran in */
+        uint64_t started_usec;   /* UTC */
+};
+int sg_store_session_put(sg_store *s, const struct sg_session_row *row); /* insert or replace */
+int sg_store_session_delete(sg_store *s, const char *id); /* no row is not an error */
+typedef int (*sg_session_cb)(void *userdata, const struct sg_session_row *row);
+int sg_store_session_foreach(sg_store *s, sg_session_cb cb, void *userdata);
 
 /* ---- audit trail with an HMAC-SHA256 chain (types in audit.h) ---- */
 /* Appends one row; mac = HMAC-SHA256(key, prev_mac || canonical(fields)). The canonical form

@@ -293,7 +293,7 @@ static void test_open_creates_private_wal_db(void **state) {
 static void test_migrations_create_schema(void **state) {
         static const char *const names[] = { "attempts", "locks", "audit", "audit_anchor",
                                              "attempts_time", "attempts_pending", "audit_user",
-                                             "audit_event", "audit_rhost", "audit_time" };
+                                             "audit_event", "audit_rhost", "audit_time", "sessions" };
         char sql[256];
 
         (void) state;
@@ -306,7 +306,7 @@ static void test_migrations_create_schema(void **state) {
         /* A second open finds the schema current and changes nothing. */
         sg_store_free(open_store());
         assert_int_equal(raw_int("PRAGMA user_version"), SG_STORE_SCHEMA_VERSION);
-        assert_int_equal(raw_int("SELECT count(*) FROM sqlite_schema WHERE type = 'table'"), 4);
+        assert_int_equal(raw_int("SELECT count(*) FROM sqlite_schema WHERE type = 'table'"), 5);
 }
 
 struct lock_seen {
@@ -824,7 +824,7 @@ static void test_sql_payloads_verbatim(void **state) {
         assert_intact(s);
         sg_store_free(s);
         assert_int_equal(raw_int("SELECT count(*) FROM audit"), 7);
-        assert_int_equal(raw_int("SELECT count(*) FROM sqlite_schema WHERE type = 'table'"), 4);
+        assert_int_equal(raw_int("SELECT count(*) FROM sqlite_schema WHERE type = 'table'"), 5);
 }
 
 /* ---- the chain ---- */
@@ -1152,7 +1152,7 @@ static void test_anchor_from_schema_1(void **state) {
         append_ten(s);
         assert_int_equal(sg_store_audit_prune(s, 0, 8, &deleted), 0);
         sg_store_free(s);
-        raw_exec("ALTER TABLE audit_anchor DROP COLUMN mac; PRAGMA user_version = 1");
+        raw_exec("ALTER TABLE audit_anchor DROP COLUMN mac; DROP TABLE sessions; PRAGMA user_version = 1");
         s = open_store();
         assert_int_equal(raw_int("PRAGMA user_version"), SG_STORE_SCHEMA_VERSION);
         assert_int_equal(raw_int("SELECT mac IS NULL FROM audit_anchor"), 1);
@@ -1162,6 +1162,86 @@ static void test_anchor_from_schema_1(void **state) {
         assert_int_equal(sg_store_audit_prune(s, 0, 8, &deleted), 0);
         assert_int_equal(deleted, 1);
         assert_intact(s);
+        sg_store_free(s);
+}
+
+/* ---- sessions ---- */
+
+struct session_seen {
+        unsigned n;
+        char ids[4][40];
+        int32_t pid;
+        uint64_t pid_start;
+};
+
+static int see_session(void *userdata, const struct sg_session_row *row) {
+        struct session_seen *seen = userdata;
+
+        if (seen->n < 4)
+                snprintf(seen->ids[seen->n], sizeof seen->ids[0], "%s", row->id);
+        seen->n++;
+        seen->pid = row->pid;
+        seen->pid_start = row->pid_start;
+        return 0;
+}
+
+static const struct sg_session_row session_a = {
+        .id = "0123456789abcdef0123456789abcdef", .user = "alice", .service = "sshd", .tty = "pts/1",
+        .rhost = "192.0.2.1", .logind_id = "", .uid = 1000, .pid = 4242, .pid_start = 77,
+        .boot_id = "boot", .started_usec = 100,
+};
+
+static void test_sessions_put_delete(void **state) {
+        struct session_seen seen = { 0 };
+        sg_store *s;
+
+        (void) state;
+        s = open_store();
+        assert_int_equal(sg_store_begin(s), 0);
+        assert_int_equal(sg_store_session_put(s, &session_a), 0);
+        assert_int_equal(sg_store_commit(s), 0);
+        sg_store_free(s);
+        /* Sessions survive a reopen: they are the daemon's durable copy. */
+        s = open_store();
+        assert_int_equal(sg_store_session_foreach(s, see_session, &seen), 0);
+        assert_int_equal(seen.n, 1);
+        assert_string_equal(seen.ids[0], session_a.id);
+        assert_int_equal(seen.pid, 4242);
+        assert_int_equal(seen.pid_start, 77);
+        assert_int_equal(sg_store_begin(s), 0);
+        assert_int_equal(sg_store_session_delete(s, session_a.id), 0);
+        assert_int_equal(sg_store_session_delete(s, session_a.id), 0); /* idempotent */
+        assert_int_equal(sg_store_commit(s), 0);
+        seen.n = 0;
+        assert_int_equal(sg_store_session_foreach(s, see_session, &seen), 0);
+        assert_int_equal(seen.n, 0);
+        /* A row no daemon wrote (pid 1, the init process) is skipped, never signalled. */
+        raw_exec("INSERT INTO sessions VALUES('ffffffffffffffffffffffffffffffff', 'bob', 1, 'x', '', '', '', 1, 0, "
+                 "'b', 0)");
+        assert_int_equal(sg_store_session_foreach(s, see_session, &seen), 0);
+        assert_int_equal(seen.n, 0);
+        sg_store_free(s);
+}
+
+/* A schema 2 database (before sessions) gains the table and keeps its audit rows. */
+static void test_sessions_from_schema_2(void **state) {
+        struct session_seen seen = { 0 };
+        sg_store *s;
+
+        (void) state;
+        s = open_store();
+        append_ten(s);
+        sg_store_free(s);
+        raw_exec("DROP TABLE sessions; PRAGMA user_version = 2");
+        s = open_store();
+        assert_int_equal(raw_int("PRAGMA user_version"), SG_STORE_SCHEMA_VERSION);
+        assert_int_equal(raw_int("SELECT count(*) FROM audit"), 10);
+        assert_intact(s);
+        assert_int_equal(sg_store_begin(s), 0);
+        assert_int_equal(sg_store_session_put(s, &session_a), 0);
+        assert_int_equal(sg_store_commit(s), 0);
+        assert_int_equal(sg_store_session_foreach(s, see_session, &seen), 0);
+        assert_int_equal(seen.n, 1);
         sg_store_free(s);
 }
 
@@ -1449,6 +1529,8 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_open_creates_private_wal_db, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_migrations_create_schema, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_sessions_put_delete, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_sessions_from_schema_2, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_state_dir_unsafe_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_db_unsafe_mode_refused, setup, teardown),

@@ -106,6 +106,9 @@ static const struct key_def keys[] = {
 
         { "session", "max_sessions", T_UINT, FIELD(max_sessions), 0, 65536 },
         { "session", "max_lifetime", T_DURATION, FIELD(max_lifetime_sec), 0, 3650 * SEC_PER_DAY },
+        { "session", "idle_timeout", T_DURATION, FIELD(idle_timeout_sec), 0, 3650 * SEC_PER_DAY },
+        { "session", "limit_root", T_BOOL, FIELD(limit_root), 0, 0 },
+        { "session", "kill_grace", T_DURATION, FIELD(kill_grace_sec), 1, 3600 },
 
         { "audit", "synchronous", T_SYNC, FIELD(sync_full), 0, 0 },
         { "audit", "max_age", T_DURATION, FIELD(max_age_sec), 0, 36500 * SEC_PER_DAY },
@@ -164,6 +167,7 @@ void sg_config_defaults(struct sg_config *c) {
                 .user_pacing = true,
 
                 .max_sessions = 0,
+                .kill_grace_sec = 5,
                 .max_lifetime_sec = 0,
 
                 .sync_full = false,

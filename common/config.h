@@ -82,6 +82,9 @@ struct sg_config {
         /* [session] */
         uint32_t max_sessions;        /* 0 = unlimited */
         uint64_t max_lifetime_sec;    /* 0 = unlimited */
+        uint64_t idle_timeout_sec;    /* 0 = unlimited; idle = since the tty was last used */
+        bool limit_root;              /* max_sessions applies to root too: no */
+        uint64_t kill_grace_sec;      /* SIGHUP to SIGKILL of an ended session's leader: 5 */
 
         /* [audit] */
         bool sync_full;               /* synchronous=FULL (else NORMAL): no */

@@ -16,6 +16,7 @@ static const struct sg_event_kind kinds[] = {
         { "session_close",    "ce07912fc4a74f6884961a4792eda096", LOG_INFO,    "Session closed" },
         { "session_expired",  "96c1ac2fd7f54e98bc3489af99cb92aa", LOG_NOTICE,  "Session expired" },
         { "session_killed",   "19ffe93d2a4a4973af4fe75ff9296189", LOG_NOTICE,  "Session ended by an administrator" },
+        { "session_reaped",   "d12eb3e622b34d5e9eded43ea96c0c3e", LOG_INFO,    "Session reaped" },
         { "token_issued",     "6dc1786cb7f44cc8bc9db29a4a29dd6a", LOG_NOTICE,  "One-time token issued" },
         { "token_used",       "037e3a94097141ac943afc76cde00f08", LOG_NOTICE,  "One-time token used" },
         { "password_changed", "c2d23907c5d84d969048e3354bef8572", LOG_NOTICE,  "Password changed" },

@@ -42,7 +42,7 @@ int admin_status(Client *cl, const struct sg_msg *msg) {
         sg_writer_str(&w, SG_F_VERSION, SECGUARD_VERSION);
         sg_writer_u64(&w, SG_F_UPTIME, (sg_now_mono_usec() - x->start_mono_usec) / 1000000);
         sg_writer_u64(&w, SG_F_LOCKS, sg_policy_lock_count(x->policy, sg_now_real_usec()));
-        sg_writer_u64(&w, SG_F_SESSIONS, 0);
+        sg_writer_u64(&w, SG_F_SESSIONS, sessions_count(x->sessions));
         sg_writer_u64(&w, SG_F_AUDIT_ROWS, rows);
         sg_writer_u64(&w, SG_F_PERMITS, permits_in_use(x->permits));
         sg_writer_u64(&w, SG_F_PERMITS_MAX, permits_max(x->permits));

@@ -15,6 +15,7 @@
 #include "peers.h"
 #include "permits.h"
 #include "policy.h"
+#include "sessions.h"
 #include "store.h"
 #include "txn.h"
 
@@ -27,6 +28,8 @@ typedef struct Context {
         Permits *permits;
         Charges *charges; /* local logins in progress per invoking uid */
         ConnSet *conns;
+        Sessions *sessions; /* the open login sessions (session.c handles them) */
+        sd_event *event;    /* the loop, for the system bus session.c asks logind on */
         struct Worker *worker;    /* the audit worker (worker.h); NULL: audit reads run inline */
         const uint8_t *audit_key; /* SG_AUDIT_KEY_BYTES, in sodium_malloc'ed memory */
         const uint8_t *seal_pk;   /* the admin's public key for unknown names; NULL = not sealing */

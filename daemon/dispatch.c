@@ -15,6 +15,7 @@
 #include "io.h"
 #include "log.h"
 #include "login.h"
+#include "session.h"
 
 static const struct {
         unsigned perm;
@@ -29,6 +30,10 @@ static const struct {
         [SG_MSG_UNLOCK] = { PERM_ROOT, admin_unlock },
         [SG_MSG_AUDIT_QUERY] = { PERM_ROOT | PERM_ADMIN, admin_audit_query },
         [SG_MSG_AUDIT_VERIFY] = { PERM_ROOT | PERM_ADMIN, admin_audit_verify },
+        [SG_MSG_SESSION_OPEN] = { PERM_ROOT, session_open },
+        [SG_MSG_SESSION_CLOSE] = { PERM_ROOT, session_close },
+        [SG_MSG_SESSIONS] = { PERM_ROOT | PERM_ADMIN, session_list },
+        [SG_MSG_SESSION_KILL] = { PERM_ROOT, session_kill },
 };
 
 unsigned dispatch_permission(unsigned type) {

@@ -21,6 +21,7 @@
 #include "cidr.h"
 #include "config.h"
 #include "context.h"
+#include "session.h"
 #include "dispatch.h"
 #include "events.h"
 #include "fileio.h"
@@ -180,6 +181,7 @@ Manager *manager_free(Manager *m) {
         m->ctx.txn = txn_free(m->ctx.txn);
         m->ctx.permits = permits_free(m->ctx.permits);
         m->ctx.charges = charges_free(m->ctx.charges);
+        m->ctx.sessions = sessions_free(m->ctx.sessions);
         m->head = audit_head_free(m->head);
         m->listen_source = sd_event_source_disable_unref(m->listen_source);
         m->maintenance_timer = sd_event_source_disable_unref(m->maintenance_timer);
@@ -688,8 +690,16 @@ int manager_startup(Manager *m) {
         if ((r = txn_new(m->event, m->ctx.store, on_committed, m, &m->ctx.txn)) < 0 ||
             (r = permits_new(m->event, &m->ctx.permits)) < 0 ||
             (r = charges_new(&m->ctx.charges)) < 0 ||
+            (r = sessions_new(&m->ctx.sessions)) < 0 ||
             (r = conn_set_new(m->event, &dispatch_conn_ops, &m->ctx, &m->ctx.conns)) < 0)
                 return log_error_errno(r, "cannot set up the request layer");
+        m->ctx.event = m->event;
+        r = session_restore(&m->ctx);
+        if (r < 0)
+                return store_failed(m, r, "cannot load the open sessions");
+        r = sessions_start_timer(m->ctx.sessions, m->event, session_tick, &m->ctx);
+        if (r < 0)
+                return log_error_errno(r, "cannot start the session timer");
         conn_set_on_drained(m->ctx.conns, on_drained, m);
         apply_limits(m);
         r = sd_event_add_time_relative(m->event, &m->maintenance_timer, CLOCK_MONOTONIC,

@@ -642,7 +642,7 @@ static void test_dump(void **state) {
                 assert_true(dot < eq && eq < strchr(line, '\n'));
                 lines++;
         }
-        assert_int_equal(lines, 51); /* every key of struct sg_config */
+        assert_int_equal(lines, 54); /* every key of struct sg_config */
         n = (int) strlen(out);
         free(out);
 
@@ -840,7 +840,7 @@ static void test_example_config_matches_defaults(void **state) {
                 fail_msg("etc/secguard.conf with every key uncommented: %s", err);
         a = dump(&c);
         assert_string_equal(a, b);
-        assert_int_equal(keys, 51);
+        assert_int_equal(keys, 54);
         free(a);
         free(b);
         free(uncommented);

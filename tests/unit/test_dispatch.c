@@ -19,7 +19,8 @@ static const struct conn_peer admin = { .uid = 1000, .is_admin = true };
 static const struct conn_peer user = { .uid = 1001 };
 
 static void test_root_only(void **state) {
-        const unsigned types[] = { SG_MSG_PRECHECK, SG_MSG_REPORT, SG_MSG_EVENT, SG_MSG_ACCOUNT, SG_MSG_UNLOCK };
+        const unsigned types[] = { SG_MSG_PRECHECK, SG_MSG_REPORT, SG_MSG_EVENT, SG_MSG_ACCOUNT, SG_MSG_UNLOCK,
+                                   SG_MSG_SESSION_OPEN, SG_MSG_SESSION_CLOSE, SG_MSG_SESSION_KILL };
 
         (void) state;
         for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
@@ -31,7 +32,8 @@ static void test_root_only(void **state) {
 }
 
 static void test_read_only_views(void **state) {
-        const unsigned types[] = { SG_MSG_STATUS, SG_MSG_LOCKS, SG_MSG_AUDIT_QUERY, SG_MSG_AUDIT_VERIFY };
+        const unsigned types[] = { SG_MSG_STATUS, SG_MSG_LOCKS, SG_MSG_AUDIT_QUERY, SG_MSG_AUDIT_VERIFY,
+                                   SG_MSG_SESSIONS };
 
         (void) state;
         for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {

@@ -46,6 +46,8 @@ enum command {
         CMD_UNLOCK,
         CMD_AUDIT,
         CMD_AUDIT_VERIFY,
+        CMD_SESSIONS,
+        CMD_SESSION_KILL,
         CMD_HASH,
         CMD_KEYGEN,
 };
@@ -80,6 +82,8 @@ static void usage(FILE *f) {
                 "                               @EPOCH, now, or an age: 90s, 15m, 1h, 2d);\n"
                 "                               --reveal opens sealed usernames with the key\n"
                 "  audit verify                 check the audit HMAC chain (exit 1 if broken)\n"
+                "  sessions                     open login sessions\n"
+                "  session kill ID              end a session (audited)\n"
                 "  hash [--scheme argon2id|bcrypt|yescrypt|sha512crypt]\n"
                 "                               read a password from stdin, print its hash\n"
                 "  keygen --public FILE --secret FILE\n"
@@ -189,6 +193,7 @@ static int cmd_status(struct ctl *c) {
                 json_str("version", sg_msg_str(m, SG_F_VERSION) ?: "", &first);
                 json_u64("uptime_sec", sg_msg_u64(m, SG_F_UPTIME, 0), &first);
                 json_u64("locks", sg_msg_u64(m, SG_F_LOCKS, 0), &first);
+                json_u64("sessions", sg_msg_u64(m, SG_F_SESSIONS, 0), &first);
                 json_u64("audit_rows", sg_msg_u64(m, SG_F_AUDIT_ROWS, 0), &first);
                 json_u64("hash_permits_used", sg_msg_u64(m, SG_F_PERMITS, 0), &first);
                 json_u64("hash_permits", sg_msg_u64(m, SG_F_PERMITS_MAX, 0), &first);
@@ -199,9 +204,9 @@ static int cmd_status(struct ctl *c) {
         printf("secguardd ");
         print_escaped(sg_msg_str(m, SG_F_VERSION) ?: "?");
         printf(", up %" PRIu64 " s\n", sg_msg_u64(m, SG_F_UPTIME, 0));
-        /* No session count: sessions are not built yet (the daemon sends a constant 0). */
-        printf("locks: %" PRIu64 "  audit rows: %" PRIu64 "  hash permits: %" PRIu64 "/%" PRIu64 "\n",
-               sg_msg_u64(m, SG_F_LOCKS, 0),
+        printf("locks: %" PRIu64 "  sessions: %" PRIu64 "  audit rows: %" PRIu64 "  hash permits: %" PRIu64
+               "/%" PRIu64 "\n",
+               sg_msg_u64(m, SG_F_LOCKS, 0), sg_msg_u64(m, SG_F_SESSIONS, 0),
                sg_msg_u64(m, SG_F_AUDIT_ROWS, 0), sg_msg_u64(m, SG_F_PERMITS, 0),
                sg_msg_u64(m, SG_F_PERMITS_MAX, 0));
         printf("config in force:\n");
@@ -259,6 +264,92 @@ static int cmd_locks(struct ctl *c) {
         if (!c->json && n == 0)
                 printf("(no locks in force)\n");
         return EXIT_OK;
+}
+
+static void print_cell(const char *s, int width) {
+        char buf[4 * 256 + 8];
+
+        sg_escape(s, strlen(s), buf, sizeof buf);
+        printf("%-*s ", width, *buf ? buf : "-");
+}
+
+static int cmd_sessions(struct ctl *c) {
+        uint64_t n = 0;
+        int r;
+
+        r = ctl_call(c);
+        if (!c->json && r == 0)
+                printf("%-32s %-12s %-8s %-10s %-20s %8s %-6s %-20s %s\n", "ID", "USER", "SERVICE", "TTY", "RHOST",
+                       "PID", "LOGIND", "STARTED (UTC)", "IDLE");
+        while (r == 0 && c->msg->type == SG_MSG_ROW) {
+                const struct sg_msg *m = c->msg;
+                char started[40];
+
+                sg_format_time(sg_msg_u64(m, SG_F_TIME, 0), started, sizeof started);
+                if (c->json) {
+                        bool first = true;
+
+                        printf("{");
+                        json_str("id", sg_msg_str(m, SG_F_SESSION_ID) ?: "", &first);
+                        json_str("user", sg_msg_str(m, SG_F_USER) ?: "", &first);
+                        json_u64("uid", sg_msg_u64(m, SG_F_UID, 0), &first);
+                        json_str("service", sg_msg_str(m, SG_F_SERVICE) ?: "", &first);
+                        json_str("tty", sg_msg_str(m, SG_F_TTY) ?: "", &first);
+                        json_str("rhost", sg_msg_str(m, SG_F_RHOST) ?: "", &first);
+                        json_u64("pid", sg_msg_u64(m, SG_F_PID, 0), &first);
+                        json_str("logind_id", sg_msg_str(m, SG_F_LOGIND_ID) ?: "", &first);
+                        json_str("started", started, &first);
+                        if (sg_msg_has(m, SG_F_IDLE))
+                                json_u64("idle_sec", sg_msg_u64(m, SG_F_IDLE, 0), &first);
+                        printf("}\n");
+                } else {
+                        print_cell(sg_msg_str(m, SG_F_SESSION_ID) ?: "", 32);
+                        print_cell(sg_msg_str(m, SG_F_USER) ?: "", 12);
+                        print_cell(sg_msg_str(m, SG_F_SERVICE) ?: "", 8);
+                        print_cell(sg_msg_str(m, SG_F_TTY) ?: "", 10);
+                        print_cell(sg_msg_str(m, SG_F_RHOST) ?: "", 20);
+                        printf("%8" PRIu64 " ", sg_msg_u64(m, SG_F_PID, 0));
+                        print_cell(sg_msg_str(m, SG_F_LOGIND_ID) ?: "", 6);
+                        printf("%-20s ", started);
+                        if (sg_msg_has(m, SG_F_IDLE))
+                                printf("%" PRIu64 "s\n", sg_msg_u64(m, SG_F_IDLE, 0));
+                        else
+                                printf("-\n");
+                }
+                n++;
+                r = ctl_next(c);
+        }
+        if (r < 0)
+                return -r;
+        if (!c->json && n == 0)
+                printf("(no open sessions)\n");
+        return EXIT_OK;
+}
+
+static int cmd_session_kill(struct ctl *c) {
+        int r = ctl_call(c);
+
+        if (r < 0)
+                return -r;
+        if (c->json)
+                printf("{\"killed\":true}\n");
+        else
+                printf("session ending\n");
+        return EXIT_OK;
+}
+
+static int parse_session(struct ctl *c, int argc, char **argv) {
+        if (argc != 3 || strcmp(argv[1], "kill") != 0) {
+                fprintf(stderr, "secguardctl: usage: session kill ID\n");
+                return EXIT_USAGE;
+        }
+        if (!sg_valid_session_id(argv[2])) {
+                fprintf(stderr, "secguardctl: not a session id (32 hex digits, see secguardctl sessions)\n");
+                return EXIT_USAGE;
+        }
+        sg_writer_init(&c->w, SG_MSG_SESSION_KILL);
+        sg_writer_str(&c->w, SG_F_SESSION_ID, argv[2]);
+        return 0;
 }
 
 /* getopt_long over a command's own arguments (argv[0] is the command name). */
@@ -823,6 +914,7 @@ static const struct {
 } commands[] = {
         { "status", CMD_STATUS }, { "locks", CMD_LOCKS }, { "unlock", CMD_UNLOCK },
         { "audit", CMD_AUDIT },   { "hash", CMD_HASH },   { "keygen", CMD_KEYGEN },
+        { "sessions", CMD_SESSIONS }, { "session", CMD_SESSION_KILL },
 };
 
 /* Parses the command and its arguments into c (the request in c->w); EXIT_USAGE or 0. */
@@ -844,11 +936,17 @@ static int parse_command(struct ctl *c, int argc, char **argv, enum command *ret
         switch (cmd) {
         case CMD_STATUS:
         case CMD_LOCKS:
+        case CMD_SESSIONS:
                 if (argc > 1) {
                         fprintf(stderr, "secguardctl: %s takes no arguments\n", name);
                         return EXIT_USAGE;
                 }
-                sg_writer_init(&c->w, cmd == CMD_STATUS ? SG_MSG_STATUS : SG_MSG_LOCKS);
+                sg_writer_init(&c->w, cmd == CMD_STATUS ? SG_MSG_STATUS :
+                                      cmd == CMD_LOCKS ? SG_MSG_LOCKS : SG_MSG_SESSIONS);
+                break;
+        case CMD_SESSION_KILL:
+                if (parse_session(c, argc, argv) != 0)
+                        return EXIT_USAGE;
                 break;
         case CMD_UNLOCK:
                 if (parse_unlock(c, argc, argv) != 0)
@@ -897,6 +995,8 @@ static int run_daemon_command(struct ctl *c, enum command cmd) {
         case CMD_UNLOCK: return cmd_unlock(c);
         case CMD_AUDIT: return cmd_audit(c);
         case CMD_AUDIT_VERIFY: return cmd_audit_verify(c);
+        case CMD_SESSIONS: return cmd_sessions(c);
+        case CMD_SESSION_KILL: return cmd_session_kill(c);
         default: return EXIT_USAGE;
         }
 }

@@ -27,6 +27,8 @@
 
 #include <security/pam_ext.h>
 #include <security/pam_modules.h>
+#include <security/pam_modutil.h>
+#include <pwd.h>
 #include <sodium.h>
 
 #include "config.h"
@@ -46,6 +48,10 @@
 #define E_CONV ECOMM
 #define E_CONV_AGAIN EINPROGRESS
 #define E_TOO_SOON EAGAIN
+/* A session refused by [session] max_sessions. */
+#define E_SESSION_LIMIT EDQUOT
+/* pam_set_data name of the session id the daemon handed out, for close. */
+#define SESSION_DATA "pam_secguard_session"
 
 struct args {
         const char *config;
@@ -581,6 +587,7 @@ static int pam_result(int r, int failure) {
         case -E_CONV: return PAM_CONV_ERR;
         case -E_CONV_AGAIN: return PAM_INCOMPLETE;
         case -E_TOO_SOON: return PAM_AUTHTOK_ERR; /* as pam_unix, in either phase */
+        case -E_SESSION_LIMIT: return PAM_PERM_DENIED;
         default: return r < 0 ? failure : PAM_SUCCESS;
         }
 }
@@ -663,20 +670,126 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
         return ret;
 }
 
-PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, const char **argv) {
-        (void) pamh;
-        (void) flags;
-        (void) argc;
-        (void) argv;
-        return PAM_IGNORE; /* session tracking is not implemented yet: stay out of the stack's way */
+/* The logind session this one runs in: XDG_SESSION_ID as pam_systemd put it into the PAM
+ * environment (pam_systemd comes first in the session stack), else none. The module links no
+ * libsystemd. */
+static const char *logind_session(const struct login *l) {
+        const char *id = pam_getenv(l->pamh, "XDG_SESSION_ID");
+
+        return id && sg_valid_logind_id(id) ? id : NULL;
 }
 
-PAM_EXTERN int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+static void session_id_free(pam_handle_t *pamh, void *data, int status) {
         (void) pamh;
-        (void) flags;
-        (void) argc;
-        (void) argv;
-        return PAM_IGNORE;
+        (void) status;
+        free(data);
+}
+
+/* Keeps the daemon's id for close (pam_set_data) and shows it to the session
+ * (SECGUARD_SESSION in the PAM environment). */
+static int session_keep(struct login *l, const char *id) {
+        char env[sizeof "SECGUARD_SESSION=" + SG_SESSION_ID_LEN];
+        char *copy = strdup(id);
+
+        if (!copy)
+                return -ENOMEM;
+        if (pam_set_data(l->pamh, SESSION_DATA, copy, session_id_free) != PAM_SUCCESS) {
+                free(copy);
+                return -ENOMEM;
+        }
+        snprintf(env, sizeof env, "SECGUARD_SESSION=%s", id);
+        return pam_putenv(l->pamh, env) == PAM_SUCCESS ? 0 : -ENOMEM;
+}
+
+/* Registers the session; the leader is this process, the one that called pam_open_session.
+ * 0 (registered, or the daemon could not be asked: authentication has already happened, so
+ * the session goes ahead unregistered, logged), -E_SESSION_LIMIT, or -errno for input that
+ * cannot name a session. */
+static int open_session(struct login *l) {
+        const struct passwd *pw;
+        const char *logind_id = logind_session(l), *id;
+        struct sg_writer *w;
+        int r;
+
+        login_read_items(l);
+        if (!l->input_valid) {
+                pam_syslog(l->pamh, LOG_ERR, "refusing a session with invalid PAM items");
+                return -EINVAL;
+        }
+        pw = pam_modutil_getpwnam(l->pamh, l->user);
+        if (!pw) {
+                pam_syslog(l->pamh, LOG_ERR, "refusing a session for a user without an account");
+                return -ENOENT;
+        }
+        w = malloc(sizeof *w);
+        if (!w)
+                return -ENOMEM;
+        sg_writer_init(w, SG_MSG_SESSION_OPEN);
+        put_items(l, w);
+        sg_writer_u64(w, SG_F_UID, pw->pw_uid);
+        sg_writer_u64(w, SG_F_PID, (uint64_t) getpid());
+        if (logind_id)
+                sg_writer_str(w, SG_F_LOGIND_ID, logind_id);
+        r = login_call(l, w);
+        free(w);
+        if (r >= 0 && l->msg->type == SG_MSG_OK && sg_msg_u64(l->msg, SG_F_DECISION, 0) == SG_DECISION_DENY) {
+                login_say(l, PAM_ERROR_MSG, "too many sessions");
+                return -E_SESSION_LIMIT;
+        }
+        id = r >= 0 && l->msg->type == SG_MSG_OK ? sg_msg_str(l->msg, SG_F_SESSION_ID) : NULL;
+        if (!id || !sg_valid_session_id(id)) {
+                pam_syslog(l->pamh, LOG_ERR, "secguardd did not register the session (%s): it goes ahead "
+                           "untracked", r < 0 ? strerror(-r) :
+                           l->msg->type == SG_MSG_ERROR ? sg_msg_str(l->msg, SG_F_DETAIL) ?: "error" : "bad answer");
+                return 0;
+        }
+        r = session_keep(l, id);
+        if (r < 0)
+                pam_syslog(l->pamh, LOG_ERR, "cannot keep the session id: %s", strerror(-r));
+        return 0;
+}
+
+PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+        struct login l;
+        int r;
+
+        r = login_init(&l, pamh, flags, argc, argv);
+        if (r >= 0)
+                r = open_session(&l);
+        login_done(&l);
+        return pam_result(r, PAM_SESSION_ERR);
+}
+
+/* Never fails the stack: a second close, an unknown id or a daemon that is down are logged at
+ * most; the daemon reaps a session whose leader is gone anyway. */
+PAM_EXTERN int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+        const void *data = NULL;
+        const char *id;
+        struct sg_writer *w;
+        struct login l;
+        int r;
+
+        if (pam_get_data(pamh, SESSION_DATA, &data) != PAM_SUCCESS || !data)
+                data = pam_getenv(pamh, "SECGUARD_SESSION");
+        id = data;
+        if (!id || !sg_valid_session_id(id))
+                return PAM_SUCCESS; /* nothing registered by us */
+        r = login_init(&l, pamh, flags, argc, argv);
+        w = r >= 0 ? malloc(sizeof *w) : NULL;
+        if (w) {
+                sg_writer_init(w, SG_MSG_SESSION_CLOSE);
+                sg_writer_str(w, SG_F_SESSION_ID, id);
+                r = login_call(&l, w);
+                if (r >= 0 && l.msg->type != SG_MSG_OK)
+                        r = -EPROTO;
+                free(w);
+        } else if (r >= 0)
+                r = -ENOMEM;
+        if (r < 0)
+                pam_syslog(pamh, LOG_WARNING, "could not tell secguardd that session %s closed: %s", id,
+                           strerror(-r));
+        login_done(&l);
+        return PAM_SUCCESS;
 }
 
 /* Quality checks for a new password; NULL when acceptable, else what to tell the user. */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * pam_run CONFDIR SERVICE USER OPERATION [RHOST [TTY]]: runs one PAM operation (authenticate,
- * chauthtok, acct_mgmt) from a private PAM config dir with pam_start_confdir, answering
+ * chauthtok, acct_mgmt, open_session; or session: open_session, print SECGUARD_SESSION, wait
+ * for a line or end of stdin, close_session: this process is the session's leader) from a private PAM config dir with pam_start_confdir, answering
  * prompts with lines from stdin. USER, RHOST and TTY given as "@FILE" are read from that file
  * (any bytes but NUL, up to 2 MiB: hostile items too long for argv); "" leaves an item unset. For tests where pam_wrapper cannot be preloaded: a caller
  * with real uid != effective uid (as a setuid passwd is) runs in ld.so's secure mode.
@@ -103,6 +104,28 @@ int main(int argc, char **argv) {
                 r = pam_chauthtok(pamh, flags);
         else if (strcmp(argv[4], "acct_mgmt") == 0)
                 r = pam_acct_mgmt(pamh, flags);
+        else if (strcmp(argv[4], "open_session") == 0 || strcmp(argv[4], "session") == 0) {
+                const char *id;
+
+                if (getenv("PAM_RUN_XDG_SESSION_ID")) {
+                        char env[128];
+
+                        snprintf(env, sizeof env, "XDG_SESSION_ID=%s", getenv("PAM_RUN_XDG_SESSION_ID"));
+                        pam_putenv(pamh, env);
+                }
+                r = pam_open_session(pamh, flags);
+                id = pam_getenv(pamh, "SECGUARD_SESSION");
+                printf("open_session: %s\nSECGUARD_SESSION=%s\n", pam_strerror(pamh, r), id ? id : "");
+                fflush(stdout);
+                if (r == PAM_SUCCESS && strcmp(argv[4], "session") == 0) {
+                        char line[64];
+
+                        if (!fgets(line, sizeof line, stdin))
+                                line[0] = 0; /* end of input: close as well */
+                        r = pam_close_session(pamh, flags);
+                        argv[4] = "close_session";
+                }
+        }
         else
                 r = PAM_SYSTEM_ERR;
         printf("%s: %s\n", argv[4], pam_strerror(pamh, r));

@@ -371,9 +371,13 @@ int sg_hash_usable(const char *hash, const struct sg_hash_caps *caps) {
 
 /* Checks the password is a plain string of a sane length and returns a NUL-terminated copy
  * (crypt_rn reads up to the NUL; the caller's buffer need not have one). */
+/* A NUL-terminated copy for crypt() and libsodium (which it also initialises: the module has
+ * no global init hook, and sodium_init() is safe to call every time). */
 static int password_dup(const char *password, size_t len, char **ret) {
         char *copy;
 
+        if (sodium_init() < 0)
+                return -ENOMEM;
         if (!password && len > 0)
                 return -EINVAL;
         if (len > SG_HASH_PASSWORD_MAX)
@@ -449,10 +453,6 @@ int sg_hash_verify(const char *hash, const char *password, size_t password_len,
         r = password_dup(password, password_len, &pw);
         if (r < 0)
                 return r;
-        if (sodium_init() < 0) {
-                password_free(pw, password_len);
-                return -ENOMEM;
-        }
 
         switch (cost.scheme) {
         case SG_SCHEME_ARGON2ID:
@@ -600,10 +600,6 @@ int sg_hash_create(enum sg_scheme scheme, const char *password, size_t password_
         r = password_dup(password, password_len, &pw);
         if (r < 0)
                 return r;
-        if (sodium_init() < 0) {
-                password_free(pw, password_len);
-                return -ENOMEM;
-        }
         switch (scheme) {
         case SG_SCHEME_ARGON2ID:
                 r = create_argon2id(pw, password_len, pref, out, outsize);

@@ -194,4 +194,37 @@ check "an ended session is not reported as reaped too" \
 check "the audit chain is intact" sgctl audit verify
 close_fd e
 close_fd k
+# Hostile fields in session requests, straight to the daemon as root (the module is trusted
+# to be root, not to be bug-free): each is refused as INVALID and nothing is registered.
+before=$(sgctl --json sessions | grep -c . || true)
+check "hostile SESSION_OPEN/CLOSE fields are refused as invalid" "$PY" - "$T/run/secguardd.sock" <<'PYEOF'
+import socket, struct, sys
+def field(tag, v): return bytes([tag]) + struct.pack(">H", len(v)) + v
+def u64(tag, v): return field(tag, struct.pack(">Q", v))
+def ask(t, payload):
+    s = socket.socket(socket.AF_UNIX); s.settimeout(3); s.connect(sys.argv[1])
+    s.sendall(b"SG\x01" + bytes([t]) + struct.pack(">I", len(payload)) + payload)
+    d = s.recv(4096); s.close()
+    return d
+bad = 0
+invalid = struct.pack(">Q", 3)
+def refused(d):
+    return len(d) >= 8 and d[3] == 0x81 and bytes([10, 0, 8]) + invalid in d
+checks = {
+    "user with ESC": ask(10, field(1, b"al\x1bice") + field(4, b"sshd") + u64(28, 1000) + u64(27, 4242)),
+    "tty with ..": ask(10, field(1, b"alice") + field(4, b"sshd") + field(3, b"../../etc") + u64(28, 1000) + u64(27, 4242)),
+    "pid 1": ask(10, field(1, b"alice") + field(4, b"sshd") + u64(28, 1000) + u64(27, 1)),
+    "pid 0": ask(10, field(1, b"alice") + field(4, b"sshd") + u64(28, 1000) + u64(27, 0)),
+    "huge pid": ask(10, field(1, b"alice") + field(4, b"sshd") + u64(28, 1000) + u64(27, 1 << 40)),
+    "logind id with a newline": ask(10, field(1, b"alice") + field(4, b"sshd") + u64(28, 1000) + u64(27, 4242) + field(35, b"c1\nX")),
+    "close: id not hex": ask(11, field(34, b"zz" * 16)),
+    "close: id too short": ask(11, field(34, b"0123")),
+    "kill: id with a quote": ask(13, field(34, b"'" + b"0" * 31)),
+}
+for name, d in checks.items():
+    if not refused(d):
+        print("not refused as invalid:", name, d[:40], file=sys.stderr); bad += 1
+sys.exit(bad)
+PYEOF
+check "  ... and none was registered" test "$(sgctl --json sessions | grep -c . || true)" -eq "$before"
 sg_done

@@ -811,7 +811,7 @@ int sg_config_load(struct sg_config *c, const char *path, bool missing_ok, char 
         fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0) {
                 if (errno == ENOENT && missing_ok)
-                        return 0;
+                        return 1;
                 if (errno == ELOOP)
                         return sg_errmsg(err, errsize, -ELOOP,
                                     "%s: is a symbolic link; refusing to follow it (fix: replace it with the file it points to)",

@@ -55,6 +55,7 @@ enum command {
 struct ctl {
         const char *socket;
         const char *config;
+        const char *admin_group;     /* [daemon] admin_group, for the permission-denied hint */
         bool json;
         unsigned timeout_ms;
         int fd;
@@ -148,7 +149,16 @@ static int reply_error(struct ctl *c) {
                 fprintf(stderr, "%s\n", buf);
         } else
                 fprintf(stderr, "%s\n", sg_err_str(e));
-        return e == SG_ERR_PERMISSION ? EXIT_PERMISSION : EXIT_FAILED;
+        if (e == SG_ERR_PERMISSION) {
+                /* Say who may: the daemon's table (dispatch.c) and the group of this config. */
+                if (c->admin_group && c->admin_group[0])
+                        fprintf(stderr, "secguardctl: status, locks and audit are open to root and members of group "
+                                "\"%s\" ([daemon] admin_group); everything else needs root\n", c->admin_group);
+                else
+                        fprintf(stderr, "secguardctl: every command needs root ([daemon] admin_group is empty)\n");
+                return EXIT_PERMISSION;
+        }
+        return EXIT_FAILED;
 }
 
 /* An exchange may take ten times the connect timeout (audit queries read many rows). */
@@ -1054,6 +1064,7 @@ int main(int argc, char **argv) {
         if (!c.socket)
                 c.socket = cfg.socket;
         c.timeout_ms = cfg.timeout_ms;
+        c.admin_group = cfg.admin_group;
 
         r = run_daemon_command(&c, cmd);
         if (c.fd >= 0)

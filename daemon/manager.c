@@ -50,6 +50,7 @@ struct Manager {
         uint64_t room_rows, room_cut; /* keep_room(): the table's size held, the last id pruned */
         int listen_fd;
         bool listen_from_systemd, socket_bound, stopping;
+        bool config_missing; /* the default config file does not exist: built-in defaults */
 
         struct sg_cidr_list allowlist;
         uint8_t *audit_key; /* sodium_malloc'ed */
@@ -60,9 +61,10 @@ struct Manager {
         Context ctx;
 };
 
+/* Returns 1 when the (default) config file does not exist and the built-in defaults apply. */
 static int load_config(const struct manager_args *a, struct sg_config *ret) {
         char err[512];
-        int r;
+        int r, missing;
 
         sg_config_defaults(ret);
         r = sg_config_load(ret, a->config_path, !a->config_required, err, sizeof err);
@@ -70,6 +72,7 @@ static int load_config(const struct manager_args *a, struct sg_config *ret) {
                 log_error("%s", err);
                 return r;
         }
+        missing = r;
         if (a->socket)
                 snprintf(ret->socket, sizeof ret->socket, "%s", a->socket);
         if (a->state_dir)
@@ -79,7 +82,7 @@ static int load_config(const struct manager_args *a, struct sg_config *ret) {
                 log_error("%s", err);
                 return r;
         }
-        return 0;
+        return missing;
 }
 
 static void policy_config(const struct sg_config *c, const struct sg_cidr_list *allow,
@@ -142,6 +145,10 @@ static void apply_limits(Manager *m) {
                           (uint64_t) m->config.permit_wait_ms * 1000, (uint64_t) m->config.permit_lease_ms * 1000);
 }
 
+bool manager_config_missing(const Manager *m) {
+        return m->config_missing;
+}
+
 int manager_new(const struct manager_args *a, Manager **ret) {
         Manager *m;
         const char *bad = NULL;
@@ -156,6 +163,7 @@ int manager_new(const struct manager_args *a, Manager **ret) {
         r = load_config(a, &m->config);
         if (r < 0)
                 goto fail;
+        m->config_missing = r > 0;
         r = sg_cidr_list_parse(m->config.allowlist, &m->allowlist, &bad);
         if (r < 0) {
                 log_error("[ratelimit] allowlist: invalid entry near \"%s\"", bad ? bad : "");
@@ -547,10 +555,12 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         struct sg_cidr_list allow = { 0 };
         struct sg_policy_config pc;
         const char *bad = NULL;
+        int missing;
 
         (void) s;
         (void) si;
-        if (load_config(&m->args, &c) < 0) {
+        missing = load_config(&m->args, &c);
+        if (missing < 0) {
                 log_error("reload failed; keeping the config in force");
                 return 0;
         }
@@ -569,7 +579,12 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         m->allowlist = allow;
         m->config = c;
         apply_limits(m);
-        log_info("configuration reloaded from %s", m->args.config_path);
+        m->config_missing = missing > 0;
+        if (m->config_missing)
+                log_info("configuration reloaded: no config file at %s, using built-in defaults",
+                         m->args.config_path);
+        else
+                log_info("configuration reloaded from %s", m->args.config_path);
         return 0;
 }
 
@@ -661,6 +676,8 @@ int manager_startup(Manager *m) {
         int r;
 
         m->ctx.start_mono_usec = sg_now_mono_usec();
+        if (m->config_missing)
+                log_notice("no config file at %s, using built-in defaults", m->args.config_path);
         if (sodium_init() < 0)
                 return log_error_errno(-EIO, "libsodium failed to initialise");
         r = sd_event_new(&m->event);

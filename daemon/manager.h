@@ -21,6 +21,8 @@ typedef struct Manager Manager;
 /* Loads and checks the config (and nothing else). */
 int manager_new(const struct manager_args *a, Manager **ret);
 Manager *manager_free(Manager *m);
+/* True when the default config file does not exist and the built-in defaults are in force. */
+bool manager_config_missing(const Manager *m);
 /* Opens the store, replays state, listens, notifies READY=1. */
 int manager_startup(Manager *m);
 /* Runs until SIGTERM/SIGINT; returns the exit code. */

@@ -72,7 +72,10 @@ int main(int argc, char **argv) {
         if (r < 0)
                 return 1;
         if (check_only) {
-                printf("%s: configuration is valid\n", a.config_path);
+                if (manager_config_missing(m))
+                        printf("no config file at %s, using built-in defaults (valid)\n", a.config_path);
+                else
+                        printf("%s: configuration is valid\n", a.config_path);
                 manager_free(m);
                 return 0;
         }

@@ -3,7 +3,7 @@
 # fields and maintainer scripts; then it is installed, its PAM profile enabled and disabled,
 # and it is purged, with apt-get in a Debian 12 minbase tree (debootstrap, cached in
 # $SG_DEBOOTSTRAP_CACHE) under a throwaway overlay, in a private mount namespace. The host's
-# /etc is never touched. About 70 s with the cache (1 min of it building the package); the
+# /etc is never touched. About 35 s with the cache (most of it building the package); the
 # first run adds about 2 min of debootstrap from the Debian mirror apt uses.
 . "$(dirname "$0")/lib.sh"
 sg_require_root
@@ -58,22 +58,8 @@ check "unit: reload checks the config first" grep -qx 'ExecReload=/usr/sbin/secg
 check "CODE_FILE paths are relative in the packaged daemon" ! sh -c 'readelf -p .rodata "$1" | grep -q "CODE_FILE=/"' sh "$unitdir/usr/sbin/secguardd"
 
 # ---- a Debian 12 tree to install into (cached) ----
-cache=${SG_DEBOOTSTRAP_CACHE:-/var/cache/secguard-test}
-base="$cache/bookworm-minbase"
-mkdir -p "$cache"
-mirror=$(sed -n 's/^URIs: *\(http[^ ]*debian\)$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)
-: "${mirror:=http://deb.debian.org/debian}"
-(
-        flock 9
-        if [ ! -d "$base" ]; then
-                echo "# debootstrap bookworm minbase into $base from $mirror (once)"
-                rm -rf "$base.tmp"
-                timeout 900 debootstrap --variant=minbase \
-                        --include=systemd,systemd-sysv,dbus,libpam-runtime,libsodium23,libsqlite3-0,libinih1,libsystemd0,libcrypt1,openssh-server,sudo \
-                        bookworm "$base.tmp" "$mirror" >"$cache/debootstrap.log" 2>&1 || exit 1
-                mv "$base.tmp" "$base"
-        fi
-) 9>"$cache/.lock" || fail "debootstrap failed (see $cache/debootstrap.log)"
+. "$SG_SRC/tests/integration/debian_tree.sh"
+base=$(sg_debian_tree) || fail "no Debian tree"
 
 # A throwaway root: the cached tree under an overlay whose upper layer is in $T.
 R="$T/root"

@@ -98,8 +98,8 @@ struct sg_config {
 void sg_config_defaults(struct sg_config *c);
 
 /* Parses path over the current contents of c (call sg_config_defaults first).
- * A missing file is not an error when missing_ok: returns 1 then (0 when a file was read). On error returns -errno/-EINVAL and writes
- * "FILE:LINE: message" into err (errsize bytes). */
+ * A missing file is not an error when missing_ok: returns 1 then, 0 when a file was read.
+ * On error returns -errno/-EINVAL and writes "FILE:LINE: message" into err (errsize bytes). */
 int sg_config_load(struct sg_config *c, const char *path, bool missing_ok, char *err, size_t errsize);
 /* The same over a string (tests, fuzzing); name is used in messages. */
 int sg_config_load_string(struct sg_config *c, const char *name, const char *text, char *err, size_t errsize);

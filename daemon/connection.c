@@ -46,7 +46,7 @@ struct ConnSet {
         void *owner;
         struct conn_limits limits;
         Conn *conns;
-        size_t n_conns, n_nonroot;
+        size_t n_conns;
         Conn *gc;
         sd_event_source *gc_source;
         void (*drained)(void *userdata);
@@ -123,11 +123,22 @@ static bool peer_in_group(int fd, gid_t gid, gid_t primary) {
         return false;
 }
 
-static size_t conns_of_uid(const ConnSet *s, uid_t uid) {
-        size_t n = 0;
+/* Connections that hold a slot: not those refused or ended and only waiting for the deferred
+ * free (several may be accepted in one batch before it runs). */
+struct slot_counts {
+        size_t all, nonroot, of_uid;
+};
 
-        for (const Conn *c = s->conns; c; c = c->next)
-                n += c->peer.uid == uid;
+static struct slot_counts count_slots(const ConnSet *s, uid_t uid) {
+        struct slot_counts n = { 0 };
+
+        for (const Conn *c = s->conns; c; c = c->next) {
+                if (c->gc_queued)
+                        continue;
+                n.all++;
+                n.nonroot += !c->peer.is_root;
+                n.of_uid += c->peer.uid == uid;
+        }
         return n;
 }
 
@@ -151,7 +162,6 @@ static void conn_free(Conn *c) {
         if (c->next)
                 c->next->prev = c->prev;
         s->n_conns--;
-        s->n_nonroot -= !c->peer.is_root;
 
         c->io = sd_event_source_disable_unref(c->io);
         c->timer = sd_event_source_disable_unref(c->timer);
@@ -238,14 +248,15 @@ void conn_set_close_idle(ConnSet *s, bool (*busy)(void *data)) {
  * share for each non-root uid. The connection is counted already. */
 static const char *over_limits(const ConnSet *s, const Conn *c) {
         size_t max = s->limits.max_connections, reserve = max / 4;
+        struct slot_counts n = count_slots(s, c->peer.uid);
 
-        if (s->n_conns > max)
+        if (n.all > max)
                 return "all connection slots taken";
         if (c->peer.is_root)
                 return NULL;
-        if (s->n_nonroot > max - reserve)
+        if (n.nonroot > max - reserve)
                 return "only the slots reserved for root are left";
-        if (conns_of_uid(s, c->peer.uid) > s->limits.max_connections_per_uid)
+        if (n.of_uid > s->limits.max_connections_per_uid)
                 return "too many connections from this uid";
         return NULL;
 }
@@ -289,7 +300,6 @@ int conn_set_add(ConnSet *s, int fd) {
                 s->conns->prev = c;
         s->conns = c;
         s->n_conns++;
-        s->n_nonroot += !c->peer.is_root;
 
         why = over_limits(s, c);
         if (why) {

@@ -5,6 +5,12 @@
 # an expired session's real leader ended by SIGHUP and, when it ignores SIGHUP, by SIGKILL
 # (no logind here), and who may list or kill. Every step checks its audit row.
 . "$(dirname "$0")/lib.sh"
+if [ -n "${SG_VALGRIND:-}" ]; then
+        # valgrind 3.19 (Debian 12) does not know pidfd_open (syscall 434), which registering a
+        # session needs: the plain and ASan runs cover sessions.
+        echo "SKIP: sessions under memcheck: valgrind cannot run pidfd_open" >&2
+        exit 77
+fi
 ADMIN_GROUP=
 for g in adm staff users; do
         if getent group "$g" >/dev/null; then ADMIN_GROUP=$g; break; fi

@@ -5,6 +5,18 @@
 # tampered row; a client that hangs up mid-verify leaves the daemon sound; a 100,000-row
 # query does not stall logins either.
 . "$(dirname "$0")/lib.sh"
+# Under memcheck the daemon is many times slower: give the module a budget to match.
+[ -z "${SG_VALGRIND:-}" ] || SG_TIMEOUT_MS=${SG_TIMEOUT_MS:-20000}
+# timed: a check about answer times or concurrency. Under memcheck the worker thread and the
+# loop run one at a time and every answer is slow, so there they are logged, not checked (the
+# run still checks the worker's memory and every functional result).
+timed() {
+        if [ -n "${SG_VALGRIND:-}" ]; then
+                sg_log "not checked under memcheck: $1"
+                return 0
+        fi
+        check "$@"
+}
 sg_private_tmp "$@"
 quiet() { "$@" >/dev/null 2>&1; }
 sg_setup "[ratelimit]" "user_max_failures = 1000" "source_max_failures = 1000" \
@@ -81,8 +93,8 @@ t0=$(date +%s%N)
 sgctl audit verify >"$T/verify.out" 2>&1 &
 BUSY_PID=$!
 sleep 0.2
-check "a real login (pam_run) during the verify succeeds" sg_auth_direct alice "$SG_PW_ALICE" 192.0.2.200
-check "... still during it" kill -0 "$BUSY_PID"
+timed "a real login (pam_run) during the verify succeeds" sg_auth_direct alice "$SG_PW_ALICE" 192.0.2.200
+timed "... still during it" kill -0 "$BUSY_PID"
 latency 40 >"$T/lat.verify" || fail "latency client"
 rc=0; wait "$BUSY_PID" || rc=$?
 verify_ms=$((($(date +%s%N) - t0) / 1000000))
@@ -90,10 +102,10 @@ n=$(wc -l <"$T/lat.verify")
 sg_log "verify of $ROWS rows took $verify_ms ms; $n logins meanwhile, slowest exchange $(max_ms "$T/lat.verify") ms"
 check "verify of $ROWS rows passes (exit 0)" test "$rc" -eq 0
 check "... and says intact with the row count" grep -q "intact" "$T/verify.out"
-check "at least 3 logins were answered while it ran" test "$n" -ge 3
-check "each login exchange during the verify answered within $BOUND_MS ms" \
+timed "at least 3 logins were answered while it ran" test "$n" -ge 3
+timed "each login exchange during the verify answered within $BOUND_MS ms" \
         awk -v b="$BOUND_MS" '$1 > b || $2 > b { bad = 1 } END { exit bad }' "$T/lat.verify"
-check "no login recorded as abandoned" ! grep -q '"abandoned"' <(sgctl --json audit --event auth_failure --limit 1000)
+timed "no login recorded as abandoned" ! grep -q '"abandoned"' <(sgctl --json audit --event auth_failure --limit 1000)
 
 # ---- one verification at a time ----
 sgctl audit verify >"$T/verify1.out" 2>&1 &
@@ -121,7 +133,7 @@ latency 20 >"$T/lat.query" || fail "latency client"
 rc=0; wait "$BUSY_PID" || rc=$?
 check "a 100000-row query completes (exit 0)" test "$rc" -eq 0
 check "... with 100000 rows" test "$(grep -c . "$T/big.json")" -eq 100000
-check "logins during it answered within $BOUND_MS ms (slowest $(max_ms "$T/lat.query") ms)" \
+timed "logins during it answered within $BOUND_MS ms (slowest $(max_ms "$T/lat.query") ms)" \
         awk -v b="$BOUND_MS" '$1 > b || $2 > b { bad = 1 } END { exit bad }' "$T/lat.query"
 
 # ---- the worker's verify still finds tampering ----
@@ -139,7 +151,7 @@ sg_sql "UPDATE audit SET user = 'filler0' WHERE id = $mid;" # undo the edit: it 
 sg_start_daemon
 BUSY_PID=$SG_DAEMON_PID
 latency 10 >"$T/lat.prune" || fail "latency client"
-check "logins during retention answered within $BOUND_MS ms (slowest $(max_ms "$T/lat.prune") ms)" \
+timed "logins during retention answered within $BOUND_MS ms (slowest $(max_ms "$T/lat.prune") ms)" \
         awk -v b="$BOUND_MS" '$1 > b || $2 > b { bad = 1 } END { exit bad }' "$T/lat.prune"
 for i in $(seq 1 600); do
         grep -q "pruned .* audit rows past retention" "$T/daemon.log" && break

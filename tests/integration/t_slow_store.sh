@@ -58,12 +58,14 @@ def recv_frame(s):
         buf += c
     return buf
 def alive(pid):
+    # The process may finish and be reaped between any two of these steps (reading the
+    # stat file of a reaped process fails with ESRCH): every such error means "finished".
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+        with open("/proc/%d/stat" % pid) as f:  # a zombie has finished
+            return f.read().split(") ")[-1][0] != "Z"
+    except OSError:
         return False
-    with open("/proc/%d/stat" % pid) as f:  # a zombie has finished
-        return f.read().split(") ")[-1][0] != "Z"
 sock, n, busy = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 for i in range(n):
     if not alive(busy):

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <sodium.h>
+#include <systemd/sd-login.h>
 
 #include "io.h"
 #include "log.h"
@@ -164,6 +165,7 @@ static void signal_leader(const struct sg_session *e, int sig) {
 struct logind_call {
         const Context *x;
         char id[SG_SESSION_ID_LEN + 1];
+        char logind_id[sizeof ((struct sg_session *) 0)->logind_id];
 };
 
 /* logind refused or did not answer: the leader is signalled after all. */
@@ -178,26 +180,50 @@ static int on_terminate_reply(sd_bus_message *m, void *userdata, sd_bus_error *e
                 log_info("logind did not end session %s (%s): sending SIGHUP to its leader", e->id,
                          sd_bus_message_get_error(m) ? sd_bus_message_get_error(m)->name : "no answer");
                 signal_leader(e, SIGHUP);
-        }
+        } else if (i >= 0)
+                log_info("logind is ending session %s (logind session %s)", c->id, c->logind_id);
         free(c);
         return 0;
 }
 
+/* The leader's logind session: the one it registered with, else the one it is in now. A
+ * module stacked before pam_systemd (pam-auth-update orders it so) opens our session before
+ * logind's exists, so the id is often learnt only here. The pidfd still being alive after
+ * the lookup proves the pid was not recycled while it was read. */
+static bool leader_logind_id(const struct sg_session *e, char *buf, size_t size) {
+        char *id = NULL;
+        bool ok;
+
+        if (*e->logind_id) {
+                snprintf(buf, size, "%s", e->logind_id);
+                return true;
+        }
+        if (pidfd_dead(e->pidfd) || sd_pid_get_session(e->pid, &id) < 0)
+                return false;
+        ok = !pidfd_dead(e->pidfd) && sg_valid_logind_id(id) && strlen(id) < size;
+        if (ok)
+                snprintf(buf, size, "%s", id);
+        free(id);
+        return ok;
+}
+
 static bool terminate_via_logind(const Context *x, const struct sg_session *e) {
+        char logind_id[sizeof e->logind_id];
         struct logind_call *c;
         sd_bus *bus;
         int r;
 
-        if (!*e->logind_id || !(bus = sessions_bus(x->sessions, x->event)))
+        if (!leader_logind_id(e, logind_id, sizeof logind_id) || !(bus = sessions_bus(x->sessions, x->event)))
                 return false;
         c = calloc(1, sizeof *c);
         if (!c)
                 return false;
         c->x = x;
         memcpy(c->id, e->id, sizeof c->id);
+        memcpy(c->logind_id, logind_id, sizeof c->logind_id);
         r = sd_bus_call_method_async(bus, NULL, "org.freedesktop.login1", "/org/freedesktop/login1",
                                      "org.freedesktop.login1.Manager", "TerminateSession", on_terminate_reply,
-                                     c, "s", e->logind_id);
+                                     c, "s", logind_id);
         if (r < 0) {
                 free(c);
                 return false;
@@ -405,7 +431,10 @@ int session_list(Client *cl, const struct sg_msg *msg) {
         for (size_t i = 0; i < n; i++) {
                 const struct sg_session *e = sessions_get(x->sessions, i);
                 uint64_t active = tty_active_usec(e->tty);
+                char logind_id[sizeof e->logind_id];
 
+                if (!leader_logind_id(e, logind_id, sizeof logind_id))
+                        logind_id[0] = '\0';
                 sg_writer_init(&w, SG_MSG_ROW);
                 sg_writer_str(&w, SG_F_SESSION_ID, e->id);
                 sg_writer_str(&w, SG_F_USER, e->user);
@@ -413,7 +442,7 @@ int session_list(Client *cl, const struct sg_msg *msg) {
                 sg_writer_str(&w, SG_F_SERVICE, e->service);
                 put_str(&w, SG_F_TTY, e->tty, sizeof e->tty);
                 put_str(&w, SG_F_RHOST, e->rhost, sizeof e->rhost);
-                put_str(&w, SG_F_LOGIND_ID, e->logind_id, sizeof e->logind_id);
+                put_str(&w, SG_F_LOGIND_ID, logind_id, sizeof logind_id);
                 sg_writer_u64(&w, SG_F_PID, (uint64_t) e->pid);
                 sg_writer_u64(&w, SG_F_TIME, e->started_usec);
                 if (active) {

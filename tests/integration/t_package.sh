@@ -25,6 +25,10 @@ version=$(sed -n 's/^project(secguard VERSION \([0-9.]*\).*/\1/p' "$SG_SRC/CMake
 arch=$(dpkg --print-architecture)
 triplet=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
 check "package named secguard_<version>_<arch>.deb" test "$deb" = "$T/dist/secguard_${version}_${arch}.deb" -a -f "$deb"
+command -v lintian >/dev/null || fail "lintian is missing (scripts/setup installs it)"
+# As root lintian only warns that root is not recommended; it reads the .deb and runs nothing.
+check "lintian: no error or warning" sh -c 'timeout 300 lintian --no-cfg --fail-on error,warning "$1" >"$2" 2>&1 || { cat "$2" >&2; exit 1; }' \
+        sh "$deb" "$T/lintian.log"
 
 # ---- what is in it ----
 dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./|/|' >"$T/contents"
@@ -92,9 +96,12 @@ fi
 
 # ---- pam-auth-update ----
 in_root pam-auth-update --enable secguard || fail "pam-auth-update --enable secguard failed"
-for s in auth account password; do
+for s in auth account password session; do
         check "enabled: pam_secguard in common-$s" grep -q 'pam_secguard.so' "$R/etc/pam.d/common-$s"
 done
+check "enabled: session phase required, interactive only (not for cron)" sh -c \
+        'grep -Eq "^session[[:space:]]+required[[:space:]]+pam_secguard.so" "$1/common-session" && ! grep -q pam_secguard "$1/common-session-noninteractive"' \
+        sh "$R/etc/pam.d"
 # pam_secguard decides: success jumps past pam_unix, anything else ends the stack (default=die);
 # pam_unix is never asked to second-guess a refusal (which would bypass the locks).
 check "enabled: common-auth runs pam_secguard before pam_unix, success skipping it" \
@@ -102,7 +109,7 @@ check "enabled: common-auth runs pam_secguard before pam_unix, success skipping 
 check "enabled: account lets unknown users through to pam_unix, refuses the rest" \
         grep -Eq '\[success=[0-9]+ new_authtok_reqd=done user_unknown=ignore default=die\][[:space:]]+pam_secguard.so' "$R/etc/pam.d/common-account"
 in_root pam-auth-update --disable secguard || fail "pam-auth-update --disable secguard failed"
-check "disabled: pam_secguard gone from common-auth" ! grep -q pam_secguard "$R/etc/pam.d/common-auth"
+check "disabled: pam_secguard gone from every common-* file" ! grep -q pam_secguard "$R"/etc/pam.d/common-*
 check "disabled: pam_unix back in charge" grep -Eq '\[success=1 default=ignore\][[:space:]]+pam_unix.so' "$R/etc/pam.d/common-auth"
 
 # ---- purge, with the profile enabled: the stack must not keep naming a removed module ----

@@ -276,7 +276,7 @@ void session_tick(void *context) {
                 }
                 why = sg_session_expiry(x->config->max_lifetime_sec * USEC_PER_SEC,
                                         x->config->idle_timeout_sec * USEC_PER_SEC, e->started_usec,
-                                        x->config->idle_timeout_sec ? tty_active_usec(e->tty) : now, now);
+                                        x->config->idle_timeout_sec ? tty_active_usec(e->tty) : 0, now);
                 if (why == SG_SESSION_LIVE)
                         continue;
                 event_of(&ev, e, "session_expired");

@@ -113,10 +113,12 @@ bool sg_session_may_open(unsigned open_of_uid, uint32_t uid, uint32_t max, bool 
 
 enum sg_session_expiry sg_session_expiry(uint64_t max_lifetime_usec, uint64_t idle_timeout_usec,
                                          uint64_t started_usec, uint64_t active_usec, uint64_t now_usec) {
-        if (active_usec < started_usec)
-                active_usec = started_usec;
         if (max_lifetime_usec && now_usec >= started_usec && now_usec - started_usec >= max_lifetime_usec)
                 return SG_SESSION_LIFETIME;
+        if (!active_usec) /* no terminal to tell: never idle */
+                return SG_SESSION_LIVE;
+        if (active_usec < started_usec)
+                active_usec = started_usec;
         if (idle_timeout_usec && now_usec >= active_usec && now_usec - active_usec >= idle_timeout_usec)
                 return SG_SESSION_IDLE;
         return SG_SESSION_LIVE;

@@ -61,8 +61,9 @@ void sessions_set_killed(Sessions *s, size_t i);
 /* Whether one more session of uid fits under max (0 = unlimited); root is exempt unless
  * limit_root. Pure. */
 bool sg_session_may_open(unsigned open_of_uid, uint32_t uid, uint32_t max, bool limit_root);
-/* Whether a session started at started_usec, last active at active_usec, is over at now_usec
- * (all UTC microseconds); a limit of 0 is no limit. Pure. */
+/* Whether a session started at started_usec, last active at active_usec (0: unknown, as for a
+ * session without a terminal, which is then never idle), is over at now_usec (all UTC
+ * microseconds); a limit of 0 is no limit. Pure. */
 enum sg_session_expiry sg_session_expiry(uint64_t max_lifetime_usec, uint64_t idle_timeout_usec,
                                          uint64_t started_usec, uint64_t active_usec, uint64_t now_usec);
 

@@ -3,7 +3,7 @@
 # environment), an idempotent close, the max_sessions refusal and its message, a dead leader
 # reaped, kill by id, sessions kept across a restart (and a leader that died meanwhile reaped),
 # an expired session's real leader ended by SIGHUP and, when it ignores SIGHUP, by SIGKILL
-# (no logind here), and who may list or kill. Every step checks its audit row.
+# (no logind here), idle_timeout measured on real terminals, and who may list or kill. Every step checks its audit row.
 . "$(dirname "$0")/lib.sh"
 if [ -n "${SG_VALGRIND:-}" ]; then
         # valgrind 3.19 (Debian 12) does not know pidfd_open (syscall 434), which registering a
@@ -197,6 +197,46 @@ check "audit: session_expired, reason max_lifetime, for both" \
 check "expired sessions leave the table" wait_for 5 no_sessions
 check "an ended session is not reported as reaped too" \
         test "$(sgctl --json audit --event session_reaped | grep -c "$SID_e")" -eq 0
+# ---- idle_timeout: idle is the time since the session's terminal was last used (its atime) ----
+sg_stop_daemon
+sg_write_config "[session]" "idle_timeout = 3s" "kill_grace = 1s"
+sg_start_daemon
+# Two real terminals (pseudo-terminals held open by a helper), named as PAM_TTY "pts/N".
+$PY -c '
+import os, sys, time
+a = os.openpty(); b = os.openpty()
+print(os.ttyname(a[1])[5:], os.ttyname(b[1])[5:], flush=True)
+time.sleep(30)
+' >"$T/ptys" &
+PTYS=$!
+wait_for 5 test -s "$T/ptys"
+read -r tty_idle tty_busy <"$T/ptys"
+touch -a -d "@$(($(date +%s) - 3600))" "/dev/$tty_idle" # last used before the session began
+touch -a "/dev/$tty_busy"
+leader i alice "$tty_idle"
+leader u bob "$tty_busy"
+leader n carol # no terminal: never idle
+check "the three sessions open" test -n "$SID_i" -a -n "$SID_u" -a -n "$SID_n"
+sgctl --json sessions >"$T/idle.json"
+check "sessions --json gives idle seconds for terminal sessions (from their start at most)" \
+        grep -Eq "\"id\":\"$SID_i\".*\"idle_sec\":[0-9]" "$T/idle.json"
+check "... and none for the session without a terminal" ! grep -Eq "\"id\":\"$SID_n\".*\"idle_sec\"" "$T/idle.json"
+# The busy terminal is used every half second for 6 s (twice idle_timeout).
+for _ in $(seq 12); do touch -a "/dev/$tty_busy"; sleep 0.5; done
+check "the session on the idle terminal is ended" wait_for 5 gone "$PID_i"
+check "... and leaves the table" wait_for 5 not_listed "$SID_i"
+check "the session on the busy terminal stays" test "$(listed "$SID_u")" -eq 1
+check "the session without a terminal stays" test "$(listed "$SID_n")" -eq 1
+check "audit: session_expired, reason idle_timeout, for the idle one only" \
+        test "$(sgctl --json audit --event session_expired | grep '"reason":"idle_timeout"' | grep -c "$SID_i")" -eq 1 -a \
+        "$(sgctl --json audit --event session_expired | grep -c '"reason":"idle_timeout"')" -eq 1
+end_leader u
+end_leader n
+close_fd i
+kill "$PTYS" 2>/dev/null || true
+wait "$PTYS" 2>/dev/null || true
+check "every session closed" wait_for 5 no_sessions
+
 check "the audit chain is intact" sgctl audit verify
 close_fd e
 close_fd k

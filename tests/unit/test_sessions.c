@@ -38,6 +38,9 @@ static void test_expiry(void **state) {
         assert_int_equal(sg_session_expiry(0, 30 * S, 100 * S, 120 * S, 150 * S), SG_SESSION_IDLE);
         assert_int_equal(sg_session_expiry(0, 30 * S, 100 * S, 5 * S, 129 * S), SG_SESSION_LIVE);
         assert_int_equal(sg_session_expiry(0, 30 * S, 100 * S, 5 * S, 130 * S), SG_SESSION_IDLE);
+        /* No terminal (activity unknown): never idle, however long; the lifetime still applies. */
+        assert_int_equal(sg_session_expiry(0, 30 * S, 100 * S, 0, 100000 * S), SG_SESSION_LIVE);
+        assert_int_equal(sg_session_expiry(60 * S, 30 * S, 100 * S, 0, 160 * S), SG_SESSION_LIFETIME);
         /* Both: lifetime wins when both are due. */
         assert_int_equal(sg_session_expiry(60 * S, 30 * S, 100 * S, 100 * S, 200 * S), SG_SESSION_LIFETIME);
         /* A clock that went backwards ends nothing. */

@@ -16,7 +16,6 @@
 #include <string.h>
 
 /* libxcrypt's base-64 alphabet (crypt(5) "./0-9A-Za-z"); argon2 uses RFC 4648 without padding. */
-static const char ascii64[] = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 #define SHA_ROUNDS_DEFAULT 5000U
 #define SHA_ROUNDS_MIN 1000U      /* libxcrypt rejects fewer (and more than MAX) */
@@ -31,13 +30,18 @@ static const char ascii64[] = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijk
 #define ARGON2_VERSION 19
 #define ARGON2_MAX_LANES 0xFFFFFFU
 
+/* Position in crypt's base-64 alphabet, ascii64 ("./0-9A-Za-z"), or -1. By ranges: this runs for every character of
+ * every hash the shadow scan looks at. */
 static int ascii64_value(char c) {
-        const char *p;
-
-        if (c == '\0')
-                return -1;
-        p = strchr(ascii64, c);
-        return p ? (int) (p - ascii64) : -1;
+        if (c == '.' || c == '/')
+                return c - '.';
+        if (c >= '0' && c <= '9')
+                return c - '0' + 2;
+        if (c >= 'A' && c <= 'Z')
+                return c - 'A' + 12;
+        if (c >= 'a' && c <= 'z')
+                return c - 'a' + 38;
+        return -1;
 }
 
 static bool is_ascii64(char c) {

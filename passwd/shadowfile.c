@@ -250,14 +250,13 @@ struct scan {
         const char *user;
         const struct sg_hash_caps *caps; /* NULL: any cost is usable */
         bool want_standin;               /* false: only user's line (no scoring) */
-        int status;                      /* 1 found, 0 not (yet), -EINVAL user's line malformed */
-        size_t off, len;                 /* user's line */
-        struct sg_shadow_entry entry;
-        bool have_standin;
-        unsigned char best[crypto_shorthash_BYTES];
-        char standin[SG_HASH_MAX];
         size_t user_len;
-        unsigned char score_in[SHADOW_USER_MAX + 1 + SHADOW_LINE_MAX]; /* user || 0 || name */
+        bool found;                      /* user's first line seen at off, len */
+        size_t off, len;
+        bool have_standin;               /* the best usable line so far: at soff, slen */
+        size_t soff, slen;
+        unsigned char best[crypto_shorthash_BYTES];
+        unsigned char key[crypto_shorthash_KEYBYTES]; /* the scoring key for this user */
 };
 
 static void scan_init(struct scan *s, const char *user, const struct sg_hash_caps *caps, bool want_standin) {
@@ -266,43 +265,49 @@ static void scan_init(struct scan *s, const char *user, const struct sg_hash_cap
         s->caps = caps;
         s->want_standin = want_standin;
         s->user_len = strlen(user); /* <= SHADOW_USER_MAX: checked by user_valid() */
-        memcpy(s->score_in, user, s->user_len);
-        s->score_in[s->user_len] = 0;
+        /* score(name) = shorthash(name) under a key derived from the user: the same order as
+         * hashing user || 0 || name, without hashing the user again on every line. */
+        crypto_generichash(s->key, sizeof s->key, (const unsigned char *) user, s->user_len, standin_key,
+                           sizeof standin_key);
 }
 
-/* Every line gets the same work whoever asks and whether or not it is theirs: parse, score,
- * usability check. Only user's first line is kept as theirs (as getspnam does). */
+/* A line that parses and whose hash is usable under the caps. */
+static bool line_usable(const struct scan *s, const char *line, size_t ll) {
+        struct sg_shadow_entry e;
+        bool usable;
+
+        usable = ll <= SHADOW_LINE_MAX && parse_entry(line, ll, &e) == 0 && sg_hash_usable(e.hash, s->caps) == 0;
+        sodium_memzero(&e, sizeof e);
+        return usable;
+}
+
+/* Every line gets the same work whoever asks and whether or not it is theirs: find its name,
+ * compare it, score it. A line is parsed only when it would become the stand-in (its score
+ * beats the best so far: about ln(lines) times per scan, in an order set by the names alone,
+ * the same for a user who exists and one who does not). Only user's first line is theirs (as
+ * getspnam does); it is parsed once, after the scan. */
 static void scan_line(struct scan *s, const char *line, size_t ll, size_t off) {
         unsigned char score[crypto_shorthash_BYTES];
-        struct sg_shadow_entry e;
         size_t nl = name_len_of(line, ll);
-        bool usable;
-        int r;
 
-        r = ll > SHADOW_LINE_MAX ? -EINVAL : parse_entry(line, ll, &e);
-        if (s->status == 0 && name_is(line, nl, s->user)) {
-                s->status = r == 0 ? 1 : -EINVAL;
-                if (r == 0) {
-                        s->entry = e;
-                        s->off = off;
-                        s->len = ll;
-                }
+        if (!s->found && name_is(line, nl, s->user)) {
+                s->found = true;
+                s->off = off;
+                s->len = ll;
         }
-        if (!s->want_standin) {
-                sodium_memzero(&e, sizeof e);
+        if (!s->want_standin)
                 return;
-        }
         if (nl > SHADOW_LINE_MAX)
                 nl = SHADOW_LINE_MAX; /* such a line is malformed: only the score needs its name */
-        memcpy(s->score_in + s->user_len + 1, line, nl);
-        crypto_shorthash(score, s->score_in, s->user_len + 1 + nl, standin_key);
-        usable = r == 0 && sg_hash_usable(e.hash, s->caps) == 0;
-        if (usable && (!s->have_standin || memcmp(score, s->best, sizeof score) < 0)) {
-                memcpy(s->best, score, sizeof score);
-                memcpy(s->standin, e.hash, sizeof s->standin);
-                s->have_standin = true;
-        }
-        sodium_memzero(&e, sizeof e);
+        crypto_shorthash(score, (const unsigned char *) line, nl, s->key);
+        if (s->have_standin && memcmp(score, s->best, sizeof score) >= 0)
+                return;
+        if (!line_usable(s, line, ll))
+                return;
+        memcpy(s->best, score, sizeof score);
+        s->soff = off;
+        s->slen = ll;
+        s->have_standin = true;
 }
 
 /* Scans every line of buf; never stops at user's line, so a found user and an unknown one
@@ -317,6 +322,28 @@ static void scan_all(struct scan *s, const char *buf, size_t len) {
                 scan_line(s, buf + off, ll, off);
                 off += ll + 1;
         }
+}
+
+/* Fills ret from the scan: user's line parsed (an unknown user's scan parses the stand-in's
+ * line instead, so both do the same work), and the stand-in's hash. */
+static void scan_result(const struct scan *s, const char *buf, struct sg_shadow_match *ret) {
+        struct sg_shadow_entry e;
+        int r;
+
+        sodium_memzero(ret, sizeof *ret);
+        if (s->found) {
+                r = s->len > SHADOW_LINE_MAX ? -EINVAL : parse_entry(buf + s->off, s->len, &e);
+                ret->user = r;
+                if (r == 0)
+                        ret->entry = e;
+        } else {
+                ret->user = -ENOENT;
+                if (s->have_standin)
+                        (void) parse_entry(buf + s->soff, s->slen, &e);
+        }
+        if (s->have_standin && parse_entry(buf + s->soff, s->slen, &e) == 0)
+                memcpy(ret->standin, e.hash, sizeof ret->standin); /* "" when none was usable */
+        sodium_memzero(&e, sizeof e);
 }
 
 static void scan_wipe(struct scan *s) {
@@ -344,13 +371,8 @@ static int find(const char *path, const char *user, const struct sg_hash_caps *c
         }
         scan_init(s, user, caps, want_standin);
         scan_all(s, buf, len);
+        scan_result(s, buf, ret);
         buf_free(buf, cap);
-        ret->user = s->status == 1 ? 0 : s->status == 0 ? -ENOENT : s->status;
-        if (s->status == 1)
-                ret->entry = s->entry;
-        else
-                sodium_memzero(&ret->entry, sizeof ret->entry);
-        memcpy(ret->standin, s->standin, sizeof ret->standin); /* "" when none was usable */
         scan_wipe(s);
         free(s);
         return 0;
@@ -482,6 +504,7 @@ static int update_locked(const char *path, const char *user, const char *new_has
                          const char *expect_old_hash, bool set_last_change) {
         size_t len = 0, cap = 0, out_len = 0, out_cap = 0;
         char *buf = NULL, *out = NULL;
+        struct sg_shadow_match *m;
         struct scan *s;
         struct stat st;
         int r;
@@ -489,17 +512,22 @@ static int update_locked(const char *path, const char *user, const char *new_has
         if (sodium_init() < 0)
                 return -EIO;
         s = malloc(sizeof *s);
-        if (!s)
+        m = malloc(sizeof *m);
+        if (!s || !m) {
+                free(s);
+                free(m);
                 return -ENOMEM;
+        }
         scan_init(s, user, NULL, false); /* an update needs no stand-in */
         r = read_file(path, &st, &buf, &len, &cap);
         if (r < 0)
                 goto out;
         scan_all(s, buf, len);
-        r = s->status == 1 ? 0 : s->status == 0 ? -ENOENT : s->status;
+        scan_result(s, buf, m);
+        r = m->user;
         if (r < 0)
                 goto out;
-        if (expect_old_hash && !hash_equal(s->entry.hash, expect_old_hash)) {
+        if (expect_old_hash && !hash_equal(m->entry.hash, expect_old_hash)) {
                 r = -ESTALE;
                 goto out;
         }
@@ -513,6 +541,8 @@ static int update_locked(const char *path, const char *user, const char *new_has
 out:
         scan_wipe(s);
         free(s);
+        sodium_memzero(m, sizeof *m);
+        free(m);
         buf_free(out, out_cap);
         buf_free(buf, cap);
         return r;

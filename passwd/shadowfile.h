@@ -33,10 +33,12 @@ struct sg_shadow_match {
  * the stand-in hash that an unknown user's (or an unusable hash's) password is checked
  * against, so that such an attempt costs what a real user's costs on this host: among the
  * usable entries (sg_hash_usable with caps), the one whose name has the lowest
- * crypto_shorthash(user || 0 || name) under a fixed key. The choice depends only on the two
- * names: the same for every attempt at one name, spread across names, and kept when entries
- * are added (unless the new one scores lower). The whole file is read and every line costs
- * the same work whoever asks, found or not. Lines longer than 4 KiB are malformed.
+ * crypto_shorthash(name) under a key derived from user and a fixed public key. The choice
+ * depends only on the two names: the same for every attempt at one name, spread across
+ * names, and kept when entries are added (unless the new one scores lower). The whole file is
+ * read and every line costs the same work whoever asks, found or not (a line is parsed only
+ * when it could be the stand-in, plus user's own line, or for an unknown user the stand-in's
+ * line once more). Lines longer than 4 KiB are malformed.
  * 0 with ret filled, or -errno on I/O error (ret untouched). */
 int sg_shadow_find(const char *path, const char *user, const struct sg_hash_caps *caps,
                    struct sg_shadow_match *ret);

@@ -347,19 +347,16 @@ static void fake_sha(int i, char *out, size_t size) {
  * name) under the module's fixed key among the usable (name, hash) pairs. */
 static const char *expected_standin(const char *user, const char *const *names,
                                     const char *const *hashes, size_t n) {
-        static const unsigned char key[crypto_shorthash_KEYBYTES] = "secguard-standin";
-        unsigned char best[crypto_shorthash_BYTES], score[crypto_shorthash_BYTES], in[600];
+        static const unsigned char fixed[crypto_shorthash_KEYBYTES] = "secguard-standin";
+        unsigned char best[crypto_shorthash_BYTES], score[crypto_shorthash_BYTES], key[crypto_shorthash_KEYBYTES];
         const char *pick = "";
-        size_t ulen = strlen(user);
 
+        /* The documented order: shorthash(name) under generichash(user) keyed by the fixed key. */
+        crypto_generichash(key, sizeof key, (const unsigned char *) user, strlen(user), fixed, sizeof fixed);
         for (size_t i = 0; i < n; i++) {
-                size_t nlen = strlen(names[i]);
-
                 if (sg_hash_usable(hashes[i], &caps) < 0)
                         continue;
-                memcpy(in, user, ulen + 1);
-                memcpy(in + ulen + 1, names[i], nlen);
-                crypto_shorthash(score, in, ulen + 1 + nlen, key);
+                crypto_shorthash(score, (const unsigned char *) names[i], strlen(names[i]), key);
                 if (!*pick || memcmp(score, best, sizeof score) < 0) {
                         memcpy(best, score, sizeof score);
                         pick = hashes[i];

@@ -89,7 +89,7 @@ enum sg_field {
         SG_F_PID = 27,       /* u64 */
         SG_F_UID = 28,       /* u64 */
         SG_F_SEALED = 29,    /* bytes <= 512: crypto_box_seal of a username */
-        SG_F_TOKEN = 30,     /* str <= 256: a one-time token as typed (common/token.h) */
+        SG_F_TOKEN = 30,     /* str <= 256: a one-time token as typed (common/tokenfmt.h) */
         SG_F_PERMITS = 31,   /* u64: hash permits in use */
         SG_F_PERMITS_MAX = 32,/* u64 */
         SG_F_FAILURES = 33,  /* u64 */

@@ -95,7 +95,7 @@ int sg_store_session_foreach(sg_store *s, sg_session_cb cb, void *userdata);
 /* ---- one-time login tokens (daemon/tokens.c decides; docs/state.md) ---- */
 #define SG_TOKEN_HASH_BYTES 32
 struct sg_token_row {
-        uint64_t id;               /* 1 .. 2^40-1 (common/token.h) */
+        uint64_t id;               /* 1 .. 2^40-1 (common/tokenfmt.h) */
         const char *user;
         const uint8_t *hash;       /* SG_TOKEN_HASH_BYTES: keyed hash of the secret, never the secret */
         uint64_t issued_usec, expires_usec;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * One-time tokens as text (common/token.h): what is printed reads back to the same id and
+ * One-time tokens as text (common/tokenfmt.h): what is printed reads back to the same id and
  * secret, the typing leniencies hold (case, O/I/L, dashes), every secret has one spelling,
  * and anything else is refused: wrong symbols, wrong counts, padding bits, id 0, overlong
  * input. One changed symbol always changes what is read (or makes it unreadable).
@@ -18,7 +18,7 @@
 #include <cmocka.h>
 #include <sodium.h>
 
-#include "token.h"
+#include "tokenfmt.h"
 
 static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 

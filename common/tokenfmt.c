@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* One-time tokens as text (see token.h). */
-#include "token.h"
+/* One-time tokens as text (see tokenfmt.h). */
+#include "tokenfmt.h"
 
 #include <errno.h>
 #include <string.h>

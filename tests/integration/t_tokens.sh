@@ -232,8 +232,57 @@ check "a refused token takes as long as a wrong password (median $med_tok us vs 
         "$PY" -c 'import sys; p, t = map(int, sys.argv[1:]); sys.exit(0 if abs(t - p) <= max(5000, p * 0.3) else 1)' \
         "$med_pw" "$med_tok"
 
-# ---- the secrets are nowhere: daemon log, audit, state directory ----
+# ---- hostile TOKEN fields straight to the daemon, as root (the module is trusted to be
+# root, not to be bug-free): each is a failure like any other, and none reaches the audit ----
+before=$(failures alice)
+check "hostile TOKEN fields: every one refused, the login a failure" "$PY" - "$T/run/secguardd.sock" <<'PYEOF'
+import socket, struct, sys
+def field(tag, v): return bytes([tag]) + struct.pack(">H", len(v)) + v
+def u64(tag, v): return field(tag, struct.pack(">Q", v))
+def recvn(s, n):
+    b = b""
+    while len(b) < n:
+        d = s.recv(n - len(b))
+        if not d: raise EOFError
+        b += d
+    return b
+def call(s, t, payload):
+    s.sendall(b"SG\x01" + bytes([t]) + struct.pack(">I", len(payload)) + payload)
+    hdr = recvn(s, 8)
+    body = recvn(s, struct.unpack(">I", hdr[4:])[0])
+    tags, i = {}, 0
+    while i < len(body):
+        tag, n = body[i], struct.unpack(">H", body[i + 1:i + 3])[0]
+        tags[tag] = body[i + 3:i + 3 + n]; i += 3 + n
+    return hdr[3], tags
+bad = 0
+for junk in [b"\x1b[2J" + b"A" * 70, b"A" * 256, b"-" * 200, b"0000-0000-" + b"0000-" * 12 + b"0000",
+             "\u00d8".encode() * 60, b"%s%n" * 20]:
+    s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1])
+    t, f = call(s, 1, field(1, b"alice") + field(4, b"sgtest") + u64(5, 1))
+    if t != 0x80 or struct.unpack(">Q", f[8])[0] != 1:
+        print("PRECHECK not allowed", t, f, file=sys.stderr); bad += 1; continue
+    t, f = call(s, 2, u64(6, 2) + field(7, b"bad_password") + field(30, junk))
+    if t != 0x80 or 6 in f:
+        print("REPORT with", junk[:20], "answered", t, f, file=sys.stderr); bad += 1
+    s.close()
+sys.exit(bad)
+PYEOF
+check "  ... each counted as a failure" test "$(failures alice)" -eq $((before + 6))
+check "  ... audited as refused tokens, without the text" \
+        test "$(sgctl --json audit --event auth_failure --user alice --limit 6 | grep -c 'one-time token refused: not a token')" -eq 6
+sgctl --json audit --limit 100000 >"$T/audit.json"
+check "  ... no hostile bytes in the audit" ! grep -qe '%s%n' -e 'AAAAAAAAAAAAAAAAAAAA' "$T/audit.json"
+
+# ---- the token key: a private file, refused otherwise ----
 sg_stop_daemon
+chmod 0644 "$T/state/token.key"
+rc=0; timeout 10 "$SECGUARDD" --config "$T/secguard.conf" --log-target stderr >"$T/refused.log" 2>&1 || rc=$?
+check "a token key readable by others: the daemon refuses to start (exit $rc)" test "$rc" -ne 0 -a "$rc" -ne 124
+check "  ... naming the file and the fix" grep -q "token key: $T/state/token.key has mode 0644.*chmod 0600" "$T/refused.log"
+chmod 0600 "$T/state/token.key"
+
+# ---- the secrets are nowhere: daemon log, audit, state directory ----
 sg_start_daemon # a restart: the log has the start-up too, and tokens survive it
 check "tokens survive a restart" test "$(state_of "${t:0:9}")" = active
 sgctl --json audit --limit 100000 >"$T/audit.json"

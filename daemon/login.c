@@ -434,12 +434,20 @@ static int attempt_settle(struct login_attempt *a, bool success, const char *rea
         return login_store_result(cl, context_emit(x, &ev, !success && !a->user_known));
 }
 
+/* Failures a token may turn into a success: the name is in the shadow file and the typed
+ * text did not verify against its hash, or the hash is locked (a new account without a
+ * password yet), or the text was longer than [auth] password_max_len allows a password. */
+static bool token_may_redeem(const char *reason) {
+        return strcmp(reason, "bad_password") == 0 || strcmp(reason, "locked_hash") == 0 ||
+               strcmp(reason, "password_too_long") == 0;
+}
+
 /* A one-time token typed at the password prompt: the module checked the password as usual
  * (same work, same timing) and reports the failure with what was typed; the daemon, which
- * holds the key, decides. Only for a name the module found in the shadow file whose hash did
- * not match or is locked (a new account without a password yet), on an attempt the daemon
- * served. On success *ret_id is the token's id and the attempt becomes a success; otherwise
- * the failure counts like any wrong password, reason bad_token, the detail saying why. */
+ * holds the key, decides, for a name the module found (token_may_redeem) on an attempt the
+ * daemon served. On success *ret_id is the token's id and the attempt becomes a success;
+ * otherwise the failure counts like any wrong password, reason bad_token, the detail saying
+ * why. */
 static int attempt_redeem(struct login_attempt *a, const char *token, const char *reason, uint64_t *ret_id,
                           const char **ret_reason, char *detail, size_t detailsize) {
         const Context *x = client_ctx(a->cl);
@@ -449,7 +457,7 @@ static int attempt_redeem(struct login_attempt *a, const char *token, const char
         int r;
 
         *ret_id = 0;
-        if (!a->user_known || a->overloaded || (strcmp(reason, "bad_password") != 0 && strcmp(reason, "locked_hash") != 0)) {
+        if (!a->user_known || a->overloaded || !token_may_redeem(reason)) {
                 snprintf(detail, detailsize, "a token was typed; not checked (%s)", reason);
                 return 0;
         }

@@ -13,9 +13,10 @@ for g in adm staff users; do
 done
 # Limits high enough that the many deliberate failures below lock nobody out: counting is
 # checked on the attempts, not through a lock.
-sg_setup "[ratelimit]" "user_max_failures = 1000" "source_max_failures = 1000" \
-        "user_source_max_failures = 1000" "delay_step_ms = 0" "user_pacing = no" \
-        ${ADMIN_GROUP:+"[daemon]" "admin_group = $ADMIN_GROUP"}
+CONF=("[ratelimit]" "user_max_failures = 1000" "source_max_failures = 1000"
+        "user_source_max_failures = 1000" "delay_step_ms = 0" "user_pacing = no"
+        ${ADMIN_GROUP:+"[daemon]" "admin_group = $ADMIN_GROUP"})
+sg_setup "${CONF[@]}"
 sg_start_daemon
 : >"$T/issued"
 
@@ -209,8 +210,8 @@ done
 check "race: one token_used row per round" test "$(sg_audit_count --event token_used --user carol)" -eq 5
 
 # ---- timing: a refused token against a wrong password, interleaved, same run ----
-t=$(issue alice)
-bad="${t:0:40}$([ "${t:40:1}" = A ] && echo B || echo A)${t:41}"
+tt=$(issue alice)
+bad="${tt:0:40}$([ "${tt:40:1}" = A ] && echo B || echo A)${tt:41}"
 : >"$T/times"
 for i in $(seq 1 15); do
         for kind in pw token; do
@@ -282,9 +283,21 @@ check "a token key readable by others: the daemon refuses to start (exit $rc)" t
 check "  ... naming the file and the fix" grep -q "token key: $T/state/token.key has mode 0644.*chmod 0600" "$T/refused.log"
 chmod 0600 "$T/state/token.key"
 
+# ---- password_max_len below a token's 74 characters: a token still works, unhashed as a
+# password that long would be ----
+sg_write_config "password_max_len = 64" "${CONF[@]}"
+sg_start_daemon
+t=$(issue bob)
+login bob "${t:0:40}$([ "${t:40:1}" = A ] && echo B || echo A)${t:41}" "x" "x" && fail "an altered token was accepted"
+check "password_max_len 64: an altered token is refused as bad_token" \
+        grep -q "\"reason\":\"bad_token\",\"user\":\"bob\"" <<<"$(sgctl --json audit --event auth_failure --limit 1)"
+check "password_max_len 64: the token logs in" login bob "$t" "bob after token" "bob after token"
+sg_stop_daemon
+sg_write_config "${CONF[@]}"
+
 # ---- the secrets are nowhere: daemon log, audit, state directory ----
 sg_start_daemon # a restart: the log has the start-up too, and tokens survive it
-check "tokens survive a restart" test "$(state_of "${t:0:9}")" = active
+check "tokens survive a restart" test "$(state_of "${tt:0:9}")" = active
 sgctl --json audit --limit 100000 >"$T/audit.json"
 n=0
 while read -r tk; do

@@ -3,7 +3,8 @@
  * pam_secguard.so: the PAM entry points. The login steps are in docs/architecture.md; in short:
  * validate input -> prompt -> look up the shadow entry -> PRECHECK (the daemon reserves the
  * attempt and hands a hash permit) -> verify (or, for an unknown user or an unusable hash,
- * the same work on another real user's hash) -> REPORT -> optional hash upgrade. Every
+ * the same work on another real user's hash) -> REPORT (which carries what was typed when it
+ * failed but looks like a one-time token: the daemon decides) -> optional hash upgrade. Every
  * failure returns PAM_AUTH_ERR and shows nothing of its own: the application prints one
  * message (pam_strerror) whatever the cause; the cause is only in the audit log. Only a
  * conversation that failed before anything was typed has its own code (PAM_CONV_ERR,

@@ -210,10 +210,12 @@ done
 check "race: one token_used row per round" test "$(sg_audit_count --event token_used --user carol)" -eq 5
 
 # ---- timing: a refused token against a wrong password, interleaved, same run ----
+# As pamtest_auth compares unknown users: first quartiles (other work on the machine only ever
+# adds time, so the fast quartile is the cost) and how much the distributions overlap.
 tt=$(issue alice)
 bad="${tt:0:40}$([ "${tt:40:1}" = A ] && echo B || echo A)${tt:41}"
 : >"$T/times"
-for i in $(seq 1 15); do
+for i in $(seq 1 30); do
         for kind in pw token; do
                 [ "$kind" = pw ] && answer="wrong password $i" || answer=$bad
                 s=$(date +%s%N)
@@ -222,16 +224,19 @@ for i in $(seq 1 15); do
                 echo "$kind $(( (e - s) / 1000 ))" >>"$T/times"
         done
 done
-read -r med_pw med_tok < <("$PY" -c '
-import statistics, sys
+read -r q1_pw med_pw q1_tok med_tok ratio p_slower < <("$PY" -c '
+import sys
 t = {"pw": [], "token": []}
 for l in open(sys.argv[1]):
     k, v = l.split(); t[k].append(int(v))
-print(int(statistics.median(t["pw"])), int(statistics.median(t["token"])))' "$T/times")
-sg_log "timing (median of 15, us): wrong password $med_pw, refused token $med_tok"
-check "a refused token takes as long as a wrong password (median $med_tok us vs $med_pw us)" \
-        "$PY" -c 'import sys; p, t = map(int, sys.argv[1:]); sys.exit(0 if abs(t - p) <= max(5000, p * 0.3) else 1)' \
-        "$med_pw" "$med_tok"
+pw, tok = sorted(t["pw"]), sorted(t["token"])
+n = len(pw)
+slower = sum((a > b) + 0.5 * (a == b) for a in tok for b in pw) / (n * n)
+print(pw[n // 4], pw[n // 2], tok[n // 4], tok[n // 2], "%.3f" % (tok[n // 4] / pw[n // 4]), "%.2f" % slower)' "$T/times")
+sg_log "timing (30 each, us): wrong password Q1 $q1_pw median $med_pw; refused token Q1 $q1_tok median $med_tok;" \
+        "Q1 ratio $ratio, P(token slower) $p_slower"
+check "a refused token takes as long as a wrong password (Q1 ratio $ratio)" \
+        "$PY" -c 'import sys; r = float(sys.argv[1]); sys.exit(0 if 0.8 < r < 1.25 else 1)' "$ratio"
 
 # ---- hostile TOKEN fields straight to the daemon, as root (the module is trusted to be
 # root, not to be bug-free): each is a failure like any other, and none reaches the audit ----

@@ -19,6 +19,7 @@ static const struct sg_event_kind kinds[] = {
         { "session_reaped",   "d12eb3e622b34d5e9eded43ea96c0c3e", LOG_INFO,    "Session reaped" },
         { "token_issued",     "6dc1786cb7f44cc8bc9db29a4a29dd6a", LOG_NOTICE,  "One-time token issued" },
         { "token_used",       "037e3a94097141ac943afc76cde00f08", LOG_NOTICE,  "One-time token used" },
+        { "token_revoked",    "a8937c770e7145e3a07b1ae53b7a34d6", LOG_NOTICE,  "One-time token revoked" },
         { "password_changed", "c2d23907c5d84d969048e3354bef8572", LOG_NOTICE,  "Password changed" },
         { "hash_upgraded",    "224b3bd0710e42a1a776ae3d5497592f", LOG_INFO,    "Password hash upgraded" },
         { "peer_denied",      "f4b0c60b1845494b829b26dcb76c68cd", LOG_WARNING, "Request refused for this peer" },
@@ -32,7 +33,7 @@ static const struct sg_event_kind kinds[] = {
 const char *const sg_event_failure_reasons[] = {
         "unknown_user", "bad_password", "invalid_input", "locked_hash", "unsupported_hash",
         "hash_cost", "overload", "abandoned", "locked", "daemon_error", "password_too_long",
-        "paced", NULL,
+        "paced", "bad_token", NULL,
 };
 
 const struct sg_event_kind *sg_event_kinds(size_t *ret_n) {

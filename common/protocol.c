@@ -9,6 +9,7 @@
  *   str  <= 256   USER RHOST TTY SERVICE TOKEN
  *   str  <= 64    REASON EVENT VERSION SESSION_ID LOGIND_ID
  *   str  <= 32    KIND
+ *   str  <= 16    STATE
  *   str  <= 512   KEY
  *   str  <= 1024  DETAIL
  *   str  <= 16384 CONFIG
@@ -32,6 +33,7 @@
  *   SESSION_KILL   SESSION_ID             -
  *   TOKEN_ISSUE    USER                   UNTIL
  *   TOKEN_REVOKE   ID                     -
+ *   TOKENS         -                      -
  *   OK             -                      every tag (the generic reply; fields depend on the request)
  *   ERROR          ERROR                  DETAIL
  *   ROW            -                      every tag (one row of a listing)
@@ -100,6 +102,7 @@ static const struct tag_spec tag_specs[SG_F_MAX] = {
         [SG_F_SESSION_ID] = STR(64),
         [SG_F_LOGIND_ID] = STR(64),
         [SG_F_IDLE] = U64,
+        [SG_F_STATE] = STR(16),
 };
 
 #undef STR
@@ -149,6 +152,7 @@ static const struct msg_spec msg_specs[256] = {
         [SG_MSG_SESSION_KILL] = { true, B(SG_F_SESSION_ID), B(SG_F_SESSION_ID) },
         [SG_MSG_TOKEN_ISSUE] = { true, B(SG_F_USER) | B(SG_F_UNTIL), B(SG_F_USER) },
         [SG_MSG_TOKEN_REVOKE] = { true, B(SG_F_ID), B(SG_F_ID) },
+        [SG_MSG_TOKENS] = { true, 0, 0 },
 
         [SG_MSG_OK] = { true, ALL_TAGS, 0 },
         [SG_MSG_ERROR] = { true, B(SG_F_ERROR) | B(SG_F_DETAIL), B(SG_F_ERROR) },
@@ -509,6 +513,7 @@ const char *sg_msg_type_name(uint8_t type) {
                 [SG_MSG_SESSION_KILL] = "SESSION_KILL",
                 [SG_MSG_TOKEN_ISSUE] = "TOKEN_ISSUE",
                 [SG_MSG_TOKEN_REVOKE] = "TOKEN_REVOKE",
+                [SG_MSG_TOKENS] = "TOKENS",
                 [SG_MSG_OK] = "OK",
                 [SG_MSG_ERROR] = "ERROR",
                 [SG_MSG_ROW] = "ROW",

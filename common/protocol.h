@@ -45,8 +45,9 @@ enum sg_msg_type {
         SG_MSG_SESSION_CLOSE = 11,
         SG_MSG_SESSIONS = 12,
         SG_MSG_SESSION_KILL = 13,
-        SG_MSG_TOKEN_ISSUE = 14,
-        SG_MSG_TOKEN_REVOKE = 15,
+        SG_MSG_TOKEN_ISSUE = 14,  /* issue a one-time login token (root) */
+        SG_MSG_TOKEN_REVOKE = 15, /* revoke one by id (root) */
+        SG_MSG_TOKENS = 16,       /* list tokens (root, admin group) */
         SG_MSG_REQUEST_MAX,
 
         /* Replies (daemon -> client). */
@@ -88,13 +89,14 @@ enum sg_field {
         SG_F_PID = 27,       /* u64 */
         SG_F_UID = 28,       /* u64 */
         SG_F_SEALED = 29,    /* bytes <= 512: crypto_box_seal of a username */
-        SG_F_TOKEN = 30,     /* str <= 256 */
+        SG_F_TOKEN = 30,     /* str <= 256: a one-time token as typed (common/tokenfmt.h) */
         SG_F_PERMITS = 31,   /* u64: hash permits in use */
         SG_F_PERMITS_MAX = 32,/* u64 */
         SG_F_FAILURES = 33,  /* u64 */
         SG_F_SESSION_ID = 34,/* str <= 64: a session's public id (hex) */
         SG_F_LOGIND_ID = 35, /* str <= 64: the logind session id (XDG_SESSION_ID) */
         SG_F_IDLE = 36,      /* u64 seconds since the session's tty was last used */
+        SG_F_STATE = 37,     /* str <= 16: a token's state ("active", "used", "revoked", "expired") */
         SG_F_MAX,
 };
 

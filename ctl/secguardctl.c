@@ -11,6 +11,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@
 #include "protocol.h"
 #include "seal.h"
 #include "timefmt.h"
+#include "tokenfmt.h"
 #include "validate.h"
 
 enum {
@@ -50,6 +52,9 @@ enum command {
         CMD_SESSION_KILL,
         CMD_HASH,
         CMD_KEYGEN,
+        CMD_TOKEN_ISSUE,
+        CMD_TOKEN_LIST,
+        CMD_TOKEN_REVOKE,
 };
 
 struct ctl {
@@ -67,6 +72,7 @@ struct ctl {
         uint64_t sealed_unopened;    /* sealed rows the key could not open */
         enum sg_scheme scheme;       /* hash --scheme */
         const char *public_path, *secret_path; /* keygen */
+        const char *token_user;      /* token issue: checked against the user database */
 };
 
 static void usage(FILE *f) {
@@ -85,6 +91,11 @@ static void usage(FILE *f) {
                 "  audit verify                 check the audit HMAC chain (exit 1 if broken)\n"
                 "  sessions                     open login sessions\n"
                 "  session kill ID              end a session (audited)\n"
+                "  token issue USER [--ttl DURATION]\n"
+                "                               a one-time login token (default 1h, at most 30d),\n"
+                "                               printed once, on the last line\n"
+                "  token list                   tokens with their state\n"
+                "  token revoke ID              revoke an unused token (audited)\n"
                 "  hash [--scheme argon2id|bcrypt|yescrypt|sha512crypt]\n"
                 "                               read a password from stdin, print its hash\n"
                 "  keygen --public FILE --secret FILE\n"
@@ -152,7 +163,7 @@ static int reply_error(struct ctl *c) {
         if (e == SG_ERR_PERMISSION) {
                 /* Say who may: the daemon's table (dispatch.c) and the group of this config. */
                 if (c->admin_group && c->admin_group[0])
-                        fprintf(stderr, "secguardctl: status, locks and audit are open to root and members of group "
+                        fprintf(stderr, "secguardctl: status, locks, audit, sessions and token list are open to root and members of group "
                                 "\"%s\" ([daemon] admin_group); everything else needs root\n", c->admin_group);
                 else
                         fprintf(stderr, "secguardctl: every command needs root ([daemon] admin_group is empty)\n");
@@ -365,6 +376,172 @@ static int parse_session(struct ctl *c, int argc, char **argv) {
 /* getopt_long over a command's own arguments (argv[0] is the command name). */
 static void reset_getopt(void) {
         optind = 0; /* glibc: 0 re-initialises the parser for a new argv */
+}
+
+/* ---- one-time tokens ---- */
+
+#define TOKEN_TTL_MAX_SEC (30ull * 86400)
+
+static int cmd_token_issue(struct ctl *c) {
+        const struct sg_msg *m = c->msg;
+        const char *token;
+        char idt[SG_TOKEN_ID_TEXT_LEN + 1], expires[40], line[SG_TOKEN_TEXT_LEN + 2];
+        int r = ctl_call(c);
+
+        if (r < 0)
+                return -r;
+        token = sg_msg_str(m, SG_F_TOKEN);
+        if (m->type != SG_MSG_OK || !token || !sg_token_shape(token)) {
+                fprintf(stderr, "secguardctl: the daemon's answer holds no token\n");
+                return EXIT_FAILED;
+        }
+        sg_token_id_format(sg_msg_u64(m, SG_F_ID, 0), idt);
+        sg_format_time(sg_msg_u64(m, SG_F_UNTIL, 0), expires, sizeof expires);
+        if (c->json) {
+                bool first = true;
+
+                printf("{");
+                json_str("id", idt, &first);
+                json_str("user", c->token_user, &first);
+                json_str("expires", expires, &first);
+                printf(",\"token\":\"");
+        } else {
+                printf("one-time token %s for ", idt);
+                print_escaped(c->token_user);
+                printf(", valid until %s\n", expires);
+                printf("Give it to the user over a trusted channel: it is shown only this once.\n");
+        }
+        /* The token goes out with write(2), not through stdio's buffer, and is wiped. */
+        fflush(stdout);
+        r = snprintf(line, sizeof line, "%s%s", token, c->json ? "" : "\n");
+        if (r > 0 && (size_t) r < sizeof line && write(STDOUT_FILENO, line, (size_t) r) != r)
+                r = -1;
+        sodium_memzero(line, sizeof line);
+        sodium_memzero(c->msg, sizeof *c->msg);
+        if (c->json)
+                printf("\"}\n");
+        return r > 0 ? EXIT_OK : EXIT_FAILED;
+}
+
+static int cmd_token_list(struct ctl *c) {
+        uint64_t n = 0;
+        int r;
+
+        r = ctl_call(c);
+        if (!c->json && r == 0)
+                printf("%-9s %-12s %-8s %-27s %-27s %s\n", "ID", "USER", "STATE", "ISSUED (UTC)", "EXPIRES (UTC)",
+                       "BY UID");
+        while (r == 0 && c->msg->type == SG_MSG_ROW) {
+                const struct sg_msg *m = c->msg;
+                char idt[SG_TOKEN_ID_TEXT_LEN + 1], issued[40], expires[40];
+
+                sg_token_id_format(sg_msg_u64(m, SG_F_ID, 0), idt);
+                sg_format_time(sg_msg_u64(m, SG_F_TIME, 0), issued, sizeof issued);
+                sg_format_time(sg_msg_u64(m, SG_F_UNTIL, 0), expires, sizeof expires);
+                if (c->json) {
+                        bool first = true;
+
+                        printf("{");
+                        json_str("id", idt, &first);
+                        json_str("user", sg_msg_str(m, SG_F_USER) ?: "", &first);
+                        json_str("issued", issued, &first);
+                        json_str("expires", expires, &first);
+                        json_str("state", sg_msg_str(m, SG_F_STATE) ?: "", &first);
+                        json_u64("issuer_uid", sg_msg_u64(m, SG_F_UID, 0), &first);
+                        printf("}\n");
+                } else {
+                        printf("%-9s ", idt);
+                        print_cell(sg_msg_str(m, SG_F_USER) ?: "", 12);
+                        print_cell(sg_msg_str(m, SG_F_STATE) ?: "", 8);
+                        printf("%-27s %-27s %" PRIu64 "\n", issued, expires, sg_msg_u64(m, SG_F_UID, 0));
+                }
+                n++;
+                r = ctl_next(c);
+        }
+        if (r < 0)
+                return -r;
+        if (!c->json && n == 0)
+                printf("(no tokens)\n");
+        return EXIT_OK;
+}
+
+static int cmd_token_revoke(struct ctl *c) {
+        char idt[SG_TOKEN_ID_TEXT_LEN + 1];
+        int r = ctl_call(c);
+
+        if (r < 0)
+                return -r;
+        sg_token_id_format(sg_msg_u64(c->msg, SG_F_ID, 0), idt);
+        if (c->json)
+                printf("{\"revoked\":\"%s\"}\n", idt);
+        else
+                printf("token %s revoked\n", idt);
+        return EXIT_OK;
+}
+
+/* token issue USER [--ttl DURATION] | token list | token revoke ID */
+static int parse_token(struct ctl *c, int argc, char **argv, enum command *ret_cmd) {
+        static const struct option options[] = {
+                { "ttl", required_argument, NULL, 't' },
+                {}
+        };
+        const char *sub = argc > 1 ? argv[1] : "";
+        uint64_t ttl = 0, id;
+        bool ttl_given = false;
+        int o;
+
+        if (strcmp(sub, "list") == 0 && argc == 2) {
+                sg_writer_init(&c->w, SG_MSG_TOKENS);
+                *ret_cmd = CMD_TOKEN_LIST;
+                return 0;
+        }
+        if (strcmp(sub, "revoke") == 0 && argc == 3) {
+                if (sg_token_id_parse(argv[2], &id) < 0) {
+                        fprintf(stderr, "secguardctl: not a token id (XXXX-XXXX, see secguardctl token list)\n");
+                        return EXIT_USAGE;
+                }
+                sg_writer_init(&c->w, SG_MSG_TOKEN_REVOKE);
+                sg_writer_u64(&c->w, SG_F_ID, id);
+                *ret_cmd = CMD_TOKEN_REVOKE;
+                return 0;
+        }
+        if (strcmp(sub, "issue") != 0) {
+                fprintf(stderr, "secguardctl: usage: token issue USER [--ttl DURATION] | token list | token revoke ID\n");
+                return EXIT_USAGE;
+        }
+        argc--;
+        argv++;
+        reset_getopt();
+        /* Without "+": --ttl may come before or after the user. */
+        while ((o = getopt_long(argc, argv, "", options, NULL)) >= 0) {
+                if (o != 't')
+                        return EXIT_USAGE;
+                if (sg_parse_duration(optarg, &ttl) < 0) {
+                        fprintf(stderr, "secguardctl: --ttl: not a duration (seconds, or 90s, 15m, 2h, 7d)\n");
+                        return EXIT_USAGE;
+                }
+                ttl_given = true;
+        }
+        if (optind < argc)
+                c->token_user = argv[optind++];
+        if (!c->token_user || optind < argc) {
+                fprintf(stderr, "secguardctl: usage: token issue USER [--ttl DURATION]\n");
+                return EXIT_USAGE;
+        }
+        if (!sg_valid_user(c->token_user)) {
+                fprintf(stderr, "secguardctl: not a valid user name\n");
+                return EXIT_USAGE;
+        }
+        if (ttl_given && (ttl == 0 || ttl > TOKEN_TTL_MAX_SEC)) {
+                fprintf(stderr, "secguardctl: --ttl must be between 1s and 30d\n");
+                return EXIT_USAGE;
+        }
+        sg_writer_init(&c->w, SG_MSG_TOKEN_ISSUE);
+        sg_writer_str(&c->w, SG_F_USER, c->token_user);
+        if (ttl_given)
+                sg_writer_u64(&c->w, SG_F_UNTIL, sg_now_real_usec() + ttl * 1000000);
+        *ret_cmd = CMD_TOKEN_ISSUE;
+        return 0;
 }
 
 static int parse_unlock(struct ctl *c, int argc, char **argv) {
@@ -925,6 +1102,7 @@ static const struct {
         { "status", CMD_STATUS }, { "locks", CMD_LOCKS }, { "unlock", CMD_UNLOCK },
         { "audit", CMD_AUDIT },   { "hash", CMD_HASH },   { "keygen", CMD_KEYGEN },
         { "sessions", CMD_SESSIONS }, { "session", CMD_SESSION_KILL },
+        { "token", CMD_TOKEN_ISSUE },
 };
 
 /* Parses the command and its arguments into c (the request in c->w); EXIT_USAGE or 0. */
@@ -964,6 +1142,8 @@ static int parse_command(struct ctl *c, int argc, char **argv, enum command *ret
                 break;
         case CMD_AUDIT:
                 return parse_audit(c, argc, argv, ret_cmd);
+        case CMD_TOKEN_ISSUE:
+                return parse_token(c, argc, argv, ret_cmd);
         case CMD_HASH:
                 if (parse_hash(c, argc, argv) != 0)
                         return EXIT_USAGE;
@@ -993,6 +1173,13 @@ static int run_daemon_command(struct ctl *c, enum command cmd) {
                         return EXIT_FAILED;
                 }
         }
+        /* A token for a name no account has would only wait for someone to create it. */
+        if (cmd == CMD_TOKEN_ISSUE && !getpwnam(c->token_user)) {
+                fprintf(stderr, "secguardctl: no user \"");
+                fputs_escaped(stderr, c->token_user);
+                fprintf(stderr, "\" on this system\n");
+                return EXIT_FAILED;
+        }
         c->msg = malloc(sizeof *c->msg);
         if (!c->msg)
                 return EXIT_FAILED;
@@ -1007,6 +1194,9 @@ static int run_daemon_command(struct ctl *c, enum command cmd) {
         case CMD_AUDIT_VERIFY: return cmd_audit_verify(c);
         case CMD_SESSIONS: return cmd_sessions(c);
         case CMD_SESSION_KILL: return cmd_session_kill(c);
+        case CMD_TOKEN_ISSUE: return cmd_token_issue(c);
+        case CMD_TOKEN_LIST: return cmd_token_list(c);
+        case CMD_TOKEN_REVOKE: return cmd_token_revoke(c);
         default: return EXIT_USAGE;
         }
 }

@@ -476,6 +476,8 @@ void conn_close_after_flush(Conn *c) {
 
 void conn_request_done(Conn *c) {
         c->busy = false;
+        /* The frame may have carried a one-time token: it goes now, not with the connection. */
+        sodium_memzero(c->in, c->in_len);
         c->in_len = 0;
         conn_update(c);
 }

@@ -33,6 +33,7 @@ typedef struct Context {
         struct Worker *worker;    /* the audit worker (worker.h); NULL: audit reads run inline */
         const uint8_t *audit_key; /* SG_AUDIT_KEY_BYTES, in sodium_malloc'ed memory */
         const uint8_t *seal_pk;   /* the admin's public key for unknown names; NULL = not sealing */
+        const uint8_t *token_key; /* SG_TOKEN_KEY_BYTES (tokens.h), sodium_malloc'ed, read-only */
         uint64_t start_mono_usec;
 } Context;
 

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "login.h"
 #include "session.h"
+#include "token.h"
 
 static const struct {
         unsigned perm;
@@ -34,6 +35,9 @@ static const struct {
         [SG_MSG_SESSION_CLOSE] = { PERM_ROOT, session_close },
         [SG_MSG_SESSIONS] = { PERM_ROOT | PERM_ADMIN, session_list },
         [SG_MSG_SESSION_KILL] = { PERM_ROOT, session_kill },
+        [SG_MSG_TOKEN_ISSUE] = { PERM_ROOT, token_issue },
+        [SG_MSG_TOKEN_REVOKE] = { PERM_ROOT, token_revoke },
+        [SG_MSG_TOKENS] = { PERM_ROOT | PERM_ADMIN, token_list },
 };
 
 unsigned dispatch_permission(unsigned type) {

@@ -16,6 +16,8 @@
 #include "log.h"
 #include "login.h"
 #include "timefmt.h"
+#include "tokenfmt.h"
+#include "tokens.h"
 #include "validate.h"
 
 /* Local logins one user may have in progress at once (secguard.conf(5), permit_lease_ms). */
@@ -432,26 +434,99 @@ static int attempt_settle(struct login_attempt *a, bool success, const char *rea
         return login_store_result(cl, context_emit(x, &ev, !success && !a->user_known));
 }
 
+/* Failures a token may turn into a success: the name is in the shadow file and the typed
+ * text did not verify against its hash, or the hash is locked (a new account without a
+ * password yet), or the text was longer than [auth] password_max_len allows a password. */
+static bool token_may_redeem(const char *reason) {
+        return strcmp(reason, "bad_password") == 0 || strcmp(reason, "locked_hash") == 0 ||
+               strcmp(reason, "password_too_long") == 0;
+}
+
+/* A one-time token typed at the password prompt: the module checked the password as usual
+ * (same work, same timing) and reports the failure with what was typed; the daemon, which
+ * holds the key, decides, for a name the module found (token_may_redeem) on an attempt the
+ * daemon served. On success *ret_id is the token's id and the attempt becomes a success;
+ * otherwise the failure counts like any wrong password, reason bad_token, the detail saying
+ * why. */
+static int attempt_redeem(struct login_attempt *a, const char *token, const char *reason, uint64_t *ret_id,
+                          const char **ret_reason, char *detail, size_t detailsize) {
+        const Context *x = client_ctx(a->cl);
+        enum token_verdict v;
+        char idt[SG_TOKEN_ID_TEXT_LEN + 1];
+        uint64_t id = 0;
+        int r;
+
+        *ret_id = 0;
+        if (!a->user_known || a->overloaded || !token_may_redeem(reason)) {
+                snprintf(detail, detailsize, "a token was typed; not checked (%s)", reason);
+                return 0;
+        }
+        r = login_store_result(a->cl, txn_begin(x->txn));
+        if (r >= 0)
+                r = tokens_redeem(x->store, x->token_key, a->user, token, sg_now_real_usec(), &v, &id);
+        if (r < 0)
+                return r;
+        sg_token_id_format(id, idt);
+        if (v == TOKEN_OK) {
+                *ret_id = id;
+                snprintf(detail, detailsize, "with one-time token %s", idt);
+                return 0;
+        }
+        *ret_reason = "bad_token";
+        if (id)
+                snprintf(detail, detailsize, "one-time token %s: %s", idt, token_verdict_str(v));
+        else
+                snprintf(detail, detailsize, "one-time token refused: %s", token_verdict_str(v));
+        return 0;
+}
+
+/* token_used: after the success row, so the trail reads in order. */
+static int emit_token_used(struct login_attempt *a, uint64_t id) {
+        struct sg_audit_event ev = attempt_event(a, "token_used", NULL);
+        char idt[SG_TOKEN_ID_TEXT_LEN + 1], detail[96];
+
+        sg_token_id_format(id, idt);
+        snprintf(detail, sizeof detail, "token %s: used; a new password is required", idt);
+        ev.detail = detail;
+        return login_store_result(a->cl, context_emit(client_ctx(a->cl), &ev, false));
+}
+
 int login_report(Client *cl, const struct sg_msg *msg) {
         struct login_attempt *a = client_login(cl);
-        uint64_t result = sg_msg_u64(msg, SG_F_RESULT, 0);
+        uint64_t result = sg_msg_u64(msg, SG_F_RESULT, 0), token_id = 0;
         const char *reason = sg_msg_str(msg, SG_F_REASON);
+        /* The decoded request is ours to wipe: the token must not outlive this call. */
+        char *token = (char *) sg_msg_str(msg, SG_F_TOKEN);
+        char detail[128] = "";
         struct sg_writer w;
         int r;
 
         if (!a || !a->open)
-                return client_send_error(cl, SG_ERR_STATE, "no attempt open");
-        if (result != SG_RESULT_SUCCESS && result != SG_RESULT_FAILURE)
-                return client_send_error(cl, SG_ERR_INVALID, "bad result");
-        if (result == SG_RESULT_FAILURE && (!reason || !sg_event_reason_valid(reason)))
-                reason = "bad_password";
-        r = attempt_settle(a, result == SG_RESULT_SUCCESS, reason, NULL);
-        if (r < 0)
-                return r;
-        sg_writer_init(&w, SG_MSG_OK);
-        r = client_send(cl, &w);
-        if (r >= 0 && result == SG_RESULT_SUCCESS)
-                a->success_mark = conn_queued_bytes(client_conn(cl));
+                r = client_send_error(cl, SG_ERR_STATE, "no attempt open");
+        else if (result != SG_RESULT_SUCCESS && result != SG_RESULT_FAILURE)
+                r = client_send_error(cl, SG_ERR_INVALID, "bad result");
+        else {
+                if (result == SG_RESULT_FAILURE && (!reason || !sg_event_reason_valid(reason)))
+                        reason = "bad_password";
+                r = 0;
+                if (token && result == SG_RESULT_FAILURE)
+                        r = attempt_redeem(a, token, reason, &token_id, &reason, detail, sizeof detail);
+                if (r >= 0)
+                        r = attempt_settle(a, result == SG_RESULT_SUCCESS || token_id, reason,
+                                           detail[0] ? detail : NULL);
+                if (r >= 0 && token_id)
+                        r = emit_token_used(a, token_id);
+                if (r >= 0) {
+                        sg_writer_init(&w, SG_MSG_OK);
+                        if (token_id) /* the module's check failed; this says the token did not */
+                                sg_writer_u64(&w, SG_F_RESULT, SG_RESULT_SUCCESS);
+                        r = client_send(cl, &w);
+                        if (r >= 0 && (result == SG_RESULT_SUCCESS || token_id))
+                                a->success_mark = conn_queued_bytes(client_conn(cl));
+                }
+        }
+        if (token)
+                sodium_memzero(token, strlen(token));
         return r;
 }
 

@@ -27,6 +27,7 @@
 #include "fileio.h"
 #include "io.h"
 #include "keyfile.h"
+#include "tokens.h"
 #include "lock-row.h"
 #include "manager.h"
 #include "worker.h"
@@ -39,6 +40,7 @@
 #define CONN_IDLE_NONROOT_USEC (5ull * 1000000ull) /* between requests, admin-group members */
 #define DRAIN_USEC (5ull * 1000000ull)
 #define AUDIT_KEY_CREDENTIAL "secguard-audit-key"
+#define TOKEN_KEY_CREDENTIAL "secguard-token-key"
 #define USEC_PER_SEC 1000000ull
 
 struct Manager {
@@ -54,6 +56,7 @@ struct Manager {
 
         struct sg_cidr_list allowlist;
         uint8_t *audit_key; /* sodium_malloc'ed */
+        uint8_t *token_key; /* sodium_malloc'ed, read-only once loaded */
         uint8_t seal_pk[32];
         AuditHead *head;
 
@@ -205,6 +208,8 @@ Manager *manager_free(Manager *m) {
         sg_cidr_list_free(&m->allowlist);
         if (m->audit_key)
                 sodium_free(m->audit_key);
+        if (m->token_key)
+                sodium_free(m->token_key);
         sodium_memzero(m->seal_pk, sizeof m->seal_pk);
         m->event = sd_event_unref(m->event);
         free(m);
@@ -296,6 +301,22 @@ static int load_keys(Manager *m) {
         }
         if (created)
                 log_notice("generated a new audit key at %s (back it up: audit verify needs it)", path);
+
+        /* The token key only ever checks tokens this daemon issued: losing it costs the
+         * outstanding tokens, nothing else. */
+        snprintf(path, sizeof path, "%s/token.key", m->config.state_dir);
+        m->ctx.token_key = m->token_key = sodium_malloc(SG_TOKEN_KEY_BYTES);
+        if (!m->token_key)
+                return -ENOMEM;
+        r = sg_key_load(TOKEN_KEY_CREDENTIAL, path, true, m->token_key, SG_TOKEN_KEY_BYTES, &created, err,
+                        sizeof err);
+        if (r < 0) {
+                log_error("token key: %s", err);
+                return r;
+        }
+        (void) sodium_mprotect_readonly(m->token_key);
+        if (created)
+                log_notice("generated a new token key at %s", path);
 
         if (m->config.seal_public_key[0]) {
                 r = sg_key_read(m->config.seal_public_key, m->seal_pk, sizeof m->seal_pk, err, sizeof err);
@@ -655,6 +676,8 @@ static int maintenance(Manager *m) {
         r = sg_store_attempt_prune(m->ctx.store, now > keep_attempts ? now - keep_attempts : 0);
         if (r >= 0)
                 r = sg_store_lock_prune(m->ctx.store, now - m->config.history_sec * USEC_PER_SEC);
+        if (r >= 0)
+                r = tokens_prune(m->ctx.store, now);
         if (r >= 0 && !pruning(m))
                 r = prune_slice(m);
         if (r < 0)

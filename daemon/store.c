@@ -50,6 +50,13 @@ enum stmt_id {
         ST_SESSION_PUT,
         ST_SESSION_DELETE,
         ST_SESSION_FOREACH,
+        ST_TOKEN_ADD,
+        ST_TOKEN_GET,
+        ST_TOKEN_USE,
+        ST_TOKEN_REVOKE,
+        ST_TOKEN_FOREACH,
+        ST_TOKEN_COUNT,
+        ST_TOKEN_PRUNE,
         _ST_MAX,
 };
 
@@ -79,10 +86,25 @@ static const char *const stmt_sql[_ST_MAX] = {
         [ST_SESSION_DELETE] = "DELETE FROM sessions WHERE id = ?1",
         [ST_SESSION_FOREACH] = "SELECT id, user, uid, service, tty, rhost, logind_id, pid, pid_start, boot_id, "
                                "started_usec FROM sessions ORDER BY started_usec, id",
+        [ST_TOKEN_ADD] = "INSERT INTO tokens(id, user, hash, issued_usec, expires_usec, issuer_uid) "
+                         "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+        [ST_TOKEN_GET] = "SELECT id, user, hash, issued_usec, expires_usec, used_usec, revoked_usec, issuer_uid "
+                         "FROM tokens WHERE id = ?1",
+        /* The conditions again in the write itself: whatever was read before, only one
+         * login can ever turn a usable token into a used one. */
+        [ST_TOKEN_USE] = "UPDATE tokens SET used_usec = ?2 WHERE id = ?1 AND used_usec = 0 AND revoked_usec = 0 "
+                         "AND expires_usec > ?2",
+        [ST_TOKEN_REVOKE] = "UPDATE tokens SET revoked_usec = ?2 WHERE id = ?1 AND used_usec = 0 "
+                            "AND revoked_usec = 0",
+        [ST_TOKEN_FOREACH] = "SELECT id, user, hash, issued_usec, expires_usec, used_usec, revoked_usec, "
+                             "issuer_uid FROM tokens ORDER BY issued_usec, id",
+        [ST_TOKEN_COUNT] = "SELECT count(*) FROM tokens",
+        [ST_TOKEN_PRUNE] = "DELETE FROM tokens WHERE expires_usec < ?1 OR (used_usec != 0 AND used_usec < ?1) "
+                           "OR (revoked_usec != 0 AND revoked_usec < ?1)",
 };
 
 /* Migration i brings the schema from user_version i to i + 1. Append only; never edit one
- * that has shipped. Later tables (tokens) come as new entries. */
+ * that has shipped. */
 static const char *const migrations[] = {
         "CREATE TABLE attempts("
         "  id INTEGER PRIMARY KEY,"
@@ -140,6 +162,17 @@ static const char *const migrations[] = {
         "  pid_start INTEGER NOT NULL,"
         "  boot_id TEXT NOT NULL,"
         "  started_usec INTEGER NOT NULL) WITHOUT ROWID;",
+        /* 4: one-time login tokens (docs/state.md): a keyed hash of the secret, never the
+         * secret. used_usec and revoked_usec are 0 until that happens. */
+        "CREATE TABLE tokens("
+        "  id INTEGER PRIMARY KEY,"
+        "  user TEXT NOT NULL,"
+        "  hash BLOB NOT NULL,"
+        "  issued_usec INTEGER NOT NULL,"
+        "  expires_usec INTEGER NOT NULL,"
+        "  used_usec INTEGER NOT NULL DEFAULT 0,"
+        "  revoked_usec INTEGER NOT NULL DEFAULT 0,"
+        "  issuer_uid INTEGER NOT NULL);",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == SG_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -754,6 +787,117 @@ int sg_store_session_foreach(sg_store *s, sg_session_cb cb, void *userdata) {
                         break;
         }
         return walk_end(st, rc, r);
+}
+
+/* ---- one-time tokens ---- */
+
+int sg_store_token_add(sg_store *s, const struct sg_token_row *row) {
+        sqlite3_stmt *st;
+        int r;
+
+        if (!row || !row->user || !row->hash || row->id == 0 || row->id > (uint64_t) INT64_MAX)
+                return -EINVAL;
+        r = write_check(s);
+        if (r < 0)
+                return r;
+        st = s->st[ST_TOKEN_ADD];
+        (void) sqlite3_bind_int64(st, 1, to_i64(row->id));
+        (void) bind_text(st, 2, row->user);
+        (void) sqlite3_bind_blob(st, 3, row->hash, SG_TOKEN_HASH_BYTES, SQLITE_STATIC);
+        (void) sqlite3_bind_int64(st, 4, to_i64(row->issued_usec));
+        (void) sqlite3_bind_int64(st, 5, to_i64(row->expires_usec));
+        (void) sqlite3_bind_int64(st, 6, row->issuer_uid);
+        return step_done(st);
+}
+
+/* Calls cb for each row st yields; rows no daemon wrote (no user, a hash of another size)
+ * are skipped. *ret_n (may be NULL) counts the rows passed on. */
+static int token_walk(sqlite3_stmt *st, sg_token_cb cb, void *userdata, uint64_t *ret_n) {
+        uint64_t n = 0;
+        int rc, r = 0;
+
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                sqlite3_int64 uid = sqlite3_column_int64(st, 7);
+                struct sg_token_row row = {
+                        .id = col_u64(st, 0),
+                        .user = (const char *) sqlite3_column_text(st, 1),
+                        .hash = sqlite3_column_blob(st, 2),
+                        .issued_usec = col_u64(st, 3),
+                        .expires_usec = col_u64(st, 4),
+                        .used_usec = col_u64(st, 5),
+                        .revoked_usec = col_u64(st, 6),
+                        .issuer_uid = uid < 0 || uid > UINT32_MAX ? UINT32_MAX : (uint32_t) uid,
+                };
+
+                if (!row.user || !row.hash || sqlite3_column_bytes(st, 2) != SG_TOKEN_HASH_BYTES)
+                        continue;
+                n++;
+                r = cb(userdata, &row);
+                if (r < 0)
+                        break;
+        }
+        if (ret_n)
+                *ret_n = n;
+        return walk_end(st, rc, r);
+}
+
+int sg_store_token_get(sg_store *s, uint64_t id, sg_token_cb cb, void *userdata) {
+        sqlite3_stmt *st;
+        uint64_t n = 0;
+        int r;
+
+        if (!s || !cb)
+                return -EINVAL;
+        st = s->st[ST_TOKEN_GET];
+        (void) sqlite3_bind_int64(st, 1, to_i64(id));
+        r = token_walk(st, cb, userdata, &n);
+        if (r < 0)
+                return r;
+        return n > 0 ? 0 : -ENOENT;
+}
+
+/* One of the conditional updates: 0 when it changed the row, -ENOENT when nothing matched. */
+static int token_mark(sg_store *s, enum stmt_id id, uint64_t token_id, uint64_t now_usec) {
+        sqlite3_stmt *st;
+        int r = write_check(s);
+
+        if (r < 0)
+                return r;
+        st = s->st[id];
+        (void) sqlite3_bind_int64(st, 1, to_i64(token_id));
+        (void) sqlite3_bind_int64(st, 2, to_i64(now_usec));
+        r = step_done(st);
+        if (r < 0)
+                return r;
+        return sqlite3_changes(s->db) == 1 ? 0 : -ENOENT;
+}
+
+int sg_store_token_use(sg_store *s, uint64_t id, uint64_t now_usec) {
+        return token_mark(s, ST_TOKEN_USE, id, now_usec);
+}
+
+int sg_store_token_revoke(sg_store *s, uint64_t id, uint64_t now_usec) {
+        return token_mark(s, ST_TOKEN_REVOKE, id, now_usec);
+}
+
+int sg_store_token_foreach(sg_store *s, sg_token_cb cb, void *userdata) {
+        if (!s || !cb)
+                return -EINVAL;
+        return token_walk(s->st[ST_TOKEN_FOREACH], cb, userdata, NULL);
+}
+
+int sg_store_token_count(sg_store *s, uint64_t *ret) {
+        sqlite3_int64 n = 0;
+        int r = step_int(s->st[ST_TOKEN_COUNT], &n);
+
+        if (r < 0)
+                return r;
+        *ret = n < 0 ? 0 : (uint64_t) n;
+        return 0;
+}
+
+int sg_store_token_prune(sg_store *s, uint64_t before_usec) {
+        return prune_before(s, ST_TOKEN_PRUNE, before_usec);
 }
 
 /* ---- locks ---- */

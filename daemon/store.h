@@ -18,7 +18,7 @@
 
 #include "audit.h"
 
-#define SG_STORE_SCHEMA_VERSION 3
+#define SG_STORE_SCHEMA_VERSION 4
 
 typedef struct sg_store sg_store;
 
@@ -91,6 +91,32 @@ int sg_store_session_put(sg_store *s, const struct sg_session_row *row); /* inse
 int sg_store_session_delete(sg_store *s, const char *id); /* no row is not an error */
 typedef int (*sg_session_cb)(void *userdata, const struct sg_session_row *row);
 int sg_store_session_foreach(sg_store *s, sg_session_cb cb, void *userdata);
+
+/* ---- one-time login tokens (daemon/tokens.c decides; docs/state.md) ---- */
+#define SG_TOKEN_HASH_BYTES 32
+struct sg_token_row {
+        uint64_t id;               /* 1 .. 2^40-1 (common/tokenfmt.h) */
+        const char *user;
+        const uint8_t *hash;       /* SG_TOKEN_HASH_BYTES: keyed hash of the secret, never the secret */
+        uint64_t issued_usec, expires_usec;
+        uint64_t used_usec, revoked_usec; /* 0 = not (yet) */
+        uint32_t issuer_uid;
+};
+/* Inserts a new token; -EEXIST when the id is taken. */
+int sg_store_token_add(sg_store *s, const struct sg_token_row *row);
+typedef int (*sg_token_cb)(void *userdata, const struct sg_token_row *row);
+/* Calls cb with the row of id; -ENOENT when there is none. */
+int sg_store_token_get(sg_store *s, uint64_t id, sg_token_cb cb, void *userdata);
+/* Marks the token used at now_usec, only if it is still unused, unrevoked and unexpired
+ * then: 0, or -ENOENT when it was not (the single write that decides a race). */
+int sg_store_token_use(sg_store *s, uint64_t id, uint64_t now_usec);
+/* Marks an unused, unrevoked token revoked: 0, or -ENOENT when there is no such token. */
+int sg_store_token_revoke(sg_store *s, uint64_t id, uint64_t now_usec);
+/* Every row, oldest first. */
+int sg_store_token_foreach(sg_store *s, sg_token_cb cb, void *userdata);
+int sg_store_token_count(sg_store *s, uint64_t *ret);
+/* Deletes tokens that expired, were used or were revoked before before_usec. */
+int sg_store_token_prune(sg_store *s, uint64_t before_usec);
 
 /* ---- audit trail with an HMAC-SHA256 chain (types in audit.h) ---- */
 /* Appends one row; mac = HMAC-SHA256(key, prev_mac || canonical(fields)). The canonical form

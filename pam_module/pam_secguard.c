@@ -3,7 +3,8 @@
  * pam_secguard.so: the PAM entry points. The login steps are in docs/architecture.md; in short:
  * validate input -> prompt -> look up the shadow entry -> PRECHECK (the daemon reserves the
  * attempt and hands a hash permit) -> verify (or, for an unknown user or an unusable hash,
- * the same work on another real user's hash) -> REPORT -> optional hash upgrade. Every
+ * the same work on another real user's hash) -> REPORT (which carries what was typed when it
+ * failed but looks like a one-time token: the daemon decides) -> optional hash upgrade. Every
  * failure returns PAM_AUTH_ERR and shows nothing of its own: the application prints one
  * message (pam_strerror) whatever the cause; the cause is only in the audit log. Only a
  * conversation that failed before anything was typed has its own code (PAM_CONV_ERR,
@@ -36,6 +37,7 @@
 #include "io.h"
 #include "protocol.h"
 #include "shadowfile.h"
+#include "tokenfmt.h"
 #include "validate.h"
 
 #define DEFAULT_SHADOW "/etc/shadow"
@@ -52,6 +54,9 @@
 #define E_SESSION_LIMIT EDQUOT
 /* pam_set_data name of the session id the daemon handed out, for close. */
 #define SESSION_DATA "pam_secguard_session"
+/* pam_set_data name of the mark a one-time token login leaves for the account and password
+ * phases of the same transaction: a new password is required (docs/protocol.md, REPORT). */
+#define TOKEN_DATA "pam_secguard_token_login"
 
 struct args {
         const char *config;
@@ -286,7 +291,10 @@ static int login_precheck(struct login *l, uint32_t *ret_delay_ms) {
         return (int) sg_msg_u64(l->msg, SG_F_DECISION, 0);
 }
 
-static int login_report(struct login *l, bool success, const char *reason) {
+/* REPORT. token: what was typed, when it has a one-time token's shape and the password check
+ * failed; the daemon, which holds the token key, decides. 0 recorded, 1 recorded and the
+ * token accepted (the login is a success after all), -errno. */
+static int login_report(struct login *l, bool success, const char *reason, const char *token) {
         struct sg_writer *w = malloc(sizeof *w);
         int r;
 
@@ -296,11 +304,16 @@ static int login_report(struct login *l, bool success, const char *reason) {
         sg_writer_u64(w, SG_F_RESULT, success ? SG_RESULT_SUCCESS : SG_RESULT_FAILURE);
         if (!success)
                 sg_writer_str(w, SG_F_REASON, reason);
-        r = login_call(l, w);
+        if (!success && token)
+                sg_writer_str(w, SG_F_TOKEN, token);
+        r = login_call(l, w); /* sg_call wipes the frame once sent */
+        sodium_memzero(w, sizeof *w);
         free(w);
         if (r < 0)
                 return r;
-        return l->msg->type == SG_MSG_OK ? 0 : -EPROTO;
+        if (l->msg->type != SG_MSG_OK)
+                return -EPROTO;
+        return token && sg_msg_u64(l->msg, SG_F_RESULT, 0) == SG_RESULT_SUCCESS ? 1 : 0;
 }
 
 static int login_event(struct login *l, const char *event, const char *detail) {
@@ -493,9 +506,13 @@ static bool unreachable_allows(struct login *l, int err, const char *pw) {
         return true;
 }
 
-/* Steps 2-5 for a password already read: PRECHECK, verify, REPORT. 0 = verified. */
-static int check_password(struct login *l, const char *pw) {
-        const char *reason;
+/* Steps 2-5 for a password already read: PRECHECK, verify, REPORT. 0 = verified. With
+ * token_ok, what was typed may also be a one-time token: it goes through the same PRECHECK
+ * and the same hash work as any password (so a refused token is a wrong password in every
+ * way the user can see or time), and only when the password check fails is it sent with the
+ * REPORT for the daemon to check; 1 = accepted as a token. */
+static int check_password(struct login *l, const char *pw, bool token_ok) {
+        const char *reason, *token = NULL;
         uint32_t delay_ms = 0;
         int decision, r;
 
@@ -508,7 +525,7 @@ static int check_password(struct login *l, const char *pw) {
         if (decision == SG_DECISION_DENY)
                 return -EACCES; /* locked or invalid: the daemon audited it; no hash */
         if (decision == SG_DECISION_OVERLOAD) {
-                (void) login_report(l, false, "overload");
+                (void) login_report(l, false, "overload", NULL);
                 return -EACCES;
         }
         if (decision != SG_DECISION_ALLOW)
@@ -520,12 +537,31 @@ static int check_password(struct login *l, const char *pw) {
                 reason = "password_too_long"; /* refused without hashing */
         else
                 reason = login_verify(l, pw);
-        r = login_report(l, reason == NULL, reason);
+        if (reason && token_ok && l->input_valid && sg_token_shape(pw))
+                token = pw;
+        r = login_report(l, reason == NULL, reason, token);
         if (r < 0) {
                 pam_syslog(l->pamh, LOG_ERR, "secguardd did not confirm the result: %s", strerror(-r));
                 return -EACCES; /* an unrecorded success is not a success */
         }
+        if (r == 1)
+                return 1;
         return reason ? -EACCES : 0;
+}
+
+/* The mark of a one-time token login in this PAM transaction (see TOKEN_DATA). */
+static bool token_login(pam_handle_t *pamh) {
+        const void *data = NULL;
+
+        return pam_get_data(pamh, TOKEN_DATA, &data) == PAM_SUCCESS && data != NULL;
+}
+
+/* After a token login: the account phase will ask for a new password, and the token is no
+ * password for the modules after us (use_first_pass) nor for the change that follows. */
+static int token_login_begin(struct login *l) {
+        if (pam_set_data(l->pamh, TOKEN_DATA, (void *) "1", NULL) != PAM_SUCCESS)
+                return -ENOMEM;
+        return pam_set_item(l->pamh, PAM_AUTHTOK, NULL) == PAM_SUCCESS ? 0 : -ENOMEM;
 }
 
 /* The password (PAM_AUTHTOK) or, for a change, the old one (PAM_OLDAUTHTOK): the one an
@@ -572,9 +608,11 @@ static int authenticate(struct login *l) {
         r = get_token(l, PAM_AUTHTOK, "Password: ", &pw);
         if (r < 0)
                 return r;
-        r = check_password(l, pw);
+        r = check_password(l, pw, true);
         if (r < 0)
                 return r;
+        if (r == 1) /* a token: there is no password to upgrade */
+                return token_login_begin(l);
         login_upgrade(l, pw);
         return 0;
 }
@@ -665,6 +703,11 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
                         if (l.cfg.unreachable != SG_UNREACHABLE_ALLOW_LOCAL || !local_console_root(&l))
                                 ret = PAM_PERM_DENIED;
                 }
+        }
+        /* Logged in with a one-time token: the user sets a password before anything else. */
+        if (ret == PAM_SUCCESS && token_login(pamh)) {
+                login_say(&l, PAM_TEXT_INFO, "You logged in with a one-time token: choose a new password now.");
+                ret = PAM_NEW_AUTHTOK_REQD;
         }
         login_done(&l);
         return ret;
@@ -826,13 +869,16 @@ static int change_prelim(struct login *l, int flags, long today) {
         const char *old;
         int r;
 
-        /* root (passwd USER) changes a password without the old one, as pam_unix does. */
+        /* root (passwd USER) changes a password without the old one, as pam_unix does; so
+         * does a user who just logged in with a one-time token (this transaction's auth). */
         if (getuid() == 0 && !(flags & PAM_CHANGE_EXPIRED_AUTHTOK))
+                return 0;
+        if ((flags & PAM_CHANGE_EXPIRED_AUTHTOK) && token_login(l->pamh))
                 return 0;
         (void) pam_fail_delay(l->pamh, (unsigned) l->cfg.fail_delay_ms * 1000u);
         r = get_token(l, PAM_OLDAUTHTOK, "Current password: ", &old);
         if (r >= 0)
-                r = check_password(l, old);
+                r = check_password(l, old, false);
         if (r >= 0 && change_too_soon(&l->sh.entry, today))
                 r = refuse_too_soon(l);
         return r;
@@ -881,6 +927,7 @@ static int change_password(struct login *l, int flags) {
                 return r;
         }
         (void) login_event(l, "password_changed", "argon2id");
+        (void) pam_set_data(l->pamh, TOKEN_DATA, NULL, NULL); /* the change the token asked for is made */
         return 0;
 }
 

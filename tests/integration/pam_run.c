@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * pam_run CONFDIR SERVICE USER OPERATION [RHOST [TTY]]: runs one PAM operation (authenticate,
- * chauthtok, acct_mgmt, open_session; or session: open_session, print SECGUARD_SESSION, wait
+ * chauthtok, acct_mgmt, open_session; login: authenticate, acct_mgmt and the password change
+ * an expired token asks for, as login(1) does; or session: open_session, print SECGUARD_SESSION, wait
  * for a line or end of stdin, close_session: this process is the session's leader) from a private PAM config dir with pam_start_confdir, answering
  * prompts with lines from stdin. USER, RHOST and TTY given as "@FILE" are read from that file
  * (any bytes but NUL, up to 2 MiB: hostile items too long for argv); "" leaves an item unset. For tests where pam_wrapper cannot be preloaded: a caller
@@ -104,6 +105,20 @@ int main(int argc, char **argv) {
                 r = pam_chauthtok(pamh, flags);
         else if (strcmp(argv[4], "acct_mgmt") == 0)
                 r = pam_acct_mgmt(pamh, flags);
+        else if (strcmp(argv[4], "login") == 0) {
+                /* What login(1) and sshd do: auth, account, and the change the account phase
+                 * may ask for (PAM_NEW_AUTHTOK_REQD), each step's result printed. */
+                r = pam_authenticate(pamh, flags);
+                printf("authenticate: %s\n", pam_strerror(pamh, r));
+                if (r == PAM_SUCCESS) {
+                        r = pam_acct_mgmt(pamh, flags);
+                        printf("acct_mgmt: %s\n", pam_strerror(pamh, r));
+                }
+                if (r == PAM_NEW_AUTHTOK_REQD) {
+                        r = pam_chauthtok(pamh, flags | PAM_CHANGE_EXPIRED_AUTHTOK);
+                        printf("chauthtok: %s\n", pam_strerror(pamh, r));
+                }
+        }
         else if (strcmp(argv[4], "open_session") == 0 || strcmp(argv[4], "session") == 0) {
                 const char *id;
 

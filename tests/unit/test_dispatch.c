@@ -20,7 +20,8 @@ static const struct conn_peer user = { .uid = 1001 };
 
 static void test_root_only(void **state) {
         const unsigned types[] = { SG_MSG_PRECHECK, SG_MSG_REPORT, SG_MSG_EVENT, SG_MSG_ACCOUNT, SG_MSG_UNLOCK,
-                                   SG_MSG_SESSION_OPEN, SG_MSG_SESSION_CLOSE, SG_MSG_SESSION_KILL };
+                                   SG_MSG_SESSION_OPEN, SG_MSG_SESSION_CLOSE, SG_MSG_SESSION_KILL,
+                                   SG_MSG_TOKEN_ISSUE, SG_MSG_TOKEN_REVOKE };
 
         (void) state;
         for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
@@ -33,7 +34,7 @@ static void test_root_only(void **state) {
 
 static void test_read_only_views(void **state) {
         const unsigned types[] = { SG_MSG_STATUS, SG_MSG_LOCKS, SG_MSG_AUDIT_QUERY, SG_MSG_AUDIT_VERIFY,
-                                   SG_MSG_SESSIONS };
+                                   SG_MSG_SESSIONS, SG_MSG_TOKENS };
 
         (void) state;
         for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {

@@ -44,7 +44,7 @@ static void test_names_and_ids(void **state) {
         (void) state;
         k = sg_event_kinds(&n);
         assert_non_null(k);
-        assert_int_equal(n, 18);
+        assert_int_equal(n, 19);
         for (size_t i = 0; i < n; i++) {
                 assert_non_null(k[i].name);
                 assert_true(strlen(k[i].name) > 0 && strspn(k[i].name, "abcdefghijklmnopqrstuvwxyz_") == strlen(k[i].name));

@@ -46,6 +46,7 @@ static const struct {
         [SG_F_PERMITS] = { K_U64, 8 },      [SG_F_PERMITS_MAX] = { K_U64, 8 },
         [SG_F_FAILURES] = { K_U64, 8 },     [SG_F_SESSION_ID] = { K_STR, 64 },
         [SG_F_LOGIND_ID] = { K_STR, 64 },   [SG_F_IDLE] = { K_U64, 8 },
+        [SG_F_STATE] = { K_STR, 16 },
 };
 
 static const struct {
@@ -81,6 +82,7 @@ static const struct {
         { SG_MSG_SESSION_KILL, B(SG_F_SESSION_ID), B(SG_F_SESSION_ID) },
         { SG_MSG_TOKEN_ISSUE, B(SG_F_USER) | B(SG_F_UNTIL), B(SG_F_USER) },
         { SG_MSG_TOKEN_REVOKE, B(SG_F_ID), B(SG_F_ID) },
+        { SG_MSG_TOKENS, 0, 0 },
         { SG_MSG_OK, ALL, 0 },
         { SG_MSG_ERROR, B(SG_F_ERROR) | B(SG_F_DETAIL), B(SG_F_ERROR) },
         { SG_MSG_ROW, ALL, 0 },
@@ -481,7 +483,7 @@ static void test_oversized_field(void **state) {
         static const uint8_t strtags[] = { SG_F_USER, SG_F_RHOST, SG_F_TTY, SG_F_SERVICE,
                                            SG_F_REASON, SG_F_DETAIL, SG_F_EVENT, SG_F_KIND,
                                            SG_F_KEY, SG_F_VERSION, SG_F_CONFIG, SG_F_TOKEN,
-                                           SG_F_SESSION_ID, SG_F_SEALED };
+                                           SG_F_SESSION_ID, SG_F_SEALED, SG_F_STATE };
         static char buf[16385];
         struct raw *r = raw_new(SG_MSG_OK);
         (void) state;

@@ -293,7 +293,8 @@ static void test_open_creates_private_wal_db(void **state) {
 static void test_migrations_create_schema(void **state) {
         static const char *const names[] = { "attempts", "locks", "audit", "audit_anchor",
                                              "attempts_time", "attempts_pending", "audit_user",
-                                             "audit_event", "audit_rhost", "audit_time", "sessions" };
+                                             "audit_event", "audit_rhost", "audit_time", "sessions",
+                                             "tokens" };
         char sql[256];
 
         (void) state;
@@ -306,7 +307,7 @@ static void test_migrations_create_schema(void **state) {
         /* A second open finds the schema current and changes nothing. */
         sg_store_free(open_store());
         assert_int_equal(raw_int("PRAGMA user_version"), SG_STORE_SCHEMA_VERSION);
-        assert_int_equal(raw_int("SELECT count(*) FROM sqlite_schema WHERE type = 'table'"), 5);
+        assert_int_equal(raw_int("SELECT count(*) FROM sqlite_schema WHERE type = 'table'"), 6);
 }
 
 struct lock_seen {
@@ -824,7 +825,7 @@ static void test_sql_payloads_verbatim(void **state) {
         assert_intact(s);
         sg_store_free(s);
         assert_int_equal(raw_int("SELECT count(*) FROM audit"), 7);
-        assert_int_equal(raw_int("SELECT count(*) FROM sqlite_schema WHERE type = 'table'"), 5);
+        assert_int_equal(raw_int("SELECT count(*) FROM sqlite_schema WHERE type = 'table'"), 6);
 }
 
 /* ---- the chain ---- */
@@ -1152,7 +1153,8 @@ static void test_anchor_from_schema_1(void **state) {
         append_ten(s);
         assert_int_equal(sg_store_audit_prune(s, 0, 8, &deleted), 0);
         sg_store_free(s);
-        raw_exec("ALTER TABLE audit_anchor DROP COLUMN mac; DROP TABLE sessions; PRAGMA user_version = 1");
+        raw_exec("ALTER TABLE audit_anchor DROP COLUMN mac; DROP TABLE sessions; DROP TABLE tokens; "
+                 "PRAGMA user_version = 1");
         s = open_store();
         assert_int_equal(raw_int("PRAGMA user_version"), SG_STORE_SCHEMA_VERSION);
         assert_int_equal(raw_int("SELECT mac IS NULL FROM audit_anchor"), 1);
@@ -1232,7 +1234,7 @@ static void test_sessions_from_schema_2(void **state) {
         s = open_store();
         append_ten(s);
         sg_store_free(s);
-        raw_exec("DROP TABLE sessions; PRAGMA user_version = 2");
+        raw_exec("DROP TABLE sessions; DROP TABLE tokens; PRAGMA user_version = 2");
         s = open_store();
         assert_int_equal(raw_int("PRAGMA user_version"), SG_STORE_SCHEMA_VERSION);
         assert_int_equal(raw_int("SELECT count(*) FROM audit"), 10);
@@ -1242,6 +1244,118 @@ static void test_sessions_from_schema_2(void **state) {
         assert_int_equal(sg_store_commit(s), 0);
         assert_int_equal(sg_store_session_foreach(s, see_session, &seen), 0);
         assert_int_equal(seen.n, 1);
+        sg_store_free(s);
+}
+
+/* ---- one-time tokens ---- */
+
+struct token_seen {
+        unsigned n;
+        uint64_t id, used, revoked;
+        char user[16];
+};
+
+static int see_token(void *userdata, const struct sg_token_row *row) {
+        struct token_seen *seen = userdata;
+
+        seen->n++;
+        seen->id = row->id;
+        seen->used = row->used_usec;
+        seen->revoked = row->revoked_usec;
+        snprintf(seen->user, sizeof seen->user, "%s", row->user);
+        return 0;
+}
+
+static const uint8_t token_hash[SG_TOKEN_HASH_BYTES] = { 1, 2, 3 };
+
+static void put_token(sg_store *s, uint64_t id, uint64_t expires) {
+        const struct sg_token_row row = {
+                .id = id, .user = "alice", .hash = token_hash, .issued_usec = 100, .expires_usec = expires,
+        };
+
+        assert_int_equal(sg_store_token_add(s, &row), 0);
+}
+
+/* A token is used at most once, never after expiry or revocation; ids are unique; prune
+ * takes what ended before the cut; rows survive a reopen. */
+static void test_tokens(void **state) {
+        struct token_seen seen = { 0 };
+        struct sg_token_row dup = { .id = 7, .user = "bob", .hash = token_hash };
+        uint64_t n = 0;
+        sg_store *s;
+
+        (void) state;
+        s = open_store();
+        assert_int_equal(sg_store_begin(s), 0);
+        put_token(s, 7, 1000);
+        put_token(s, 8, 1000);
+        put_token(s, 9, 500);
+        assert_int_equal(sg_store_token_add(s, &dup), -EEXIST);
+        dup.id = 0;
+        assert_int_equal(sg_store_token_add(s, &dup), -EINVAL);
+        assert_int_equal(sg_store_commit(s), 0);
+        sg_store_free(s);
+
+        s = open_store();
+        assert_int_equal(sg_store_token_get(s, 7, see_token, &seen), 0);
+        assert_int_equal(seen.n, 1);
+        assert_string_equal(seen.user, "alice");
+        assert_int_equal(sg_store_token_get(s, 6, see_token, &seen), -ENOENT);
+        assert_int_equal(sg_store_begin(s), 0);
+        assert_int_equal(sg_store_token_use(s, 7, 200), 0);
+        assert_int_equal(sg_store_token_use(s, 7, 201), -ENOENT); /* once */
+        assert_int_equal(sg_store_token_revoke(s, 7, 202), -ENOENT); /* used: nothing to revoke */
+        assert_int_equal(sg_store_token_revoke(s, 8, 300), 0);
+        assert_int_equal(sg_store_token_use(s, 8, 301), -ENOENT); /* revoked */
+        assert_int_equal(sg_store_token_use(s, 9, 500), -ENOENT); /* expired at 500 */
+        assert_int_equal(sg_store_token_use(s, 6, 1), -ENOENT);   /* never issued */
+        assert_int_equal(sg_store_commit(s), 0);
+        seen.n = 0;
+        assert_int_equal(sg_store_token_get(s, 7, see_token, &seen), 0);
+        assert_int_equal(seen.used, 200);
+        assert_int_equal(sg_store_token_get(s, 8, see_token, &seen), 0);
+        assert_int_equal(seen.revoked, 300);
+        assert_int_equal(sg_store_token_count(s, &n), 0);
+        assert_int_equal(n, 3);
+
+        /* A row no daemon wrote (a hash of another size) is never passed on. */
+        raw_exec("INSERT INTO tokens(id, user, hash, issued_usec, expires_usec, issuer_uid) "
+                 "VALUES(5, 'eve', x'00', 1, 99999, 0)");
+        seen.n = 0;
+        assert_int_equal(sg_store_token_get(s, 5, see_token, &seen), -ENOENT);
+        assert_int_equal(sg_store_token_foreach(s, see_token, &seen), 0);
+        assert_int_equal(seen.n, 3);
+
+        /* Cut at 400: 7 (used at 200) and 8 (revoked at 300) go; 9 expired at 500 stays. */
+        assert_int_equal(sg_store_begin(s), 0);
+        assert_int_equal(sg_store_token_prune(s, 400), 0);
+        assert_int_equal(sg_store_commit(s), 0);
+        seen.n = 0;
+        assert_int_equal(sg_store_token_foreach(s, see_token, &seen), 0);
+        assert_int_equal(seen.n, 1);
+        assert_int_equal(seen.id, 9);
+        sg_store_free(s);
+}
+
+/* A schema 3 database (before tokens) gains the table and keeps its sessions. */
+static void test_tokens_from_schema_3(void **state) {
+        struct session_seen seen = { 0 };
+        sg_store *s;
+
+        (void) state;
+        s = open_store();
+        assert_int_equal(sg_store_begin(s), 0);
+        assert_int_equal(sg_store_session_put(s, &session_a), 0);
+        assert_int_equal(sg_store_commit(s), 0);
+        sg_store_free(s);
+        raw_exec("DROP TABLE tokens; PRAGMA user_version = 3");
+        s = open_store();
+        assert_int_equal(raw_int("PRAGMA user_version"), SG_STORE_SCHEMA_VERSION);
+        assert_int_equal(sg_store_session_foreach(s, see_session, &seen), 0);
+        assert_int_equal(seen.n, 1);
+        assert_int_equal(sg_store_begin(s), 0);
+        put_token(s, 1, 10);
+        assert_int_equal(sg_store_commit(s), 0);
         sg_store_free(s);
 }
 
@@ -1531,6 +1645,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_migrations_create_schema, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sessions_put_delete, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sessions_from_schema_2, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_tokens_from_schema_3, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_state_dir_unsafe_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_db_unsafe_mode_refused, setup, teardown),

@@ -33,7 +33,7 @@ static const struct sg_event_kind kinds[] = {
 const char *const sg_event_failure_reasons[] = {
         "unknown_user", "bad_password", "invalid_input", "locked_hash", "unsupported_hash",
         "hash_cost", "overload", "abandoned", "locked", "daemon_error", "password_too_long",
-        "paced", "bad_token", NULL,
+        "paced", "bad_token", "no_password", NULL,
 };
 
 const struct sg_event_kind *sg_event_kinds(size_t *ret_n) {

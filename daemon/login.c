@@ -435,10 +435,11 @@ static int attempt_settle(struct login_attempt *a, bool success, const char *rea
 }
 
 /* Failures a token may turn into a success: the name is in the shadow file and the typed
- * text did not verify against its hash, or the hash is locked (a new account without a
- * password yet), or the text was longer than [auth] password_max_len allows a password. */
+ * text did not verify against its hash, or the account has no password yet ("!" or "*" alone:
+ * a new account), or the text was longer than [auth] password_max_len allows a password. Not
+ * a hash locked by passwd -l ("!" before it, reason locked_hash): a lock stays a lock. */
 static bool token_may_redeem(const char *reason) {
-        return strcmp(reason, "bad_password") == 0 || strcmp(reason, "locked_hash") == 0 ||
+        return strcmp(reason, "bad_password") == 0 || strcmp(reason, "no_password") == 0 ||
                strcmp(reason, "password_too_long") == 0;
 }
 

@@ -401,7 +401,11 @@ static const char *login_verify(struct login *l, const char *pw) {
                         pam_syslog(l->pamh, LOG_WARNING, "refusing a stored hash above the configured cost caps");
                         return "hash_cost";
                 }
-                return sg_hash_scheme(l->sh.entry.hash) == SG_SCHEME_NONE ? "locked_hash" : "unsupported_hash";
+                if (sg_hash_scheme(l->sh.entry.hash) != SG_SCHEME_NONE)
+                        return "unsupported_hash";
+                /* "!" or "*" alone: no password was ever set (a new account); "!" before a hash:
+                 * locked by passwd -l. Only the first may be opened with a one-time token. */
+                return l->sh.entry.hash[strspn(l->sh.entry.hash, "!*")] == '\0' ? "no_password" : "locked_hash";
         }
         r = sg_hash_verify(l->sh.entry.hash, pw, len, &caps);
         if (r == -EINVAL)

@@ -148,14 +148,14 @@ cp "$T/login.out" "$T/wrong.out"
 # refused WHAT TOKEN DETAIL: the login fails, the application saw what a wrong password shows,
 # one more failure is counted, and the audit says why without the token.
 refused() {
-        local what=$1 t=$2 detail=$3 before rc=0
-        before=$(failures alice)
-        login alice "$t" "x" "x" || rc=$?
+        local what=$1 t=$2 detail=$3 user=${4:-alice} before rc=0
+        before=$(failures "$user")
+        login "$user" "$t" "x" "x" || rc=$?
         check "$what: refused (exit $rc)" test "$rc" -ne 0
         check "$what: the application saw what a wrong password shows" cmp -s "$T/login.out" "$T/wrong.out"
-        check "$what: counted as a failure" test "$(failures alice)" -eq $((before + 1))
+        check "$what: counted as a failure" test "$(failures "$user")" -eq $((before + 1))
         check "$what: audited ($detail)" \
-                grep -qF "$detail" <<<"$(sgctl --json audit --event auth_failure --user alice --limit 1)"
+                grep -qF "$detail" <<<"$(sgctl --json audit --event auth_failure --user "$user" --limit 1)"
 }
 t=$(issue alice --ttl 1s)
 sleep 1.2
@@ -189,9 +189,13 @@ check "... not even checked" grep -q "not checked (unknown_user)" <<<"$(sgctl --
 check "the good token still works after all that" login alice "$t" "alice third pw" "alice third pw"
 SG_PW_ALICE="alice third pw"
 
-# A token for a user of the locked (!) hash: a new account without a password logs in once.
+# An account locked by passwd -l ("!" before its hash) stays locked: a token does not open it.
 t=$(issue locked)
-check "a locked-hash account logs in once with a token" login locked "$t" "locked now set" "locked now set"
+refused "an account locked by passwd -l" "$t" "\"reason\":\"locked_hash\"" locked
+check "... and the token is still active" test "$(state_of "${t:0:9}")" = active
+# A new account without a password ("!" alone) logs in once with a token and sets one.
+sed -i 's/^locked:[^:]*:/locked:!:/' "$T/shadow"
+check "a new account without a password logs in once with a token" login locked "$t" "locked now set" "locked now set"
 check "... and has a password now" sg_auth locked "locked now set"
 
 # ---- one token, two logins at once: exactly one wins ----

@@ -3,7 +3,8 @@
 # (debian_tree.sh) under a throwaway overlay, the .deb installed, the PAM profile enabled,
 # then booted with systemd-nspawn. Checks, through real clients and the common-* files:
 # socket activation; ssh, sudo, su and login success and failure, each client answering a
-# refusal identically whatever its cause (wrong password, unknown user, lockout); journald
+# refusal identically whatever its cause (wrong password, unknown user, lockout); a one-time
+# token letting a new account in once through su, with the password set there; journald
 # fields and catalog; systemctl reload with a rejected file; a lockout surviving kill -9
 # under systemd and lifted by `secguardctl unlock`; sessions registered from common-session,
 # listed with their logind id, killed by id, and ended at max_lifetime through logind's
@@ -47,6 +48,7 @@ cp "$deb" "$R/tmp/"
 in_root apt-get install -y -q "/tmp/$(basename "$deb")" >"$T/apt.log" 2>&1 || { cat "$T/apt.log" >&2; fail "apt-get install failed"; }
 in_root useradd -m -s /bin/sh alice || fail "useradd"
 in_root useradd -m -s /bin/sh bob || fail "useradd"
+in_root useradd -m -s /bin/sh dave || fail "useradd" # a new account: no password yet ("!")
 printf 'alice:right horse battery\nbob:bob horse battery\n' | in_root chpasswd || fail "chpasswd"
 # alice may use sudo (one try per run, so a refusal ends it); bob is the invoker for su.
 printf 'Defaults passwd_tries=1, !lecture\nalice ALL=(ALL) ALL\n' >"$R/etc/sudoers.d/secguard-test"
@@ -165,6 +167,21 @@ check "the daemon runs on after the failed reload" C systemctl is-active --quiet
 check "same daemon process" test "$(C systemctl show -P MainPID secguardd.service)" = "$pid_before"
 cp "$T/good.conf" "$R/etc/secguard/secguard.conf"
 check "systemctl reload succeeds on a good config" C systemctl reload secguardd.service
+
+# ---- a one-time token: dave (a new account, no password yet) is let in once by su and sets
+# his password in the same transaction ----
+token=$(C secguardctl token issue dave | tail -n 1)
+check "token issue prints a token" grep -Eq '^[0-9A-Z]{4}(-[0-9A-Z]{4}){14}$' <<<"$token"
+su_to_dave() { # su_to_dave LINE...: bob runs su -c true dave, typing each line in turn
+        { for line in "$@"; do sleep 1.5; printf '%s\n' "$line"; done; sleep 2; } |
+                as_user bob script -qec 'su -c true dave' /dev/null >"$T/su.dave" 2>&1
+}
+check "su with the token, then a new password twice: succeeds" su_to_dave "$token" 'dave horse battery' 'dave horse battery'
+check "... dave has a password hash now" grep -q '^dave:\$' "$R/etc/shadow"
+check "... and the token is spent" ! su_to_dave "$token"
+check "... the new password works" su_to_dave 'dave horse battery'
+check "journal: token_used for dave" sh -c 'nsenter -t "$1" -a journalctl -q SECGUARD_EVENT=token_used SECGUARD_USER=dave | grep -q .' sh "$L"
+check "the token is in no journal entry" sh -c '! nsenter -t "$1" -a journalctl -q -o verbose | grep -qF "$2"' sh "$L" "$token"
 
 # ---- lockout: three failures lock alice everywhere; each client then answers as for a wrong
 # password; the lock survives kill -9; unlock lets her in ----

@@ -9,7 +9,7 @@
 # under systemd and lifted by `secguardctl unlock`; sessions registered from common-session,
 # listed with their logind id, killed by id, and ended at max_lifetime through logind's
 # TerminateSession under the shipped unit's hardening; the units' verify/security
-# (exposure <= 1.0); pam-auth-update --disable. About 3.5 minutes on 2 cores (the package
+# (exposure <= 1.0); pam-auth-update --disable. About 4 minutes on 2 cores (the package
 # build, fixed waits for terminal prompts, a 20 s session lifetime). Skips, saying why, when
 # nspawn cannot boot systemd here.
 . "$(dirname "$0")/../integration/lib.sh"

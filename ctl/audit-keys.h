@@ -24,7 +24,7 @@ int audit_seed_read(const char *text, const char *file, uint8_t seed[SG_FSS_SEED
 struct audit_offline_result {
         int r;               /* 0 intact, 1 broken */
         uint64_t bad_id, rows;
-        char detail[512];    /* the problem, when broken */
+        char detail[1024];   /* the problem, when broken */
         char note[512];      /* what was not checked */
 };
 

@@ -296,7 +296,7 @@ int admin_audit_verify(Client *cl, const struct sg_msg *msg) {
         struct sg_audit_epoch_key ek;
         struct sg_audit_tail tail;
         uint64_t bad = 0, rows = 0;
-        char detail[512] = "", note[512] = "";
+        char detail[1024] = "", note[512] = "";
         int r;
 
         (void) msg;

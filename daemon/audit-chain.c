@@ -626,14 +626,16 @@ static int read_anchor(sg_audit_chain *c, struct anchor *ret) {
 }
 
 /* What verify found: the first problem names the row and fills detail; later ones are
- * counted, and the next one after the first is quoted, so one old gap (a crash, a deletion
- * already investigated) does not hide tampering after it. */
+ * counted, and the next few after the first are quoted, so one old gap (a crash, a deletion
+ * already investigated) does not hide tampering after it, and one change that breaks several
+ * links (rows moved between epochs) is named for what it is. */
+#define QUOTED_NEXT 3
 struct findings {
         unsigned n;
         uint64_t first_id;
         char *detail;
         size_t detailsize;
-        char next[192];
+        char next[QUOTED_NEXT][192];
 };
 
 static void found(struct findings *f, uint64_t id, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -647,9 +649,9 @@ static void found(struct findings *f, uint64_t id, const char *fmt, ...) {
                         (void) vsnprintf(f->detail, f->detailsize, fmt, ap);
                         va_end(ap);
                 }
-        } else if (f->n == 1) {
+        } else if (f->n <= QUOTED_NEXT) {
                 va_start(ap, fmt);
-                (void) vsnprintf(f->next, sizeof f->next, fmt, ap);
+                (void) vsnprintf(f->next[f->n - 1], sizeof f->next[0], fmt, ap);
                 va_end(ap);
         }
         f->n++;
@@ -662,7 +664,11 @@ static void findings_finish(struct findings *f) {
                 return;
         len = strlen(f->detail);
         (void) snprintf(f->detail + len, f->detailsize - len, "; %u more problem%s after it, the next: %s",
-                        f->n - 1, f->n == 2 ? "" : "s", f->next);
+                        f->n - 1, f->n == 2 ? "" : "s", f->next[0]);
+        for (unsigned i = 1; i < QUOTED_NEXT && i < f->n - 1; i++) {
+                len = strlen(f->detail);
+                (void) snprintf(f->detail + len, f->detailsize - len, "; then: %s", f->next[i]);
+        }
 }
 
 /* Does the stored row's mac match one computed over prev_mac? */

@@ -23,7 +23,7 @@
 typedef struct Worker Worker;
 
 #define WORKER_JOBS_MAX 8                /* waiting or running; more get -EBUSY */
-#define WORKER_DETAIL_MAX 512
+#define WORKER_DETAIL_MAX 1024
 #define WORKER_QUERY_BYTES_MAX (48u << 20) /* a query result larger than this: -ENOBUFS */
 
 struct worker_verify_result {

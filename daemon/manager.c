@@ -476,8 +476,11 @@ static int epochs_start(Manager *m) {
                 return store_failed(m, q, "cannot seal the audit epoch");
         }
         epoch_save(m);
-        if (m->epoch_unsaved)
-                return -EIO; /* never start writing an epoch whose predecessor's key stays on disk */
+        /* Availability first (a full disk must not lock every login out): go on, loudly; the
+         * old key stays on disk until a retry at the next epoch works. */
+        if (m->epoch_unsaved && !m->epoch_note[0])
+                snprintf(m->epoch_note, sizeof m->epoch_note, "cannot replace " AUDIT_EPOCH_FILE ": the key of "
+                         "epoch %" PRIu64 " stays on disk until it can", audit_epoch_current(m->epoch) - 1);
         log_info("audit epoch %" PRIu64 " begins (forward-secure keys; the next every %" PRIu64 " s)",
                  audit_epoch_current(m->epoch), m->config.seal_interval_sec);
         return 0;

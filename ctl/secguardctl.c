@@ -597,6 +597,10 @@ static int cmd_audit_verify_offline(const struct ctl *c, const struct sg_config 
                 if (!seed)
                         return EXIT_FAILED;
                 r = audit_seed_read(c->seed_text, c->seed_file, seed, err, sizeof err);
+                /* A seed given on the command line was readable in /proc/PID/cmdline until
+                 * now: blank our copy (--seed - and --seed-file never put it there). */
+                if (c->seed_text && strcmp(c->seed_text, "-") != 0)
+                        sodium_memzero((char *) c->seed_text, strlen(c->seed_text));
                 if (r < 0) {
                         sodium_free(seed);
                         fprintf(stderr, "secguardctl: ");

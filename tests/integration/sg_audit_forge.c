@@ -136,5 +136,13 @@ int main(int argc, char **argv) {
         if (sg_write_atomic(path, line, strlen(line), NULL, 0) < 0)
                 return die("cannot write audit.head");
         printf("rewrote rows %lld..%" PRIu64 " under the key of epoch %" PRIu64 "\n", from, tail, epoch);
+        for (size_t i = 0; i < n; i++) {
+                for (int k = 0; k < NCOLS; k++)
+                        free(rows[i].text[k]);
+                free(rows[i].sealed);
+        }
+        free(rows);
+        sodium_memzero(key, sizeof key);
+        sodium_memzero(legacy, sizeof legacy);
         return 0;
 }

@@ -15,6 +15,34 @@
 #include "keyfile.h"
 #include "store.h"
 
+/* A log that already has epochs was set up with another seed: a new one could verify none
+ * of them, and its epoch 0 would run the log's epochs backwards. */
+static int check_no_epochs(const char *state_dir, char *err, size_t errsize) {
+        char path[PATH_MAX];
+        sg_store_reader *rd = NULL;
+        int64_t last = -1;
+        int r;
+
+        if ((size_t) snprintf(path, sizeof path, "%s/secguard.db", state_dir) >= sizeof path)
+                return -ENAMETOOLONG;
+        if (access(path, F_OK) < 0)
+                return 0; /* no log yet */
+        /* A log this build cannot read as schema 4 (one from before forward-secure keys, which
+         * secguardd migrates at its next start) has no epochs: nothing to refuse. */
+        r = sg_store_reader_open_file(path, NULL, &rd, err, errsize);
+        if (r >= 0)
+                r = sg_store_reader_audit_last_epoch(rd, &last);
+        sg_store_reader_free(rd);
+        err[0] = '\0';
+        if (r >= 0 && last >= 0) {
+                snprintf(err, errsize, "%s already has forward-secure rows up to epoch %lld, made with an earlier "
+                         "seed (audit.fss is gone); a new seed could verify none of them. Keep the old seed; to "
+                         "start a new log, move secguard.db aside first", path, (long long) last);
+                return -EEXIST;
+        }
+        return 0;
+}
+
 int audit_setup_keys(const char *state_dir, char *seed_text, size_t seed_textsize, char *err, size_t errsize) {
         char path[PATH_MAX];
         uint8_t *mem;
@@ -23,6 +51,8 @@ int audit_setup_keys(const char *state_dir, char *seed_text, size_t seed_textsiz
         if ((size_t) snprintf(path, sizeof path, "%s/audit.fss", state_dir) >= sizeof path)
                 return -ENAMETOOLONG;
         r = sg_check_own_dir(state_dir, 0700, err, errsize);
+        if (r >= 0)
+                r = check_no_epochs(state_dir, err, errsize);
         if (r < 0)
                 return r;
         /* seed, key(0), the state file's bytes: all in guarded memory, wiped on free. */

@@ -1143,6 +1143,17 @@ int sg_store_reader_set_epoch_key(sg_store_reader *rd, uint64_t epoch, const uin
         return sg_audit_chain_set_verify_key(rd->audit, epoch, key, current);
 }
 
+int sg_store_reader_audit_last_epoch(sg_store_reader *rd, int64_t *ret) {
+        int r;
+
+        if (!rd)
+                return -EINVAL;
+        r = reader_begin(rd);
+        if (r < 0)
+                return r;
+        return reader_end(rd, sg_audit_chain_last_epoch(rd->audit, ret));
+}
+
 int sg_store_reader_audit_note(const sg_store_reader *rd, char *buf, size_t size) {
         if (!rd)
                 return -EINVAL;

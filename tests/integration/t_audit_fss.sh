@@ -179,6 +179,13 @@ check "seals of pruned epochs went with their rows" test \
         "$(sql "$DB" "SELECT count(*) FROM audit_seal WHERE last_id < (SELECT last_id FROM audit_anchor)")" -eq 0
 sg_stop_daemon
 
+# ---- setup-keys again after audit.fss was removed: refused, the log has epochs ----
+mv "$T/state/audit.fss" "$T/fss.saved"
+check "setup-keys on a log with epochs (audit.fss gone) is refused" ! quiet sgctl audit setup-keys
+check "... saying why" sh -c "'$SECGUARDCTL' --config '$T/secguard.conf' audit setup-keys 2>&1 | grep -q 'already has forward-secure rows'"
+check "... and writes no key file" test ! -e "$T/state/audit.fss"
+mv "$T/fss.saved" "$T/state/audit.fss"
+
 # ---- the seed is nowhere on the host ----
 nodash=$(tr -d - <<<"$SEED")
 seedhex=$($PY - "$SEED" <<'PY'

@@ -224,6 +224,14 @@ void sg_audit_chain_epoch_key(const sg_audit_chain *c, struct sg_audit_epoch_key
         memcpy(ret->key, c->sec->writer.key, sizeof ret->key);
 }
 
+void sg_audit_chain_forget_verify_key(sg_audit_chain *c) {
+        if (!c)
+                return;
+        sodium_memzero(&c->sec->base, sizeof c->sec->base);
+        sodium_memzero(&c->sec->cursor, sizeof c->sec->cursor);
+        c->base_current = false;
+}
+
 bool sg_audit_chain_forward_secure(const sg_audit_chain *c) {
         return c && c->sec->writer.set;
 }

@@ -35,6 +35,9 @@ int sg_audit_chain_set_epoch(sg_audit_chain *c, uint64_t epoch, const uint8_t ke
  * key. Epochs from it on are checked, stepping the key forward. */
 int sg_audit_chain_set_verify_key(sg_audit_chain *c, uint64_t epoch, const uint8_t key[SG_FSS_KEY_BYTES],
                                   bool current);
+/* Wipes verify's epoch keys (base and cursor), so a reader keeps no epoch key between jobs:
+ * the key of an epoch that has ended must not outlive it in memory. */
+void sg_audit_chain_forget_verify_key(sg_audit_chain *c);
 bool sg_audit_chain_forward_secure(const sg_audit_chain *c);
 /* Copies the writer's epoch and key into ret (ret->set false without one). */
 void sg_audit_chain_epoch_key(const sg_audit_chain *c, struct sg_audit_epoch_key *ret);

@@ -1143,6 +1143,11 @@ int sg_store_reader_set_epoch_key(sg_store_reader *rd, uint64_t epoch, const uin
         return sg_audit_chain_set_verify_key(rd->audit, epoch, key, current);
 }
 
+void sg_store_reader_forget_epoch_key(sg_store_reader *rd) {
+        if (rd)
+                sg_audit_chain_forget_verify_key(rd->audit);
+}
+
 int sg_store_reader_audit_last_epoch(sg_store_reader *rd, int64_t *ret) {
         int r;
 

@@ -163,6 +163,8 @@ sg_store_reader *sg_store_reader_free(sg_store_reader *r); /* NULL-safe; returns
 /* The key the next verify starts from (sg_audit_chain_set_verify_key()). */
 int sg_store_reader_set_epoch_key(sg_store_reader *r, uint64_t epoch, const uint8_t key[SG_FSS_KEY_BYTES],
                                   bool current);
+/* Wipes the key sg_store_reader_set_epoch_key() gave (and any derived from it). */
+void sg_store_reader_forget_epoch_key(sg_store_reader *r);
 /* sg_store_audit_last_epoch() on this connection. */
 int sg_store_reader_audit_last_epoch(sg_store_reader *r, int64_t *ret);
 /* After sg_store_reader_audit_verify(): what it could not check ("" when nothing). */

@@ -176,6 +176,7 @@ static void run_job(Worker *w, Job *j) {
                                                            j->verify.detail, sizeof j->verify.detail);
                 if (j->verify.r >= 0)
                         (void) sg_store_reader_audit_note(w->reader, j->verify.note, sizeof j->verify.note);
+                sg_store_reader_forget_epoch_key(w->reader);
                 sodium_memzero(&j->ek, sizeof j->ek);
         } else
                 j->query_r = sg_store_reader_audit_query(w->reader, &j->filter, copy_row, j);

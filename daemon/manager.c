@@ -486,11 +486,10 @@ static int epochs_start(Manager *m) {
         return 0;
 }
 
-static int on_epoch_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        Manager *m = userdata;
+/* Ends the current epoch and begins the next, between two group commits. */
+static void epoch_change(Manager *m) {
         int r;
 
-        (void) usec;
         r = txn_begin(m->ctx.txn);
         if (r >= 0)
                 r = epoch_seal_and_step(m, sg_now_real_usec());
@@ -504,6 +503,13 @@ static int on_epoch_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         }
         if (m->epoch_unsaved && r < 0)
                 epoch_save(m);
+}
+
+static int on_epoch_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        (void) usec;
+        epoch_change(m);
         (void) sd_event_source_set_time_relative(s, m->config.seal_interval_sec * USEC_PER_SEC);
         return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
@@ -876,5 +882,9 @@ int manager_run(Manager *m) {
         int r = sd_event_loop(m->event);
 
         (void) txn_commit(m->ctx.txn);
+        /* Seal the last epoch now rather than at the next start: while secguardd is down the
+         * disk then holds only a key no row was written under. */
+        if (m->epoch)
+                epoch_change(m);
         return r < 0 ? 1 : r;
 }

@@ -115,6 +115,7 @@ static const struct key_def keys[] = {
         { "audit", "max_rows", T_UINT, FIELD(max_rows), 0, INT64_MAX }, /* SQLite integers */
         { "audit", "key_file", T_PATH_OPT, FIELD(key_file), 0, 0 },
         { "audit", "seal_public_key", T_PATH_OPT, FIELD(seal_public_key), 0, 0 },
+        { "audit", "seal_interval", T_DURATION, FIELD(seal_interval_sec), 1, 7 * SEC_PER_DAY },
 };
 
 #define N_KEYS (sizeof keys / sizeof keys[0])
@@ -173,6 +174,7 @@ void sg_config_defaults(struct sg_config *c) {
                 .sync_full = false,
                 .max_age_sec = 365 * SEC_PER_DAY,
                 .max_rows = 1000000, /* a size bound by default: about 0.5 GB (docs/state.md) */
+                .seal_interval_sec = 15 * 60,
         };
         snprintf(c->socket, sizeof c->socket, "%s", SG_DEFAULT_SOCKET);
         snprintf(c->state_dir, sizeof c->state_dir, "%s", SG_DEFAULT_STATE_DIR);

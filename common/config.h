@@ -92,6 +92,7 @@ struct sg_config {
         uint64_t max_rows;            /* 1000000; 0 = unlimited */
         char key_file[PATH_MAX];      /* audit MAC key: "" = <state_dir>/audit.key */
         char seal_public_key[PATH_MAX]; /* admin public key for sealed usernames: "" = none */
+        uint64_t seal_interval_sec;   /* forward-secure key epoch: 15m (docs/threat-model.md) */
 };
 
 /* Fills every field with its documented default. */

@@ -21,6 +21,7 @@
 
 #include <sodium.h>
 
+#include "audit-keys.h"
 #include "config.h"
 #include "event_table.h"
 #include "hashes.h"
@@ -48,6 +49,8 @@ enum command {
         CMD_UNLOCK,
         CMD_AUDIT,
         CMD_AUDIT_VERIFY,
+        CMD_AUDIT_VERIFY_OFFLINE, /* --seed, --seed-file or --db: no daemon */
+        CMD_AUDIT_SETUP_KEYS,
         CMD_SESSIONS,
         CMD_SESSION_KILL,
         CMD_HASH,
@@ -73,6 +76,8 @@ struct ctl {
         enum sg_scheme scheme;       /* hash --scheme */
         const char *public_path, *secret_path; /* keygen */
         const char *token_user;      /* token issue: checked against the user database */
+        const char *seed_text, *seed_file, *db_path; /* audit verify */
+        const char *state_dir;       /* audit setup-keys --state-dir */
 };
 
 static void usage(FILE *f) {
@@ -88,7 +93,12 @@ static void usage(FILE *f) {
                 "                               review events, newest last (T: ISO-8601 UTC,\n"
                 "                               @EPOCH, now, or an age: 90s, 15m, 1h, 2d);\n"
                 "                               --reveal opens sealed usernames with the key\n"
-                "  audit verify                 check the audit HMAC chain (exit 1 if broken)\n"
+                "  audit verify [--seed SEED|-  | --seed-file FILE] [--db FILE]\n"
+                "                               check the audit HMAC chain (exit 1 if broken);\n"
+                "                               with the seed, every epoch, offline (no daemon)\n"
+                "  audit setup-keys [--state-dir DIR]\n"
+                "                               make the forward-secure verification seed; it is\n"
+                "                               printed once, on the last line\n"
                 "  sessions                     open login sessions\n"
                 "  session kill ID              end a session (audited)\n"
                 "  token issue USER [--ttl DURATION]\n"
@@ -703,8 +713,42 @@ static void print_audit_row(struct ctl *c) {
         printf("\n");
 }
 
+/* detail: the problem when broken; note: what was not checked (may be ""). */
+static int print_verify(const struct ctl *c, bool ok, uint64_t rows, uint64_t bad, const char *detail,
+                        const char *note) {
+        if (c->json) {
+                bool first = true;
+
+                printf("{\"intact\":%s", ok ? "true" : "false");
+                first = false;
+                json_u64("rows", rows, &first);
+                if (!ok) {
+                        json_u64("first_bad_id", bad, &first);
+                        json_str("detail", detail, &first);
+                }
+                if (note[0])
+                        json_str("not_checked", note, &first);
+                printf("}\n");
+        } else {
+                if (ok)
+                        printf("audit chain intact (%" PRIu64 " rows)\n", rows);
+                else {
+                        printf("audit chain BROKEN at row %" PRIu64 ": ", bad);
+                        print_escaped(detail);
+                        printf("\n");
+                }
+                if (note[0]) {
+                        printf("not checked: ");
+                        print_escaped(note);
+                        printf("\n");
+                }
+        }
+        return ok ? EXIT_OK : EXIT_FAILED;
+}
+
 static int cmd_audit_verify(struct ctl *c) {
         const struct sg_msg *m = c->msg;
+        const char *d;
         bool ok;
         int r;
 
@@ -712,25 +756,145 @@ static int cmd_audit_verify(struct ctl *c) {
         if (r < 0)
                 return -r;
         ok = sg_msg_u64(m, SG_F_RESULT, 0) == SG_RESULT_SUCCESS;
-        if (c->json) {
-                bool first = true;
+        d = sg_msg_str(m, SG_F_DETAIL) ?: "";
+        /* The daemon sends the problem when broken, else what it could not check. */
+        return print_verify(c, ok, sg_msg_u64(m, SG_F_AUDIT_ROWS, 0), sg_msg_u64(m, SG_F_ID, 0), ok ? "" : d,
+                            ok ? d : "");
+}
 
-                printf("{\"intact\":%s", ok ? "true" : "false");
-                first = false;
-                json_u64("rows", sg_msg_u64(m, SG_F_AUDIT_ROWS, 0), &first);
-                if (!ok) {
-                        json_u64("first_bad_id", sg_msg_u64(m, SG_F_ID, 0), &first);
-                        json_str("detail", sg_msg_str(m, SG_F_DETAIL) ?: "", &first);
+/* audit verify --seed/--seed-file/--db: the database read here, read-only; no daemon. */
+static int cmd_audit_verify_offline(const struct ctl *c, const struct sg_config *cfg) {
+        struct audit_offline_result res;
+        char db[PATH_MAX + 32], key[PATH_MAX + 32], err[PATH_MAX + 512] = "";
+        uint8_t *seed = NULL;
+        int r;
+
+        if (c->seed_text || c->seed_file) {
+                seed = sodium_malloc(SG_FSS_SEED_BYTES);
+                if (!seed)
+                        return EXIT_FAILED;
+                r = audit_seed_read(c->seed_text, c->seed_file, seed, err, sizeof err);
+                /* A seed given on the command line was readable in /proc/PID/cmdline until
+                 * now: blank our copy (--seed - and --seed-file never put it there). */
+                if (c->seed_text && strcmp(c->seed_text, "-") != 0)
+                        sodium_memzero((char *) c->seed_text, strlen(c->seed_text));
+                if (r < 0) {
+                        sodium_free(seed);
+                        fprintf(stderr, "secguardctl: ");
+                        fputs_escaped(stderr, err);
+                        fprintf(stderr, "\n");
+                        return EXIT_USAGE;
                 }
-                printf("}\n");
-        } else if (ok)
-                printf("audit chain intact (%" PRIu64 " rows)\n", sg_msg_u64(m, SG_F_AUDIT_ROWS, 0));
-        else {
-                printf("audit chain BROKEN at row %" PRIu64 ": ", sg_msg_u64(m, SG_F_ID, 0));
-                print_escaped(sg_msg_str(m, SG_F_DETAIL) ?: "");
-                printf("\n");
         }
-        return ok ? EXIT_OK : EXIT_FAILED;
+        /* The static key (for rows from before forward-secure keys): beside a copied
+         * database, else where the daemon reads it. */
+        if (c->db_path) {
+                const char *slash = strrchr(c->db_path, '/');
+
+                snprintf(db, sizeof db, "%s", c->db_path);
+                if (slash)
+                        snprintf(key, sizeof key, "%.*s/audit.key", (int) (slash - c->db_path), c->db_path);
+                else
+                        snprintf(key, sizeof key, "audit.key");
+        } else {
+                snprintf(db, sizeof db, "%s/secguard.db", cfg->state_dir);
+                if (cfg->key_file[0])
+                        snprintf(key, sizeof key, "%s", cfg->key_file);
+                else
+                        snprintf(key, sizeof key, "%s/audit.key", cfg->state_dir);
+        }
+        r = audit_verify_offline(db, key, seed, &res, err, sizeof err);
+        if (seed)
+                sodium_free(seed);
+        if (r < 0) {
+                fprintf(stderr, "secguardctl: ");
+                fputs_escaped(stderr, err);
+                fprintf(stderr, "\n");
+                return EXIT_FAILED;
+        }
+        return print_verify(c, res.r == 0, res.rows, res.bad_id, res.detail, res.note);
+}
+
+static int cmd_audit_setup_keys(const struct ctl *c, const struct sg_config *cfg) {
+        const char *dir = c->state_dir ? c->state_dir : cfg->state_dir;
+        char seed[SG_FSS_SEED_TEXT_SIZE], err[PATH_MAX + 256] = "";
+        int r;
+
+        r = audit_setup_keys(dir, seed, sizeof seed, err, sizeof err);
+        if (r < 0) {
+                fprintf(stderr, "secguardctl: ");
+                fputs_escaped(stderr, err[0] ? err : strerror(-r));
+                fprintf(stderr, "\n");
+                return EXIT_FAILED;
+        }
+        printf("Forward-secure audit keys are set up in ");
+        print_escaped(dir);
+        printf("/audit.fss (epoch 0).\n"
+               "Restart secguardd to start using them (systemctl restart secguardd).\n"
+               "The verification seed is on the next line. It is shown this once and stored nowhere:\n"
+               "keep it OFF this host (paper, a password manager). It checks every audit row later:\n"
+               "  secguardctl audit verify --seed -        (reads it from standard input)\n"
+               "  secguardctl audit verify --seed-file F --db COPY-OF-secguard.db\n");
+        printf("%s\n", seed);
+        fflush(stdout);
+        sodium_memzero(seed, sizeof seed);
+        return EXIT_OK;
+}
+
+static int parse_audit_verify(struct ctl *c, int argc, char **argv, enum command *ret_cmd) {
+        static const struct option options[] = {
+                { "seed", required_argument, NULL, 's' },
+                { "seed-file", required_argument, NULL, 'f' },
+                { "db", required_argument, NULL, 'd' },
+                {}
+        };
+        int o;
+
+        reset_getopt();
+        while ((o = getopt_long(argc, argv, "+", options, NULL)) >= 0) {
+                switch (o) {
+                case 's': c->seed_text = optarg; break;
+                case 'f': c->seed_file = optarg; break;
+                case 'd': c->db_path = optarg; break;
+                default: return EXIT_USAGE;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "secguardctl: unexpected argument to audit verify\n");
+                return EXIT_USAGE;
+        }
+        if (c->seed_text && c->seed_file) {
+                fprintf(stderr, "secguardctl: give --seed or --seed-file, not both\n");
+                return EXIT_USAGE;
+        }
+        if (c->seed_text || c->seed_file || c->db_path) {
+                *ret_cmd = CMD_AUDIT_VERIFY_OFFLINE;
+                return 0;
+        }
+        sg_writer_init(&c->w, SG_MSG_AUDIT_VERIFY);
+        *ret_cmd = CMD_AUDIT_VERIFY;
+        return 0;
+}
+
+static int parse_audit_setup_keys(struct ctl *c, int argc, char **argv, enum command *ret_cmd) {
+        static const struct option options[] = {
+                { "state-dir", required_argument, NULL, 'd' },
+                {}
+        };
+        int o;
+
+        reset_getopt();
+        while ((o = getopt_long(argc, argv, "+", options, NULL)) >= 0) {
+                if (o != 'd')
+                        return EXIT_USAGE;
+                c->state_dir = optarg;
+        }
+        if (optind < argc) {
+                fprintf(stderr, "secguardctl: unexpected argument to audit setup-keys\n");
+                return EXIT_USAGE;
+        }
+        *ret_cmd = CMD_AUDIT_SETUP_KEYS;
+        return 0;
 }
 
 /* --event takes the names of the common event table and nothing else. */
@@ -783,15 +947,10 @@ static int parse_audit(struct ctl *c, int argc, char **argv, enum command *ret_c
         char *end;
         int o;
 
-        if (argc > 1 && strcmp(argv[1], "verify") == 0) {
-                if (argc > 2) {
-                        fprintf(stderr, "secguardctl: audit verify takes no arguments\n");
-                        return EXIT_USAGE;
-                }
-                sg_writer_init(&c->w, SG_MSG_AUDIT_VERIFY);
-                *ret_cmd = CMD_AUDIT_VERIFY;
-                return 0;
-        }
+        if (argc > 1 && strcmp(argv[1], "verify") == 0)
+                return parse_audit_verify(c, argc - 1, argv + 1, ret_cmd);
+        if (argc > 1 && strcmp(argv[1], "setup-keys") == 0)
+                return parse_audit_setup_keys(c, argc - 1, argv + 1, ret_cmd);
         sg_writer_init(&c->w, SG_MSG_AUDIT_QUERY);
         reset_getopt();
         while ((o = getopt_long(argc, argv, "+", options, NULL)) >= 0) {
@@ -1251,6 +1410,10 @@ int main(int argc, char **argv) {
         }
         if (cmd == CMD_HASH)
                 return cmd_hash(&c, &cfg);
+        if (cmd == CMD_AUDIT_VERIFY_OFFLINE)
+                return cmd_audit_verify_offline(&c, &cfg);
+        if (cmd == CMD_AUDIT_SETUP_KEYS)
+                return cmd_audit_setup_keys(&c, &cfg);
         if (!c.socket)
                 c.socket = cfg.socket;
         c.timeout_ms = cfg.timeout_ms;

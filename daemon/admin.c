@@ -254,7 +254,8 @@ int admin_audit_query(Client *cl, const struct sg_msg *msg) {
 }
 
 /* The answer to AUDIT_VERIFY: r as sg_store_audit_verify(). */
-static int send_verify_result(Client *cl, int r, uint64_t bad, uint64_t rows, const char *detail) {
+static int send_verify_result(Client *cl, int r, uint64_t bad, uint64_t rows, const char *detail,
+                              const char *note) {
         struct sg_writer w;
 
         if (r == -EBADMSG) {
@@ -270,7 +271,8 @@ static int send_verify_result(Client *cl, int r, uint64_t bad, uint64_t rows, co
         if (r == 1) {
                 sg_writer_u64(&w, SG_F_ID, bad);
                 sg_writer_str(&w, SG_F_DETAIL, detail);
-        }
+        } else if (note && note[0])
+                sg_writer_str(&w, SG_F_DETAIL, note); /* intact, but this much was not checked */
         return client_send(cl, &w);
 }
 
@@ -278,7 +280,7 @@ static void verify_done(void *owner, const struct worker_verify_result *res) {
         Client *cl = owner;
         int r;
 
-        r = send_verify_result(cl, res->r, res->bad_id, res->rows, res->detail);
+        r = send_verify_result(cl, res->r, res->bad_id, res->rows, res->detail, res->note);
         if (r < 0) {
                 log_warning_errno(r, "AUDIT_VERIFY from pid %d failed", (int) client_peer(cl)->pid);
                 (void) client_send_error(cl, SG_ERR_INTERNAL, "internal error");
@@ -291,9 +293,10 @@ static void verify_done(void *owner, const struct worker_verify_result *res) {
  * at a time; a second one meanwhile is refused with SG_ERR_BUSY (docs/protocol.md). */
 int admin_audit_verify(Client *cl, const struct sg_msg *msg) {
         const Context *x = client_ctx(cl);
+        struct sg_audit_epoch_key ek;
         struct sg_audit_tail tail;
         uint64_t bad = 0, rows = 0;
-        char detail[512] = "";
+        char detail[1024] = "", note[512] = "";
         int r;
 
         (void) msg;
@@ -301,11 +304,15 @@ int admin_audit_verify(Client *cl, const struct sg_msg *msg) {
                 r = sg_store_audit_verify(x->store, &bad, detail, sizeof detail);
                 if (r >= 0 || r == -EBADMSG)
                         (void) sg_store_audit_count(x->store, &rows);
-                return send_verify_result(cl, r, bad, rows, detail);
+                if (r >= 0)
+                        (void) sg_store_audit_verify_note(x->store, note, sizeof note);
+                return send_verify_result(cl, r, bad, rows, detail, note);
         }
         sg_store_audit_committed_tail(x->store, &tail);
-        r = worker_verify(x->worker, &tail, cl, verify_done);
+        sg_store_audit_epoch_key(x->store, &ek);
+        r = worker_verify(x->worker, &tail, &ek, cl, verify_done);
         sodium_memzero(&tail, sizeof tail);
+        sodium_memzero(&ek, sizeof ek);
         if (r == -EBUSY)
                 return client_send_error(cl, SG_ERR_BUSY,
                                          worker_verifying(x->worker) ? "a verification is already running; try again when it ends"

@@ -15,14 +15,41 @@
 #include <sqlite3.h>
 
 #include "audit.h"
+#include "fss.h"
 
 typedef struct sg_audit_chain sg_audit_chain;
 
-/* Absorbs the key (into sodium_malloc'ed, read-only memory) and prepares the statements on
- * db, which must stay open until sg_audit_chain_free(). -ENOMEM; a statement that does not
- * prepare: -EBADMSG (a schema not ours) or the SQLite error as -errno, sqlite3_errmsg(db)
- * saying why. The tail is zeros until sg_audit_chain_load(). */
+/* Absorbs the static key (into sodium_malloc'ed memory; NULL: none, so rows written without
+ * an epoch are not checked and cannot be written) and prepares the statements on db, which
+ * must stay open until sg_audit_chain_free(). -ENOMEM; a statement that does not prepare:
+ * -EBADMSG (a schema not ours) or the SQLite error as -errno, sqlite3_errmsg(db) saying why.
+ * The tail is zeros until sg_audit_chain_load(). */
 int sg_audit_chain_new(sqlite3 *db, const uint8_t key[SG_AUDIT_KEY_BYTES], sg_audit_chain **ret);
+
+/* Forward-secure keys (common/fss.h, docs/threat-model.md). Rows appended after this carry
+ * epoch and are MACed under mac_key(key); verify takes it as the current epoch's key (every
+ * earlier epoch must be sealed, and rows of earlier epochs cannot be MAC-checked). The key
+ * is copied. -EINVAL. */
+int sg_audit_chain_set_epoch(sg_audit_chain *c, uint64_t epoch, const uint8_t key[SG_FSS_KEY_BYTES]);
+/* The key verify starts from: key(0) from the seed (current false), or the writer's current
+ * key. Epochs from it on are checked, stepping the key forward. */
+int sg_audit_chain_set_verify_key(sg_audit_chain *c, uint64_t epoch, const uint8_t key[SG_FSS_KEY_BYTES],
+                                  bool current);
+/* Wipes verify's epoch keys (base and cursor), so a reader keeps no epoch key between jobs:
+ * the key of an epoch that has ended must not outlive it in memory. */
+void sg_audit_chain_forget_verify_key(sg_audit_chain *c);
+bool sg_audit_chain_forward_secure(const sg_audit_chain *c);
+/* Copies the writer's epoch and key into ret (ret->set false without one). */
+void sg_audit_chain_epoch_key(const sg_audit_chain *c, struct sg_audit_epoch_key *ret);
+/* Ends the writer's epoch: a seal (epoch, tail id, tail mac, time) MACed under its key; a
+ * seal already there for that epoch is kept. -ENOKEY without an epoch. */
+int sg_audit_chain_seal(sg_audit_chain *c, uint64_t time_usec);
+/* Seals the rows written with the static key (epoch -1) unless some seal exists already. */
+int sg_audit_chain_seal_static(sg_audit_chain *c, uint64_t time_usec);
+/* The newest epoch the database knows (a row's or a seal's), -1 for none. */
+int sg_audit_chain_last_epoch(sg_audit_chain *c, int64_t *ret);
+/* After a verify: what it could not check, in words ("" when it checked everything). */
+int sg_audit_chain_verify_note(const sg_audit_chain *c, char *buf, size_t size);
 /* NULL-safe; finalizes the statements, wipes key and tail; returns NULL. */
 sg_audit_chain *sg_audit_chain_free(sg_audit_chain *c);
 /* Reads the tail the next row chains to: the newest row, else the prune anchor, else zeros. */

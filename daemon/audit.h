@@ -3,6 +3,7 @@
  * (audit-chain.h). Types only. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +37,13 @@ struct sg_audit_filter {
 struct sg_audit_tail {
         uint64_t id;
         uint8_t mac[SG_MAC_BYTES];
+};
+
+/* A forward-secure epoch key (common/fss.h) handed to a verification on another thread. */
+struct sg_audit_epoch_key {
+        bool set;
+        uint64_t epoch;
+        uint8_t key[32];
 };
 
 typedef int (*sg_audit_cb)(void *userdata, const struct sg_audit_row *r);

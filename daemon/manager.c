@@ -17,6 +17,7 @@
 #include <sodium.h>
 #include <systemd/sd-daemon.h>
 
+#include "audit-epoch.h"
 #include "audit-head.h"
 #include "cidr.h"
 #include "config.h"
@@ -59,6 +60,10 @@ struct Manager {
         uint8_t *token_key; /* sodium_malloc'ed, read-only once loaded */
         uint8_t seal_pk[32];
         AuditHead *head;
+        AuditEpoch *epoch;              /* forward-secure keys; NULL: not set up */
+        sd_event_source *epoch_timer;
+        bool epoch_unsaved;             /* audit.fss could not be replaced: retried each epoch */
+        char epoch_note[320];           /* for the daemon_start row */
 
         /* The parts the request layer works with; created and freed here. */
         Context ctx;
@@ -194,6 +199,8 @@ Manager *manager_free(Manager *m) {
         m->ctx.charges = charges_free(m->ctx.charges);
         m->ctx.sessions = sessions_free(m->ctx.sessions);
         m->head = audit_head_free(m->head);
+        m->epoch_timer = sd_event_source_disable_unref(m->epoch_timer);
+        m->epoch = audit_epoch_free(m->epoch);
         m->listen_source = sd_event_source_disable_unref(m->listen_source);
         m->maintenance_timer = sd_event_source_disable_unref(m->maintenance_timer);
         m->drain_timer = sd_event_source_disable_unref(m->drain_timer);
@@ -409,6 +416,123 @@ static int open_state(Manager *m) {
                 log_notice("%" PRIu64 " login attempts were in flight at the last stop; counted as failures",
                            abandoned);
         return audit_head_new(m->config.state_dir, m->config.sync_full, &m->head);
+}
+
+/* ---- forward-secure epochs (docs/threat-model.md) ---- */
+
+/* Replaces audit.fss with the current epoch's key; until that works the old key stays on
+ * disk, so it is retried at every epoch change. */
+static void epoch_save(Manager *m) {
+        int r = audit_epoch_save(m->epoch);
+
+        m->epoch_unsaved = r < 0;
+        if (r < 0)
+                log_error_errno(r, "cannot replace %s/" AUDIT_EPOCH_FILE " with the key of epoch %" PRIu64
+                                "; the previous epoch's key stays on disk until it can", m->config.state_dir,
+                                audit_epoch_current(m->epoch));
+}
+
+/* Ends the current epoch with its seal (in the transaction given), then moves the key on:
+ * rows appended from here on belong to the next epoch. The old key is wiped in memory here;
+ * the caller commits, then saves the file, before the loop acknowledges any new row. */
+static int epoch_seal_and_step(Manager *m, uint64_t now) {
+        int r;
+
+        r = sg_store_audit_seal(m->ctx.store, now);
+        if (r < 0)
+                return r;
+        audit_epoch_skip_to(m->epoch, audit_epoch_current(m->epoch) + 1);
+        return sg_store_audit_set_epoch(m->ctx.store, audit_epoch_current(m->epoch), audit_epoch_key(m->epoch));
+}
+
+/* At start: the key file against the log, the static-key rows sealed once, the epoch the
+ * daemon stopped in sealed, and a new epoch begun. */
+static int epochs_start(Manager *m) {
+        char err[PATH_MAX + 256] = "";
+        int64_t last = -1;
+        uint64_t e;
+        int r, q;
+
+        m->epoch_note[0] = '\0';
+        r = audit_epoch_load(m->config.state_dir, &m->epoch, err, sizeof err);
+        if (r < 0) {
+                log_error("forward-secure audit key: %s", err);
+                return r;
+        }
+        r = sg_store_audit_last_epoch(m->ctx.store, &last);
+        if (r < 0)
+                return store_failed(m, r, "cannot read the audit epochs");
+        if (!m->epoch) {
+                if (last >= 0) {
+                        snprintf(m->epoch_note, sizeof m->epoch_note,
+                                 AUDIT_EPOCH_FILE " is missing but the audit log has forward-secure rows up to "
+                                 "epoch %" PRId64 " (the key file was removed); new rows use the static key and "
+                                 "audit verify reports them", last);
+                        log_error("%s", m->epoch_note);
+                } else
+                        log_notice("forward-secure audit keys are not set up: whoever gets root can rewrite past "
+                                   "audit rows undetected; run \"secguardctl audit setup-keys\", keep the seed it "
+                                   "prints off this host, and restart secguardd");
+                return 0;
+        }
+        e = audit_epoch_current(m->epoch);
+        if (last > (int64_t) e) {
+                snprintf(m->epoch_note, sizeof m->epoch_note,
+                         AUDIT_EPOCH_FILE " holds the key of epoch %" PRIu64 " but the audit log reaches epoch %"
+                         PRId64 ": an older key file was put back; continuing after epoch %" PRId64, e, last, last);
+                log_error("%s", m->epoch_note);
+                audit_epoch_skip_to(m->epoch, (uint64_t) last);
+        }
+        r = sg_store_audit_set_epoch(m->ctx.store, audit_epoch_current(m->epoch), audit_epoch_key(m->epoch));
+        if (r >= 0)
+                r = sg_store_begin(m->ctx.store);
+        if (r < 0)
+                return store_failed(m, r, "cannot begin the audit epoch");
+        r = sg_store_audit_seal_static(m->ctx.store, sg_now_real_usec());
+        if (r >= 0)
+                r = epoch_seal_and_step(m, sg_now_real_usec());
+        q = r >= 0 ? sg_store_commit(m->ctx.store) : r;
+        if (q < 0) {
+                (void) sg_store_rollback(m->ctx.store);
+                return store_failed(m, q, "cannot seal the audit epoch");
+        }
+        epoch_save(m);
+        /* Availability first (a full disk must not lock every login out): go on, loudly; the
+         * old key stays on disk until a retry at the next epoch works. */
+        if (m->epoch_unsaved && !m->epoch_note[0])
+                snprintf(m->epoch_note, sizeof m->epoch_note, "cannot replace " AUDIT_EPOCH_FILE ": the key of "
+                         "epoch %" PRIu64 " stays on disk until it can", audit_epoch_current(m->epoch) - 1);
+        log_info("audit epoch %" PRIu64 " begins (forward-secure keys; the next every %" PRIu64 " s)",
+                 audit_epoch_current(m->epoch), m->config.seal_interval_sec);
+        return 0;
+}
+
+/* Ends the current epoch and begins the next, between two group commits. */
+static void epoch_change(Manager *m) {
+        int r;
+
+        r = txn_begin(m->ctx.txn);
+        if (r >= 0)
+                r = epoch_seal_and_step(m, sg_now_real_usec());
+        if (r < 0)
+                log_error_errno(r, "cannot end audit epoch %" PRIu64 "; it goes on", audit_epoch_current(m->epoch));
+        else {
+                /* Rows appended while the commit's replies go out are the new epoch's, and are
+                 * acknowledged only by a later commit, after the file is replaced below. */
+                (void) txn_commit(m->ctx.txn);
+                epoch_save(m);
+        }
+        if (m->epoch_unsaved && r < 0)
+                epoch_save(m);
+}
+
+static int on_epoch_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        (void) usec;
+        epoch_change(m);
+        (void) sd_event_source_set_time_relative(s, m->config.seal_interval_sec * USEC_PER_SEC);
+        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 
 static int check_no_other_daemon(const char *path) {
@@ -694,7 +818,7 @@ static int on_maintenance(sd_event_source *s, uint64_t usec, void *userdata) {
 
 int manager_startup(Manager *m) {
         struct sg_audit_event ev = { .event = "daemon_start", .pid = getpid(), .uid = geteuid() };
-        char detail[512], missing_tail[256], err[1024] = "";
+        char detail[1024], missing_tail[256], err[1024] = "";
         sigset_t mask;
         int r;
 
@@ -719,6 +843,8 @@ int manager_startup(Manager *m) {
                 return log_error_errno(r, "cannot watch signals");
 
         r = open_state(m);
+        if (r >= 0)
+                r = epochs_start(m);
         if (r < 0)
                 return r;
         audit_head_check(m->head, m->ctx.store, missing_tail, sizeof missing_tail);
@@ -746,6 +872,12 @@ int manager_startup(Manager *m) {
                                        MAINTENANCE_USEC, 0, on_maintenance, m);
         if (r < 0)
                 return r;
+        if (m->epoch) {
+                r = sd_event_add_time_relative(m->event, &m->epoch_timer, CLOCK_MONOTONIC,
+                                               m->config.seal_interval_sec * USEC_PER_SEC, 0, on_epoch_timer, m);
+                if (r < 0)
+                        return log_error_errno(r, "cannot start the audit epoch timer");
+        }
         r = maintenance(m);
         if (r == -EBADMSG)
                 return store_failed(m, r, "maintenance");
@@ -756,8 +888,9 @@ int manager_startup(Manager *m) {
         ev.time_usec = sg_now_real_usec();
         /* A note on audit.head is recorded in this row for good; a gap itself lives on in
          * the chain ids. */
-        snprintf(detail, sizeof detail, "version %s, %u hash permits%s%s", SECGUARD_VERSION,
-                 permits_max(m->ctx.permits), missing_tail[0] ? "; " : "", missing_tail);
+        snprintf(detail, sizeof detail, "version %s, %u hash permits%s%s%s%s", SECGUARD_VERSION,
+                 permits_max(m->ctx.permits), missing_tail[0] ? "; " : "", missing_tail,
+                 m->epoch_note[0] ? "; " : "", m->epoch_note);
         ev.detail = detail;
         r = context_emit(&m->ctx, &ev, false);
         if (r < 0)
@@ -772,5 +905,9 @@ int manager_run(Manager *m) {
         int r = sd_event_loop(m->event);
 
         (void) txn_commit(m->ctx.txn);
+        /* Seal the last epoch now rather than at the next start: while secguardd is down the
+         * disk then holds only a key no row was written under. */
+        if (m->epoch)
+                epoch_change(m);
         return r < 0 ? 1 : r;
 }

@@ -173,6 +173,16 @@ static const char *const migrations[] = {
         "  used_usec INTEGER NOT NULL DEFAULT 0,"
         "  revoked_usec INTEGER NOT NULL DEFAULT 0,"
         "  issuer_uid INTEGER NOT NULL);",
+        /* 5: forward-secure audit keys (docs/state.md). Rows, and the anchor, carry the epoch
+         * whose key MACed them (NULL: the static key); each epoch ends with a seal. */
+        "ALTER TABLE audit ADD COLUMN epoch INTEGER;"
+        "ALTER TABLE audit_anchor ADD COLUMN epoch INTEGER;"
+        "CREATE TABLE audit_seal("
+        "  epoch INTEGER PRIMARY KEY,"
+        "  last_id INTEGER NOT NULL,"
+        "  last_mac BLOB NOT NULL,"
+        "  time_usec INTEGER NOT NULL,"
+        "  mac BLOB NOT NULL);",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == SG_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -997,6 +1007,50 @@ int sg_store_audit_verify(sg_store *s, uint64_t *ret_bad_id, char *detail, size_
         return sg_audit_chain_verify(s->audit, ret_bad_id, detail, detailsize);
 }
 
+int sg_store_audit_verify_note(const sg_store *s, char *buf, size_t size) {
+        if (!s)
+                return -EINVAL;
+        return sg_audit_chain_verify_note(s->audit, buf, size);
+}
+
+int sg_store_audit_set_epoch(sg_store *s, uint64_t epoch, const uint8_t key[SG_FSS_KEY_BYTES]) {
+        if (!s)
+                return -EINVAL;
+        return sg_audit_chain_set_epoch(s->audit, epoch, key);
+}
+
+int sg_store_audit_seal(sg_store *s, uint64_t time_usec) {
+        int r = write_check(s);
+
+        if (r < 0)
+                return r;
+        r = sg_audit_chain_seal(s->audit, time_usec);
+        if (r < 0)
+                (void) tx_lost(s);
+        return r;
+}
+
+int sg_store_audit_seal_static(sg_store *s, uint64_t time_usec) {
+        int r = write_check(s);
+
+        if (r < 0)
+                return r;
+        r = sg_audit_chain_seal_static(s->audit, time_usec);
+        if (r < 0)
+                (void) tx_lost(s);
+        return r;
+}
+
+void sg_store_audit_epoch_key(const sg_store *s, struct sg_audit_epoch_key *ret) {
+        sg_audit_chain_epoch_key(s ? s->audit : NULL, ret);
+}
+
+int sg_store_audit_last_epoch(sg_store *s, int64_t *ret) {
+        if (!s)
+                return -EINVAL;
+        return sg_audit_chain_last_epoch(s->audit, ret);
+}
+
 int sg_store_audit_resume_after(sg_store *s, uint64_t last_id) {
         if (!s)
                 return -EINVAL;
@@ -1114,14 +1168,23 @@ static int reader_progress(void *userdata) {
 int sg_store_reader_open(const char *state_dir, const uint8_t *audit_key, sg_store_reader **ret, char *err,
                          size_t errsize) {
         char path[PATH_MAX];
-        sg_store_reader *rd;
-        int r, rc;
 
         set_err(err, errsize, "%s", "");
         if (!state_dir || !audit_key || !ret)
                 return -EINVAL;
         if ((size_t) snprintf(path, sizeof path, "%s/%s", state_dir, DB_NAME) >= sizeof path)
                 return -ENAMETOOLONG;
+        return sg_store_reader_open_file(path, audit_key, ret, err, errsize);
+}
+
+int sg_store_reader_open_file(const char *path, const uint8_t *audit_key, sg_store_reader **ret, char *err,
+                              size_t errsize) {
+        sg_store_reader *rd;
+        int r, rc;
+
+        set_err(err, errsize, "%s", "");
+        if (!path || !ret)
+                return -EINVAL;
         rd = calloc(1, sizeof *rd);
         if (!rd)
                 return -ENOMEM;
@@ -1215,6 +1278,35 @@ int sg_store_reader_audit_verify(sg_store_reader *rd, const struct sg_audit_tail
                         *ret_rows = n < 0 ? 0 : (uint64_t) n;
         }
         return reader_end(rd, r);
+}
+
+int sg_store_reader_set_epoch_key(sg_store_reader *rd, uint64_t epoch, const uint8_t key[SG_FSS_KEY_BYTES],
+                                  bool current) {
+        if (!rd)
+                return -EINVAL;
+        return sg_audit_chain_set_verify_key(rd->audit, epoch, key, current);
+}
+
+void sg_store_reader_forget_epoch_key(sg_store_reader *rd) {
+        if (rd)
+                sg_audit_chain_forget_verify_key(rd->audit);
+}
+
+int sg_store_reader_audit_last_epoch(sg_store_reader *rd, int64_t *ret) {
+        int r;
+
+        if (!rd)
+                return -EINVAL;
+        r = reader_begin(rd);
+        if (r < 0)
+                return r;
+        return reader_end(rd, sg_audit_chain_last_epoch(rd->audit, ret));
+}
+
+int sg_store_reader_audit_note(const sg_store_reader *rd, char *buf, size_t size) {
+        if (!rd)
+                return -EINVAL;
+        return sg_audit_chain_verify_note(rd->audit, buf, size);
 }
 
 int sg_store_reader_audit_query(sg_store_reader *rd, const struct sg_audit_filter *f, sg_audit_cb cb,

@@ -17,8 +17,9 @@
 #include <stdint.h>
 
 #include "audit.h"
+#include "fss.h"
 
-#define SG_STORE_SCHEMA_VERSION 4
+#define SG_STORE_SCHEMA_VERSION 5
 
 typedef struct sg_store sg_store;
 
@@ -140,6 +141,19 @@ int sg_store_audit_verify(sg_store *s, uint64_t *ret_bad_id, char *detail, size_
  * the missing ids on every run from now on. 0 also when nothing is missing; -EINVAL when
  * last_id is below the chain's tail. In memory until that next row commits. */
 int sg_store_audit_resume_after(sg_store *s, uint64_t last_id);
+/* After a verify: what it could not check, in words ("" when everything was checked). */
+int sg_store_audit_verify_note(const sg_store *s, char *buf, size_t size);
+
+/* ---- forward-secure keys (docs/threat-model.md) ----
+ * From sg_store_audit_set_epoch() on, appended rows carry the epoch and its MAC key; the
+ * seals go in the caller's transaction. See audit-chain.h. */
+int sg_store_audit_set_epoch(sg_store *s, uint64_t epoch, const uint8_t key[SG_FSS_KEY_BYTES]);
+int sg_store_audit_seal(sg_store *s, uint64_t time_usec);        /* ends the current epoch */
+int sg_store_audit_seal_static(sg_store *s, uint64_t time_usec); /* ends the static-key rows, once */
+int sg_store_audit_last_epoch(sg_store *s, int64_t *ret);        /* -1 when none */
+/* A copy of the current epoch's key for a verification elsewhere (ret->set false: none);
+ * the caller wipes it. */
+void sg_store_audit_epoch_key(const sg_store *s, struct sg_audit_epoch_key *ret);
 /* Deletes from the head: rows older than before_usec (0 = no age limit) and beyond max_rows
  * (0 = no row limit), recording the last deleted row's id and mac as the anchor, with the
  * anchor's own MAC (HMAC under the audit key, domain separated from the row MACs). */
@@ -167,7 +181,20 @@ typedef struct sg_store_reader sg_store_reader;
 /* Same errors as sg_store_open(); the audit key is absorbed as by the store. */
 int sg_store_reader_open(const char *state_dir, const uint8_t *audit_key, sg_store_reader **ret, char *err,
                          size_t errsize);
+/* The same on a database file named directly (secguardctl audit verify --db); audit_key may
+ * be NULL (rows written with the static key are then not MAC-checked). */
+int sg_store_reader_open_file(const char *path, const uint8_t *audit_key, sg_store_reader **ret, char *err,
+                              size_t errsize);
 sg_store_reader *sg_store_reader_free(sg_store_reader *r); /* NULL-safe; returns NULL */
+/* The key the next verify starts from (sg_audit_chain_set_verify_key()). */
+int sg_store_reader_set_epoch_key(sg_store_reader *r, uint64_t epoch, const uint8_t key[SG_FSS_KEY_BYTES],
+                                  bool current);
+/* Wipes the key sg_store_reader_set_epoch_key() gave (and any derived from it). */
+void sg_store_reader_forget_epoch_key(sg_store_reader *r);
+/* sg_store_audit_last_epoch() on this connection. */
+int sg_store_reader_audit_last_epoch(sg_store_reader *r, int64_t *ret);
+/* After sg_store_reader_audit_verify(): what it could not check ("" when nothing). */
+int sg_store_reader_audit_note(const sg_store_reader *r, char *buf, size_t size);
 /* stop(userdata) is polled during long statements; true ends them with -ECANCELED. */
 void sg_store_reader_set_stop(sg_store_reader *r, bool (*stop)(void *userdata), void *userdata);
 /* sg_store_audit_verify() on this connection, against expect (sg_store_audit_committed_tail()

@@ -45,6 +45,7 @@ struct Job {
 
         /* verify */
         struct sg_audit_tail expect;
+        struct sg_audit_epoch_key ek;
         worker_verify_done_fn verify_done;
         struct worker_verify_result verify;
 
@@ -101,6 +102,7 @@ static Job *job_free(Worker *w, Job *j) {
         free(j->event);
         free(j->rhost);
         sodium_memzero(&j->expect, sizeof j->expect);
+        sodium_memzero(&j->ek, sizeof j->ek);
         free(j);
         return NULL;
 }
@@ -167,10 +169,16 @@ static void run_job(Worker *w, Job *j) {
         if (atomic_load(&j->cancelled))
                 return;
         w->current = j;
-        if (j->kind == JOB_VERIFY)
+        if (j->kind == JOB_VERIFY) {
+                if (j->ek.set)
+                        (void) sg_store_reader_set_epoch_key(w->reader, j->ek.epoch, j->ek.key, true);
                 j->verify.r = sg_store_reader_audit_verify(w->reader, &j->expect, &j->verify.bad_id, &j->verify.rows,
                                                            j->verify.detail, sizeof j->verify.detail);
-        else
+                if (j->verify.r >= 0)
+                        (void) sg_store_reader_audit_note(w->reader, j->verify.note, sizeof j->verify.note);
+                sg_store_reader_forget_epoch_key(w->reader);
+                sodium_memzero(&j->ek, sizeof j->ek);
+        } else
                 j->query_r = sg_store_reader_audit_query(w->reader, &j->filter, copy_row, j);
         w->current = NULL;
 }
@@ -373,7 +381,8 @@ static void submit(Worker *w, Job *j) {
         pthread_mutex_unlock(&w->lock);
 }
 
-int worker_verify(Worker *w, const struct sg_audit_tail *expect, void *owner, worker_verify_done_fn done) {
+int worker_verify(Worker *w, const struct sg_audit_tail *expect, const struct sg_audit_epoch_key *ek, void *owner,
+                  worker_verify_done_fn done) {
         Job *j;
 
         if (!w || !expect || !done)
@@ -386,6 +395,8 @@ int worker_verify(Worker *w, const struct sg_audit_tail *expect, void *owner, wo
         j->kind = JOB_VERIFY;
         j->owner = owner;
         j->expect = *expect;
+        if (ek)
+                j->ek = *ek;
         j->verify_done = done;
         w->verify_queued = true;
         submit(w, j);

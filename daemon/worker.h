@@ -23,7 +23,7 @@
 typedef struct Worker Worker;
 
 #define WORKER_JOBS_MAX 8                /* waiting or running; more get -EBUSY */
-#define WORKER_DETAIL_MAX 512
+#define WORKER_DETAIL_MAX 1024
 #define WORKER_QUERY_BYTES_MAX (48u << 20) /* a query result larger than this: -ENOBUFS */
 
 struct worker_verify_result {
@@ -31,6 +31,7 @@ struct worker_verify_result {
         uint64_t bad_id;  /* when broken */
         uint64_t rows;    /* rows in the verified snapshot */
         char detail[WORKER_DETAIL_MAX];
+        char note[WORKER_DETAIL_MAX]; /* what could not be checked ("" when nothing) */
 };
 
 /* verify_done runs once, with the result; row gets each row of a query, oldest first, a
@@ -50,7 +51,10 @@ Worker *worker_free(Worker *w);
 
 /* Verifies the chain up to expect (sg_store_audit_committed_tail()). -EBUSY: a verification
  * is already waiting or running (one at a time), or WORKER_JOBS_MAX jobs are. */
-int worker_verify(Worker *w, const struct sg_audit_tail *expect, void *owner, worker_verify_done_fn done);
+/* ek (may be NULL) is the current forward-secure epoch key, copied into the job and wiped
+ * with it. */
+int worker_verify(Worker *w, const struct sg_audit_tail *expect, const struct sg_audit_epoch_key *ek, void *owner,
+                  worker_verify_done_fn done);
 /* Runs an audit query; the filter's strings are copied. -EBUSY as above. */
 int worker_query(Worker *w, const struct sg_audit_filter *f, void *owner, worker_row_fn row,
                  worker_query_done_fn done);

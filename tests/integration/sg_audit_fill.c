@@ -3,7 +3,10 @@
  * sg_audit_fill STATE_DIR ROWS: appends ROWS audit rows with the daemon's own chain code
  * (audit-chain.c, same key), so a test gets a large, intact audit log in seconds: the store
  * creates the schema, then one unsynced transaction on a connection of our own appends.
- * Creates STATE_DIR/audit.key (0600) when absent. Run it while no daemon uses the directory.
+ * Creates STATE_DIR/audit.key (0600) when absent. With forward-secure keys set up
+ * (STATE_DIR/audit.fss, from secguardctl audit setup-keys) the rows carry the file's epoch and
+ * its MAC key, as the daemon would write them in that epoch (it seals the epoch at its next
+ * start). Run it while no daemon uses the directory.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +20,8 @@
 #include <sodium.h>
 
 #include "audit-chain.h"
+#include "fss.h"
+#include "keyfile.h"
 #include "store.h"
 
 
@@ -39,6 +44,22 @@ static int load_or_make_key(const char *dir, uint8_t key[SG_AUDIT_KEY_BYTES]) {
         n = write(fd, key, SG_AUDIT_KEY_BYTES);
         close(fd);
         return n == SG_AUDIT_KEY_BYTES ? 0 : -EIO;
+}
+
+/* 1 with the epoch and key of STATE_DIR/audit.fss, 0 when there is none. */
+static int load_epoch(const char *dir, uint64_t *ret_epoch, uint8_t key[SG_FSS_KEY_BYTES]) {
+        uint8_t buf[SG_FSS_STATE_BYTES];
+        char path[4096], err[4200];
+        int r;
+
+        snprintf(path, sizeof path, "%s/audit.fss", dir);
+        r = sg_key_read(path, buf, sizeof buf, err, sizeof err);
+        if (r == -ENOENT)
+                return 0;
+        if (r >= 0)
+                r = sg_fss_state_decode(buf, ret_epoch, key);
+        sodium_memzero(buf, sizeof buf);
+        return r < 0 ? r : 1;
 }
 
 static int exec(sqlite3 *db, const char *sql) {
@@ -111,6 +132,15 @@ static int fill(const char *dir, const uint8_t key[SG_AUDIT_KEY_BYTES], uint64_t
                 r = sg_audit_chain_new(db, key, &c);
         if (r >= 0)
                 r = sg_audit_chain_load(c);
+        if (r >= 0) {
+                uint8_t ekey[SG_FSS_KEY_BYTES];
+                uint64_t epoch = 0;
+
+                r = load_epoch(dir, &epoch, ekey);
+                if (r == 1)
+                        r = sg_audit_chain_set_epoch(c, epoch, ekey);
+                sodium_memzero(ekey, sizeof ekey);
+        }
         if (r >= 0)
                 r = drop_indexes(db, &ix);
         for (uint64_t i = 0; i < rows && r >= 0; i++) {

@@ -125,6 +125,7 @@ static void test_defaults(void **state) {
         assert_int_equal(c.max_rows, 1000000);
         assert_string_equal(c.key_file, "");
         assert_string_equal(c.seal_public_key, "");
+        assert_int_equal(c.seal_interval_sec, 900);
         /* The defaults are a valid configuration. */
         assert_int_equal(sg_config_check(&c, err, sizeof err), 0);
 }
@@ -642,7 +643,7 @@ static void test_dump(void **state) {
                 assert_true(dot < eq && eq < strchr(line, '\n'));
                 lines++;
         }
-        assert_int_equal(lines, 54); /* every key of struct sg_config */
+        assert_int_equal(lines, 55); /* every key of struct sg_config */
         n = (int) strlen(out);
         free(out);
 
@@ -840,7 +841,7 @@ static void test_example_config_matches_defaults(void **state) {
                 fail_msg("etc/secguard.conf with every key uncommented: %s", err);
         a = dump(&c);
         assert_string_equal(a, b);
-        assert_int_equal(keys, 54);
+        assert_int_equal(keys, 55);
         free(a);
         free(b);
         free(uncommented);

@@ -294,7 +294,7 @@ static void test_migrations_create_schema(void **state) {
         static const char *const names[] = { "attempts", "locks", "audit", "audit_anchor",
                                              "attempts_time", "attempts_pending", "audit_user",
                                              "audit_event", "audit_rhost", "audit_time", "sessions",
-                                             "tokens" };
+                                             "tokens", "audit_seal" };
         char sql[256];
 
         (void) state;
@@ -307,7 +307,7 @@ static void test_migrations_create_schema(void **state) {
         /* A second open finds the schema current and changes nothing. */
         sg_store_free(open_store());
         assert_int_equal(raw_int("PRAGMA user_version"), SG_STORE_SCHEMA_VERSION);
-        assert_int_equal(raw_int("SELECT count(*) FROM sqlite_schema WHERE type = 'table'"), 6);
+        assert_int_equal(raw_int("SELECT count(*) FROM sqlite_schema WHERE type = 'table'"), 7);
 }
 
 struct lock_seen {
@@ -825,7 +825,7 @@ static void test_sql_payloads_verbatim(void **state) {
         assert_intact(s);
         sg_store_free(s);
         assert_int_equal(raw_int("SELECT count(*) FROM audit"), 7);
-        assert_int_equal(raw_int("SELECT count(*) FROM sqlite_schema WHERE type = 'table'"), 6);
+        assert_int_equal(raw_int("SELECT count(*) FROM sqlite_schema WHERE type = 'table'"), 7);
 }
 
 /* ---- the chain ---- */
@@ -1144,6 +1144,9 @@ static void test_anchor_mac_not_a_row_mac(void **state) {
 
 /* A database from schema 1 (anchor without a MAC) is migrated; its anchor is reported as
  * unauthenticated until the daemon's next prune replaces it. */
+/* Back to before schema 4 (forward-secure keys), for the tests of older databases. */
+#define UNDO_SCHEMA_5 "DROP TABLE audit_seal; ALTER TABLE audit DROP COLUMN epoch; ALTER TABLE audit_anchor DROP COLUMN epoch; "
+
 static void test_anchor_from_schema_1(void **state) {
         uint64_t deleted = 0;
         sg_store *s;
@@ -1153,7 +1156,7 @@ static void test_anchor_from_schema_1(void **state) {
         append_ten(s);
         assert_int_equal(sg_store_audit_prune(s, 0, 8, &deleted), 0);
         sg_store_free(s);
-        raw_exec("ALTER TABLE audit_anchor DROP COLUMN mac; DROP TABLE sessions; DROP TABLE tokens; "
+        raw_exec(UNDO_SCHEMA_5 "ALTER TABLE audit_anchor DROP COLUMN mac; DROP TABLE sessions; DROP TABLE tokens; "
                  "PRAGMA user_version = 1");
         s = open_store();
         assert_int_equal(raw_int("PRAGMA user_version"), SG_STORE_SCHEMA_VERSION);
@@ -1164,6 +1167,72 @@ static void test_anchor_from_schema_1(void **state) {
         assert_int_equal(sg_store_audit_prune(s, 0, 8, &deleted), 0);
         assert_int_equal(deleted, 1);
         assert_intact(s);
+        sg_store_free(s);
+}
+
+/* ---- forward-secure epochs ---- */
+
+/* Verifies dbpath on a reader of our own, from key(0) (the seed) or with no epoch key. */
+static int reader_verify(const uint8_t *key0, uint64_t *bad, char *detail, size_t size, char *note, size_t notesize) {
+        struct sg_audit_tail none = { 0 };
+        sg_store_reader *rd = NULL;
+        uint64_t rows = 0;
+        char err[512];
+        int r;
+
+        assert_int_equal(sg_store_reader_open_file(dbpath, key, &rd, err, sizeof err), 0);
+        if (key0)
+                assert_int_equal(sg_store_reader_set_epoch_key(rd, 0, key0, false), 0);
+        r = sg_store_reader_audit_verify(rd, &none, bad, &rows, detail, size);
+        assert_int_equal(sg_store_reader_audit_note(rd, note, notesize), 0);
+        sg_store_reader_free(rd);
+        return r;
+}
+
+/* Two epochs: the daemon's view (key of epoch 1) checks epoch 1 and says what it did not
+ * check; an edit in epoch 0 slips past it and is named from key(0); a removed seal and an
+ * epoch cut at its end are named either way. */
+static void test_epochs(void **state) {
+        uint8_t seed[SG_FSS_SEED_BYTES] = { 7 }, k0[SG_FSS_KEY_BYTES], k1[SG_FSS_KEY_BYTES];
+        char detail[512], note[512];
+        uint64_t bad = 0;
+        sg_store *s;
+
+        (void) state;
+        sg_fss_key0(seed, k0);
+        sg_fss_step(k0, k1);
+        s = open_store();
+        append_ten(s); /* static-key rows 1..10 */
+        assert_int_equal(sg_store_audit_set_epoch(s, 0, k0), 0);
+        assert_int_equal(sg_store_begin(s), 0);
+        assert_int_equal(sg_store_audit_seal_static(s, 1), 0);
+        assert_int_equal(append(s, 1100, "auth_failure", "alice", NULL), 11);
+        assert_int_equal(append(s, 1200, "auth_failure", "alice", NULL), 12);
+        assert_int_equal(sg_store_audit_seal(s, 1250), 0);
+        assert_int_equal(sg_store_audit_set_epoch(s, 1, k1), 0);
+        assert_int_equal(append(s, 1300, "auth_success", "alice", NULL), 13);
+        assert_int_equal(sg_store_commit(s), 0);
+        assert_intact(s);
+        assert_int_equal(sg_store_audit_verify_note(s, note, sizeof note), 0);
+        assert_non_null(strstr(note, "MACs of 2 rows of epochs 0..0 not checked"));
+        assert_int_equal(reader_verify(k0, &bad, detail, sizeof detail, note, sizeof note), 0);
+        assert_string_equal(note, "");
+        assert_int_equal(reader_verify(NULL, &bad, detail, sizeof detail, note, sizeof note), 0);
+        assert_non_null(strstr(note, "no key (give --seed)"));
+
+        raw_exec("UPDATE audit SET detail = 'forged' WHERE id = 11");
+        assert_intact(s); /* the threat: the daemon holds no key of epoch 0 */
+        assert_int_equal(reader_verify(k0, &bad, detail, sizeof detail, note, sizeof note), 1);
+        assert_int_equal(bad, 11);
+        assert_non_null(strstr(detail, "row 11: MAC mismatch"));
+        raw_exec("UPDATE audit SET detail = NULL WHERE id = 11");
+
+        raw_exec("DELETE FROM audit WHERE id = 12");
+        assert_int_equal(reader_verify(k0, &bad, detail, sizeof detail, note, sizeof note), 1);
+        assert_non_null(strstr(detail, "epoch 0: rows 12..12 missing at its end"));
+        assert_broken(s, 12, "epoch 0: rows 12..12 missing at its end");
+        raw_exec("DELETE FROM audit_seal WHERE epoch = 0");
+        assert_broken(s, 11, "epoch 0: no seal");
         sg_store_free(s);
 }
 
@@ -1234,7 +1303,7 @@ static void test_sessions_from_schema_2(void **state) {
         s = open_store();
         append_ten(s);
         sg_store_free(s);
-        raw_exec("DROP TABLE sessions; DROP TABLE tokens; PRAGMA user_version = 2");
+        raw_exec(UNDO_SCHEMA_5 "DROP TABLE sessions; DROP TABLE tokens; PRAGMA user_version = 2");
         s = open_store();
         assert_int_equal(raw_int("PRAGMA user_version"), SG_STORE_SCHEMA_VERSION);
         assert_int_equal(raw_int("SELECT count(*) FROM audit"), 10);
@@ -1348,7 +1417,7 @@ static void test_tokens_from_schema_3(void **state) {
         assert_int_equal(sg_store_session_put(s, &session_a), 0);
         assert_int_equal(sg_store_commit(s), 0);
         sg_store_free(s);
-        raw_exec("DROP TABLE tokens; PRAGMA user_version = 3");
+        raw_exec(UNDO_SCHEMA_5 "DROP TABLE tokens; PRAGMA user_version = 3");
         s = open_store();
         assert_int_equal(raw_int("PRAGMA user_version"), SG_STORE_SCHEMA_VERSION);
         assert_int_equal(sg_store_session_foreach(s, see_session, &seen), 0);
@@ -1678,6 +1747,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_anchor_mac_bound_to_fields, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_anchor_mac_not_a_row_mac, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_anchor_from_schema_1, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_epochs, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_resume_after_tail_cut, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_resume_after_then_rollback, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_prune_inside_transaction, setup, teardown),

@@ -50,10 +50,12 @@ struct counts {
         uint64_t allow, deny, overload, errors;
         uint64_t connects;
         double elapsed;    /* seconds, measured by the worker from the barrier */
+        double lat_us[3];  /* median, p99, p99.9 of one unit (connect, when -R, to its last reply) */
 };
 
 struct conn {
         int fd;
+        double started; /* when this unit of work began (before its connect, with -R) */
         int phase; /* 0 idle (send next), 1 awaiting PRECHECK/EVENT reply, 2 awaiting REPORT reply */
         size_t in_len;
         uint8_t in[SG_FRAME_MAX];
@@ -61,6 +63,26 @@ struct conn {
 
 static struct sg_writer *writer;
 static struct sg_msg *msg;
+
+/* Each unit's time, for the percentiles; the first LAT_MAX units of a worker. */
+#define LAT_MAX 2000000
+static double *lat;
+static size_t lat_n;
+
+static int cmp_double(const void *a, const void *b) {
+        double x = *(const double *) a, y = *(const double *) b;
+
+        return x < y ? -1 : x > y;
+}
+
+static void lat_summary(struct counts *k) {
+        if (!lat_n)
+                return;
+        qsort(lat, lat_n, sizeof *lat, cmp_double);
+        k->lat_us[0] = lat[lat_n / 2] * 1e6;
+        k->lat_us[1] = lat[(size_t) ((double) lat_n * 0.99)] * 1e6;
+        k->lat_us[2] = lat[(size_t) ((double) lat_n * 0.999)] * 1e6;
+}
 
 static double now_s(void) {
         return (double) sg_now_mono_usec() / 1e6;
@@ -153,9 +175,12 @@ static int on_reply(const struct opts *o, struct conn *c, struct counts *k, bool
                         return -EAGAIN; /* not locked: drop it (the daemon settles it as abandoned) */
         }
         k->done++;
+        if (lat_n < LAT_MAX)
+                lat[lat_n++] = now_s() - c->started;
         c->phase = 0;
         if (stopping)
                 return 0;
+        c->started = now_s();
         if (o->reconnect) {
                 conn_close(c);
                 int r = conn_open(o, c, k);
@@ -205,7 +230,8 @@ static int worker(const struct opts *o, int barrier_fd, int result_fd) {
 
         writer = malloc(sizeof *writer);
         msg = malloc(sizeof *msg);
-        if (!conns || !pfd || !writer || !msg)
+        lat = malloc(LAT_MAX * sizeof *lat);
+        if (!conns || !pfd || !writer || !msg || !lat)
                 return 1;
         for (int i = 0; i < o->conns; i++)
                 conns[i].fd = -1;
@@ -213,11 +239,13 @@ static int worker(const struct opts *o, int barrier_fd, int result_fd) {
                 return 1;
         t0 = now_s();
         stop_at = t0 + o->seconds;
-        for (int i = 0; i < o->conns; i++)
+        for (int i = 0; i < o->conns; i++) {
+                conns[i].started = now_s();
                 if (conn_open(o, &conns[i], &k) < 0 || send_first(o, &conns[i]) < 0) {
                         k.errors++;
                         conn_close(&conns[i]);
                 }
+        }
 
         for (;;) {
                 bool stopping = now_s() >= stop_at;
@@ -244,6 +272,7 @@ static int worker(const struct opts *o, int barrier_fd, int result_fd) {
                                 if (r != -EAGAIN)
                                         k.errors++;
                                 conn_close(&conns[i]);
+                                conns[i].started = now_s();
                                 if (!stopping && (conn_open(o, &conns[i], &k) < 0 ||
                                                   send_first(o, &conns[i]) < 0)) {
                                         k.errors++;
@@ -253,6 +282,7 @@ static int worker(const struct opts *o, int barrier_fd, int result_fd) {
                 }
         }
         k.elapsed = now_s() - t0;
+        lat_summary(&k);
         for (int i = 0; i < o->conns; i++)
                 conn_close(&conns[i]);
         if (write(result_fd, &k, sizeof k) != (ssize_t) sizeof k)
@@ -329,7 +359,7 @@ int main(int argc, char **argv) {
         struct opts o = { .user = "benchuser", .rhost = "", .seconds = 5, .procs = 2, .conns = 8 };
         struct counts total = { 0 };
         int barrier[2], result[2], c, status, rc = 0;
-        double max_elapsed = 0, rate = 0;
+        double max_elapsed = 0, rate = 0, lat_us[3] = { 0 };
 
         while ((c = getopt_long(argc, argv, "s:u:r:t:p:c:R", options, NULL)) >= 0) {
                 switch (c) {
@@ -394,13 +424,17 @@ int main(int argc, char **argv) {
                 rate += k.elapsed > 0 ? (double) k.done / k.elapsed : 0;
                 if (k.elapsed > max_elapsed)
                         max_elapsed = k.elapsed;
+                for (int j = 0; j < 3; j++) /* the slowest worker's (exact with -p 1) */
+                        if (k.lat_us[j] > lat_us[j])
+                                lat_us[j] = k.lat_us[j];
         }
         while (wait(&status) > 0)
                 if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
                         rc = 1;
         printf("mode=%s procs=%d conns=%d reconnect=%d seconds=%.2f done=%" PRIu64 " rate=%.0f "
-               "allow=%" PRIu64 " deny=%" PRIu64 " overload=%" PRIu64 " errors=%" PRIu64 " connects=%" PRIu64 "\n",
+               "allow=%" PRIu64 " deny=%" PRIu64 " overload=%" PRIu64 " errors=%" PRIu64 " connects=%" PRIu64
+               " lat_p50_us=%.0f lat_p99_us=%.0f lat_p999_us=%.0f\n",
                argv[optind], o.procs, o.conns, o.reconnect, max_elapsed, total.done, rate, total.allow,
-               total.deny, total.overload, total.errors, total.connects);
+               total.deny, total.overload, total.errors, total.connects, lat_us[0], lat_us[1], lat_us[2]);
         return rc;
 }

@@ -1019,26 +1019,25 @@ int sg_store_audit_set_epoch(sg_store *s, uint64_t epoch, const uint8_t key[SG_F
         return sg_audit_chain_set_epoch(s->audit, epoch, key);
 }
 
-int sg_store_audit_seal(sg_store *s, uint64_t time_usec) {
+/* A seal (seal_fn: under the epoch's key, or the static key's) inside the open transaction;
+ * a failure loses the transaction, as any failed write does. */
+static int audit_seal(sg_store *s, int (*seal_fn)(sg_audit_chain *, uint64_t), uint64_t time_usec) {
         int r = write_check(s);
 
         if (r < 0)
                 return r;
-        r = sg_audit_chain_seal(s->audit, time_usec);
+        r = seal_fn(s->audit, time_usec);
         if (r < 0)
                 (void) tx_lost(s);
         return r;
 }
 
-int sg_store_audit_seal_static(sg_store *s, uint64_t time_usec) {
-        int r = write_check(s);
+int sg_store_audit_seal(sg_store *s, uint64_t time_usec) {
+        return audit_seal(s, sg_audit_chain_seal, time_usec);
+}
 
-        if (r < 0)
-                return r;
-        r = sg_audit_chain_seal_static(s->audit, time_usec);
-        if (r < 0)
-                (void) tx_lost(s);
-        return r;
+int sg_store_audit_seal_static(sg_store *s, uint64_t time_usec) {
+        return audit_seal(s, sg_audit_chain_seal_static, time_usec);
 }
 
 void sg_store_audit_epoch_key(const sg_store *s, struct sg_audit_epoch_key *ret) {

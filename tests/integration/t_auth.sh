@@ -68,6 +68,11 @@ expect_fail() { # name user password [rhost]
 expect_fail wrong_password alice "not the password"
 expect_fail unknown_user mallory "anything"
 expect_fail locked_hash locked "whatever"
+# An account without a password yet ("!" alone, as useradd leaves it): reason no_password.
+cp -p "$T/shadow" "$T/shadow.keep"
+sed -i 's/^locked:[^:]*:/locked:!:/' "$T/shadow"
+expect_fail no_password locked "whatever"
+cp -p "$T/shadow.keep" "$T/shadow"
 expect_fail unsupported_hash olddes "anything"
 expect_fail too_long alice "$(head -c 2000 /dev/zero | tr '\0' a)"
 # pamtester reads one line, so only "\b" arrives here: this checks the outcome of an odd
@@ -89,7 +94,7 @@ check "SQL payload stored verbatim" test "$(sg_sql "SELECT count(*) FROM audit W
 check "daemon still answers after hostile input" sgctl status >/dev/null
 
 # The audit log holds the truth the user never sees.
-for reason in bad_password unknown_user locked_hash unsupported_hash password_too_long hash_cost; do
+for reason in bad_password unknown_user locked_hash no_password unsupported_hash password_too_long hash_cost; do
         check "audit has reason $reason" grep -q "\"reason\":\"$reason\"" <(sgctl --json audit --event auth_failure --limit 1000)
 done
 check "sshd fake password counted as bad_password" test "$(sgctl --json audit --user alice --event auth_failure --limit 1000 | grep -c bad_password)" -ge 3

@@ -57,6 +57,9 @@
 /* pam_set_data name of the mark a one-time token login leaves for the account and password
  * phases of the same transaction: a new password is required (docs/protocol.md, REPORT). */
 #define TOKEN_DATA "pam_secguard_token_login"
+/* pam_set_data name of what a successful authentication read, for the account phase of the
+ * same transaction (struct auth_memo). */
+#define MEMO_DATA "pam_secguard_auth_memo"
 
 struct args {
         const char *config;
@@ -115,7 +118,65 @@ static void config_fallback(struct login *l, const char *err) {
         l->config_broken = true;
 }
 
-static int login_init(struct login *l, pam_handle_t *pamh, int flags, int argc, const char **argv) {
+/* The config and the user's aging fields as a successful authentication read them, so the
+ * account phase that follows in the same transaction (sshd, su, login: always) parses neither
+ * file again. It is used only for the same user and the same module arguments; anything else
+ * reads the files as before. The hash is never kept. */
+struct auth_memo {
+        char args[1024]; /* the module arguments, each followed by a NUL */
+        size_t args_len;
+        char user[SG_USER_MAX + 1];
+        struct sg_config cfg;
+        struct sg_shadow_entry entry; /* hash wiped */
+};
+
+static bool memo_args(int argc, const char **argv, char *buf, size_t size, size_t *ret_len) {
+        size_t len = 0;
+
+        for (int i = 0; i < argc; i++) {
+                size_t n = strlen(argv[i]) + 1;
+
+                if (n > size - len)
+                        return false;
+                memcpy(buf + len, argv[i], n);
+                len += n;
+        }
+        *ret_len = len;
+        return true;
+}
+
+static void memo_free(pam_handle_t *pamh, void *data, int status) {
+        (void) pamh;
+        (void) status;
+        if (data) {
+                sodium_memzero(data, sizeof(struct auth_memo));
+                free(data);
+        }
+}
+
+static void memo_drop(pam_handle_t *pamh) {
+        (void) pam_set_data(pamh, MEMO_DATA, NULL, NULL);
+}
+
+/* The memo for this call, or NULL when there is none or it was made for other arguments.
+ * The caller still compares the user. */
+static const struct auth_memo *memo_find(pam_handle_t *pamh, int argc, const char **argv) {
+        const void *v = NULL;
+        const struct auth_memo *m;
+        char args[sizeof m->args];
+        size_t len;
+
+        if (pam_get_data(pamh, MEMO_DATA, &v) != PAM_SUCCESS || !v)
+                return NULL;
+        m = v;
+        if (!memo_args(argc, argv, args, sizeof args, &len) || len != m->args_len ||
+            memcmp(args, m->args, len) != 0)
+                return NULL;
+        return m;
+}
+
+static int login_init(struct login *l, pam_handle_t *pamh, int flags, int argc, const char **argv,
+                      const struct auth_memo *memo) {
         char err[512];
         int r;
 
@@ -128,6 +189,10 @@ static int login_init(struct login *l, pam_handle_t *pamh, int flags, int argc, 
         r = parse_args(pamh, argc, argv, &l->args);
         if (r < 0)
                 return r;
+        if (memo) {
+                l->cfg = memo->cfg; /* checked when it was loaded; the socket= override is in it */
+                goto loaded;
+        }
         sg_config_defaults(&l->cfg);
         r = sg_config_load(&l->cfg, l->args.config, !l->args.config_given, err, sizeof err);
         if (r >= 0 && l->args.socket)
@@ -136,6 +201,7 @@ static int login_init(struct login *l, pam_handle_t *pamh, int flags, int argc, 
                 r = sg_config_check(&l->cfg, err, sizeof err);
         if (r < 0)
                 config_fallback(l, err);
+loaded:
         l->wait_left_usec = (uint64_t) l->cfg.timeout_ms * 1000;
         l->msg = malloc(sizeof *l->msg);
         return l->msg ? 0 : -ENOMEM;
@@ -634,13 +700,38 @@ static int pam_result(int r, int failure) {
         }
 }
 
+/* After a successful authentication: the memo for the account phase (struct auth_memo). A
+ * memo that cannot be made costs the account phase a read of both files, nothing else. */
+static void memo_keep(const struct login *l, int argc, const char **argv) {
+        struct auth_memo *m;
+
+        if (l->config_broken || !l->input_valid || !l->user_known || strlen(l->user) > SG_USER_MAX)
+                return;
+        m = calloc(1, sizeof *m);
+        if (!m)
+                return;
+        if (!memo_args(argc, argv, m->args, sizeof m->args, &m->args_len)) {
+                free(m);
+                return;
+        }
+        strcpy(m->user, l->user); /* length checked above */
+        m->cfg = l->cfg;
+        m->entry = l->sh.entry;
+        sodium_memzero(m->entry.hash, sizeof m->entry.hash);
+        if (pam_set_data(l->pamh, MEMO_DATA, m, memo_free) != PAM_SUCCESS)
+                memo_free(l->pamh, m, 0);
+}
+
 PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv) {
         struct login l;
         int r;
 
-        r = login_init(&l, pamh, flags, argc, argv);
+        memo_drop(pamh); /* an earlier authentication's memo never outlives a new attempt */
+        r = login_init(&l, pamh, flags, argc, argv, NULL);
         if (r >= 0)
                 r = authenticate(&l);
+        if (r == 0)
+                memo_keep(&l, argc, argv);
         login_done(&l);
         return pam_result(r, PAM_AUTH_ERR);
 }
@@ -681,17 +772,23 @@ static int shadow_expiry(const struct login *l, const struct sg_shadow_entry *e,
 /* Shadow expiry as pam_unix does it, and (optionally) the daemon's locks for logins that
  * did not go through our auth (SSH keys). */
 PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+        const struct auth_memo *memo = memo_find(pamh, argc, argv);
         struct login l;
         long today = (long) (time(NULL) / 86400);
         int r, ret = PAM_SUCCESS;
 
-        r = login_init(&l, pamh, flags, argc, argv);
+        r = login_init(&l, pamh, flags, argc, argv, memo);
         if (r < 0) {
                 login_done(&l);
                 return PAM_AUTH_ERR;
         }
         login_read_items(&l);
-        login_lookup(&l, false);
+        if (memo && l.input_valid && strcmp(memo->user, l.user) == 0) {
+                l.sh.entry = memo->entry;
+                l.sh.user = 0;
+                l.user_known = true;
+        } else
+                login_lookup(&l, false);
         if (!l.input_valid || !l.user_known)
                 ret = PAM_USER_UNKNOWN; /* as pam_unix: no shadow entry, no account */
         else
@@ -800,7 +897,7 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
         struct login l;
         int r;
 
-        r = login_init(&l, pamh, flags, argc, argv);
+        r = login_init(&l, pamh, flags, argc, argv, NULL);
         if (r >= 0)
                 r = open_session(&l);
         login_done(&l);
@@ -821,7 +918,7 @@ PAM_EXTERN int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, con
         id = data;
         if (!id || !sg_valid_session_id(id))
                 return PAM_SUCCESS; /* nothing registered by us */
-        r = login_init(&l, pamh, flags, argc, argv);
+        r = login_init(&l, pamh, flags, argc, argv, NULL);
         w = r >= 0 ? malloc(sizeof *w) : NULL;
         if (w) {
                 sg_writer_init(w, SG_MSG_SESSION_CLOSE);
@@ -939,7 +1036,7 @@ PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const c
         struct login l;
         int r;
 
-        r = login_init(&l, pamh, flags, argc, argv);
+        r = login_init(&l, pamh, flags, argc, argv, NULL);
         if (r >= 0)
                 r = change_password(&l, flags);
         login_done(&l);

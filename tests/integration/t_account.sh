@@ -36,6 +36,17 @@ check "inside the warning period: passes" acct warned
 check "... and says when the password expires" grep -q "expire in 5 days" "$T/pam.out"
 check "an empty last-change date disables aging (shadow(5))" acct noaging
 
+# Authentication and account in one transaction, as sshd, su and login run them: the account
+# phase reuses what the authentication read (the config and the aging fields, never the hash)
+# and must decide exactly as when it reads the files itself.
+auth_acct() { printf '%s\n' "$SG_PW_ALICE" | sg_pam "$1" authenticate acct_mgmt >"$T/pam.out" 2>&1; }
+check "auth + account, one transaction: a current account passes" auth_acct alice
+check "auth + account: an expired account is refused" ! auth_acct expired
+check "auth + account: expired says so" grep -qi "expired" "$T/pam.out"
+check "auth + account: last change 0 forces a new password" ! auth_acct mustchange
+check "auth + account: inside the warning period passes" auth_acct warned
+check "auth + account: ... and says when the password expires" grep -q "expire in 5 days" "$T/pam.out"
+
 # account_locks: a user locked from a source is refused there even without a password.
 for i in 1 2; do sg_auth alice wrong 192.0.2.9 || true; done
 check "locked (user, source): account refused from there" ! sg_pam -I rhost=192.0.2.9 alice acct_mgmt

@@ -44,6 +44,15 @@ check "nothing under /usr/etc or /usr/local" ! grep -Eq '^/usr/(etc|local)/' "$T
 check "control: Package secguard" test "$(dpkg-deb -f "$deb" Package)" = secguard
 check "control: Version $version" test "$(dpkg-deb -f "$deb" Version)" = "$version"
 check "control: depends on libpam-runtime (pam-auth-update)" sh -c 'dpkg-deb -f "$1" Depends | grep -q libpam-runtime' sh "$deb"
+check "control: Built-Using names the inih linked into the module" \
+        sh -c 'dpkg-deb -f "$1" Built-Using | grep -Eq "^libinih \(= [0-9]"' sh "$deb"
+mkdir "$T/data"
+dpkg-deb -x "$deb" "$T/data"
+check "the packaged module needs no shared libinih" \
+        sh -c '! readelf -dW "$1" | grep -q "NEEDED.*libinih"' sh "$T/data/usr/lib/$triplet/security/pam_secguard.so"
+check "... and exports only the PAM entry points" \
+        sh -c 'test -z "$(nm -D --defined-only "$1" | awk "{print \$3}" | grep -v "^pam_sm_")"' \
+        sh "$T/data/usr/lib/$triplet/security/pam_secguard.so"
 mkdir "$T/control"
 dpkg-deb -e "$deb" "$T/control"
 check "the config is a conffile" grep -qx /etc/secguard/secguard.conf "$T/control/conffiles"

@@ -10,6 +10,7 @@ struct Client {
         Conn *conn;
         const Context *ctx;
         struct sg_msg *msg;
+        uint32_t msg_used_max; /* the most of msg->data any request used: what to wipe */
         struct login_attempt *login;
         struct txn_waiter commit; /* the held replies wait for this commit */
         void (*commit_failed)(Client *cl, int r);
@@ -45,8 +46,11 @@ Client *client_free(Client *cl) {
         if (!cl)
                 return NULL;
         txn_cancel(&cl->commit);
-        /* A user field may hold a password typed in the wrong place. */
-        sodium_memzero(cl->msg, sizeof *cl->msg);
+        /* A user field may hold a password typed in the wrong place. Only the part of the
+         * 66 KiB buffer a request ever used (client_msg_decoded) can hold one. */
+        sodium_memzero(cl->msg, offsetof(struct sg_msg, data) +
+                                        (cl->msg_used_max < sizeof cl->msg->data ? cl->msg_used_max
+                                                                                 : sizeof cl->msg->data));
         free(cl->msg);
         free(cl);
         return NULL;
@@ -62,6 +66,11 @@ const struct conn_peer *client_peer(const Client *cl) {
 
 const Context *client_ctx(const Client *cl) {
         return cl->ctx;
+}
+
+void client_msg_decoded(Client *cl) {
+        if (cl->msg->used > cl->msg_used_max)
+                cl->msg_used_max = cl->msg->used;
 }
 
 struct sg_msg *client_msg(Client *cl) {

@@ -17,6 +17,7 @@
 #include "log.h"
 
 #define CONN_OUT_MAX (64u * 1024u * 1024u) /* a listing larger than this is cut short */
+#define SWEEP_ACCURACY_USEC 10000u           /* timeouts may end up to 10 ms late */
 
 struct Conn {
         ConnSet *set;
@@ -24,7 +25,8 @@ struct Conn {
         Conn *gc_next;     /* set->gc, when gc_queued */
         bool gc_queued;
         int fd;
-        sd_event_source *io, *timer;
+        sd_event_source *io;
+        uint64_t deadline; /* CLOCK_MONOTONIC usec; 0: none (the owner keeps time) */
         struct conn_peer peer;
         void *data; /* the owner's, from ops->opened */
 
@@ -49,12 +51,17 @@ struct ConnSet {
         size_t n_conns;
         Conn *gc;
         sd_event_source *gc_source;
+        /* One timer for all connections (conn_arm_timer): armed at sweep_at, UINT64_MAX when
+         * off. A deadline that moves later (every request does) costs no system call; the
+         * sweep finds the new earliest when it fires. */
+        sd_event_source *sweep;
+        uint64_t sweep_at;
         void (*drained)(void *userdata);
         void *drained_userdata;
 };
 
 static int conn_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
-static int conn_on_timer(sd_event_source *s, uint64_t usec, void *userdata);
+static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata);
 
 static bool out_pending(const Conn *c) {
         return c->out_off < c->out_len;
@@ -70,12 +77,22 @@ static void conn_maybe_gc(Conn *c) {
         (void) sd_event_source_set_enabled(c->set->gc_source, SD_EVENT_ONESHOT);
 }
 
+/* Brings the sweep forward to t if it is armed later (or not at all). */
+static void sweep_by(ConnSet *s, uint64_t t) {
+        if (t >= s->sweep_at)
+                return;
+        if (sd_event_source_set_time(s->sweep, t) < 0 ||
+            sd_event_source_set_enabled(s->sweep, SD_EVENT_ONESHOT) < 0)
+                return;
+        s->sweep_at = t;
+}
+
 static void conn_arm_timer(Conn *c) {
         uint64_t usec;
 
         if (c->busy && !out_pending(c)) {
                 /* The owner is working on an answer and owns its deadline (a permit wait). */
-                (void) sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
+                c->deadline = 0;
                 return;
         }
         if (c->in_len > 0 || out_pending(c) || c->closing)
@@ -84,15 +101,18 @@ static void conn_arm_timer(Conn *c) {
                 usec = c->peer.is_root ? c->set->limits.idle_usec : c->set->limits.nonroot_idle_usec;
         /* From the clock, not sd_event_now(): the loop's cached time can be seconds old after a
          * slow commit or a SIGSTOP, and a fresh request would then time out at once. */
-        (void) sd_event_source_set_time(c->timer, sg_now_mono_usec() + usec);
-        (void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
+        c->deadline = sg_now_mono_usec() + usec;
+        sweep_by(c->set, c->deadline);
 }
 
 /* Re-derives the epoll mask and the timer from the state. */
 static void conn_update(Conn *c) {
         uint32_t ev = 0;
 
-        if (!c->closing && !c->busy)
+        /* EPOLLIN stays on while a request is answered: the mask then changes for no request
+         * (two epoll_ctl calls each before), and a client that sends before its reply is cut
+         * off at once (conn_on_io), as this protocol wants. */
+        if (!c->closing)
                 ev |= EPOLLIN;
         if (out_pending(c) && !c->held)
                 ev |= EPOLLOUT;
@@ -164,11 +184,11 @@ static void conn_free(Conn *c) {
         s->n_conns--;
 
         c->io = sd_event_source_disable_unref(c->io);
-        c->timer = sd_event_source_disable_unref(c->timer);
         close(c->fd);
         /* A user field may hold a password typed in the wrong place: wipe the frame and the
-         * replies (the owner wipes what it decoded and kept). */
-        sodium_memzero(c->in, SG_FRAME_MAX);
+         * replies (the owner wipes what it decoded and kept). Each request's frame was wiped
+         * when it was answered (conn_request_done): only a frame still open is left. */
+        sodium_memzero(c->in, c->in_len);
         free(c->in);
         if (c->out)
                 sodium_memzero(c->out, c->out_cap);
@@ -209,6 +229,13 @@ int conn_set_new(sd_event *event, const struct conn_ops *ops, void *owner, ConnS
                 return r;
         }
         (void) sd_event_source_set_enabled(s->gc_source, SD_EVENT_OFF);
+        r = sd_event_add_time(event, &s->sweep, CLOCK_MONOTONIC, 0, SWEEP_ACCURACY_USEC, on_sweep, s);
+        if (r < 0) {
+                conn_set_free(s);
+                return r;
+        }
+        (void) sd_event_source_set_enabled(s->sweep, SD_EVENT_OFF);
+        s->sweep_at = UINT64_MAX;
         *ret = s;
         return 0;
 }
@@ -219,6 +246,7 @@ ConnSet *conn_set_free(ConnSet *s) {
         while (s->conns)
                 conn_free(s->conns);
         s->gc_source = sd_event_source_disable_unref(s->gc_source);
+        s->sweep = sd_event_source_disable_unref(s->sweep);
         sd_event_unref(s->event);
         free(s);
         return NULL;
@@ -290,10 +318,6 @@ int conn_set_add(ConnSet *s, int fd) {
         r = sd_event_add_io(s->event, &c->io, fd, EPOLLIN, conn_on_io, c);
         if (r < 0)
                 goto fail;
-        r = sd_event_add_time(s->event, &c->timer, CLOCK_MONOTONIC, sg_now_mono_usec() + s->limits.idle_usec, 0,
-                              conn_on_timer, c);
-        if (r < 0)
-                goto fail;
 
         c->next = s->conns;
         if (s->conns)
@@ -319,7 +343,6 @@ int conn_set_add(ConnSet *s, int fd) {
         return 0;
 fail:
         c->io = sd_event_source_disable_unref(c->io);
-        c->timer = sd_event_source_disable_unref(c->timer);
         free(c->in);
         free(c);
         close(fd);
@@ -537,12 +560,22 @@ static int conn_on_io(sd_event_source *s, int fd, uint32_t revents, void *userda
         return 0;
 }
 
-static int conn_on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        Conn *c = userdata;
+/* Ends the connections past their deadline and arms itself for the earliest one left. */
+static int on_sweep(sd_event_source *src, uint64_t usec, void *userdata) {
+        ConnSet *s = userdata;
+        uint64_t now = sg_now_mono_usec();
 
-        (void) s;
+        (void) src;
         (void) usec;
-        log_debug("closing connection of pid %d: timed out", (int) c->peer.pid);
-        conn_abort(c);
+        s->sweep_at = UINT64_MAX; /* a oneshot: off now */
+        for (Conn *c = s->conns; c; c = c->next)
+                if (!c->gc_queued && c->deadline && c->deadline <= now) {
+                        c->deadline = 0;
+                        log_debug("closing connection of pid %d: timed out", (int) c->peer.pid);
+                        conn_abort(c); /* frees nothing now: the free is deferred (on_gc) */
+                }
+        for (const Conn *c = s->conns; c; c = c->next)
+                if (!c->gc_queued && c->deadline)
+                        sweep_by(s, c->deadline);
         return 0;
 }

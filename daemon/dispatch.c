@@ -107,6 +107,7 @@ static bool handle(Client *cl, const uint8_t *frame, size_t len) {
 
         dispatch_flush_suppressed(client_ctx(cl), false);
         r = sg_msg_decode(frame, len, msg);
+        client_msg_decoded(cl);
         if (r < 0)
                 refuse(cl, SG_PEER_PROTOCOL_ERROR, SG_ERR_PROTOCOL, sg_proto_strerror(r));
         else if (dispatch_permission(msg->type) == 0)

@@ -11,6 +11,7 @@ struct Client {
         const Context *ctx;
         struct sg_msg *msg;
         uint32_t msg_used_max; /* the most of msg->data any request used: what to wipe */
+        bool urgent;           /* the held reply lets a login hash (client_mark_urgent) */
         struct login_attempt *login;
         struct txn_waiter commit; /* the held replies wait for this commit */
         void (*commit_failed)(Client *cl, int r);
@@ -68,6 +69,10 @@ const Context *client_ctx(const Client *cl) {
         return cl->ctx;
 }
 
+void client_mark_urgent(Client *cl) {
+        cl->urgent = true;
+}
+
 void client_msg_decoded(Client *cl) {
         if (cl->msg->used > cl->msg_used_max)
                 cl->msg_used_max = cl->msg->used;
@@ -106,6 +111,8 @@ int client_send_decision(Client *cl, uint64_t decision, uint32_t delay_ms) {
 
 void client_finish(Client *cl) {
         /* Without an open transaction the replies go now (txn_wait calls back at once). */
+        cl->commit.urgent = cl->urgent;
+        cl->urgent = false;
         txn_wait(cl->ctx->txn, &cl->commit);
         conn_request_done(cl->conn);
 }

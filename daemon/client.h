@@ -34,6 +34,8 @@ const Context *client_ctx(const Client *cl);
 struct sg_msg *client_msg(Client *cl); /* the buffer the current request is decoded into */
 /* After each decode into client_msg(): notes how much of the buffer it used, for the wipe. */
 void client_msg_decoded(Client *cl);
+/* The reply held now lets a login hash once committed: its commit is urgent (txn.h). */
+void client_mark_urgent(Client *cl);
 struct login_attempt *client_login(const Client *cl);
 void client_set_login(Client *cl, struct login_attempt *a);
 

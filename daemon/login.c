@@ -182,8 +182,10 @@ static struct login_attempt *attempt_of(struct permit_req *p) {
 static int send_allow(struct login_attempt *a) {
         int r = client_send_decision(a->cl, SG_DECISION_ALLOW, a->delay_ms);
 
-        if (r >= 0)
+        if (r >= 0) {
                 a->allow_mark = conn_queued_bytes(client_conn(a->cl));
+                client_mark_urgent(a->cl);
+        }
         return r;
 }
 
@@ -524,6 +526,8 @@ int login_report(Client *cl, const struct sg_msg *msg) {
                         r = client_send(cl, &w);
                         if (r >= 0 && (result == SG_RESULT_SUCCESS || token_id))
                                 a->success_mark = conn_queued_bytes(client_conn(cl));
+                        if (r >= 0) /* the login's last wait: urgent as its ALLOW was */
+                                client_mark_urgent(cl);
                 }
         }
         if (token)

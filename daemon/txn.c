@@ -17,6 +17,8 @@ struct Txn {
         unsigned ops;
         struct txn_waiter *waiting;   /* replies waiting for the open transaction */
         struct txn_waiter *releasing; /* being told the result of a commit */
+        unsigned n_urgent;            /* urgent waiters since the last commit (txn.h) */
+        uint64_t first_urgent_usec;
         void (*committed)(void *userdata, int r);
         void *userdata;
 };
@@ -111,6 +113,10 @@ void txn_wait(Txn *t, struct txn_waiter *w) {
                 return;
         }
         list_push(&t->waiting, w);
+        /* Counted until the commit, even if taken back (a connection ended): at worst a
+         * commit runs a little early or late. */
+        if (w->urgent && t->n_urgent++ == 0)
+                t->first_urgent_usec = sg_now_mono_usec();
 }
 
 int txn_commit(Txn *t) {
@@ -123,6 +129,7 @@ int txn_commit(Txn *t) {
         r = sg_store_commit(t->store);
         t->open = false;
         t->ops = 0;
+        t->n_urgent = 0;
         if (t->idle)
                 (void) sd_event_source_set_enabled(t->idle, SD_EVENT_OFF);
         if (r < 0) {
@@ -155,6 +162,10 @@ int txn_commit(Txn *t) {
 }
 
 void txn_after_request(Txn *t) {
-        if (t->open && t->ops >= TXN_MAX_OPS)
+        if (!t->open)
+                return;
+        if (t->ops >= TXN_MAX_OPS ||
+            (t->n_urgent > 0 && t->n_urgent <= TXN_URGENT_FEW &&
+             sg_now_mono_usec() - t->first_urgent_usec >= TXN_URGENT_USEC))
                 (void) txn_commit(t);
 }

@@ -16,6 +16,12 @@
 #include "store.h"
 
 #define TXN_MAX_OPS 512 /* commit at least this often under load */
+/* The idle-priority commit waits until the loop has nothing else to do. Under a flood of
+ * requests that need no hash (a locked source) that can be long, and a legitimate login
+ * would wait behind it. When only a few logins wait to hash (many would share the commit
+ * anyway), one waiting this long makes the commit run after the next request. */
+#define TXN_URGENT_FEW 2
+#define TXN_URGENT_USEC 200
 
 typedef struct Txn Txn;
 
@@ -24,6 +30,9 @@ struct txn_waiter {
         struct txn_waiter **list; /* the list it is on, NULL when not waiting */
         /* r: 0, or the commit's -errno (the transaction was rolled back). */
         void (*done)(struct txn_waiter *w, int r);
+        /* Set by the caller before txn_wait(): a login is about to hash once this commit is
+         * done (an ALLOW). A few such waiters are not left behind a busy loop for long. */
+        bool urgent;
 };
 
 /* committed(userdata, r) runs after each commit, once the waiters have been told. */
@@ -42,5 +51,6 @@ void txn_wait(Txn *t, struct txn_waiter *w);
 void txn_cancel(struct txn_waiter *w);
 /* Commits now. Returns the commit's result (0 when nothing was open). */
 int txn_commit(Txn *t);
-/* After a request: commits now when the open transaction holds TXN_MAX_OPS writes. */
+/* After a request: commits now when the open transaction holds TXN_MAX_OPS writes, or when
+ * at most TXN_URGENT_FEW urgent waiters wait and the first has waited TXN_URGENT_USEC. */
 void txn_after_request(Txn *t);

@@ -24,6 +24,7 @@
 #include "audit-keys.h"
 #include "config.h"
 #include "event_table.h"
+#include "fleet-status.h"
 #include "hashes.h"
 #include "io.h"
 #include "protocol.h"
@@ -88,6 +89,9 @@ static void usage(FILE *f) {
                 "  locks                        current lockouts\n"
                 "  unlock USER                  clear a user's lock (audited)\n"
                 "  unlock --rhost ADDR          clear a source address's lock (audited)\n"
+                "  fleet status [--state-dir DIR]\n"
+                "                               secguard-fleetd: PostgreSQL connection, lag, last\n"
+                "                               shipped id (exit 1 when not running or not connected)\n"
                 "  audit [--user U] [--event E] [--rhost H] [--since T] [--until T] [--limit N]\n"
                 "        [--reveal --key SECRET_KEY_FILE]\n"
                 "                               review events, newest last (T: ISO-8601 UTC,\n"
@@ -1388,6 +1392,9 @@ int main(int argc, char **argv) {
                 usage(stderr);
                 return EXIT_USAGE;
         }
+        /* fleet status reads secguard-fleetd's status file: no daemon, no config. */
+        if (strcmp(argv[optind], "fleet") == 0)
+                return ctl_fleet(argc - optind, argv + optind, c.json);
         if (parse_command(&c, argc - optind, argv + optind, &cmd) != 0) {
                 usage(stderr);
                 return EXIT_USAGE;

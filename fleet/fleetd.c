@@ -868,7 +868,7 @@ static int apply_result(struct fleetd *f, PGresult *res) {
                         .reason = PQgetvalue(res, i, 6),
                 };
                 const char *why;
-                char msg[256], ekey[300], ehost[300];
+                char msg[256], ekey[300], ehost[300], ekind[300];
 
                 /* Our own lockouts are already in force here. */
                 if (d.lock && strcmp(d.origin_host, f->host_id) == 0 && strcmp(d.reason, "lockout") == 0) {
@@ -879,8 +879,9 @@ static int apply_result(struct fleetd *f, PGresult *res) {
                                          sizeof msg) < 0) {
                         sg_escape(d.key, strlen(d.key), ekey, sizeof ekey);
                         sg_escape(d.origin_host, strlen(d.origin_host), ehost, sizeof ehost);
-                        logp(LOG_ERR, "decision %" PRId64 " rejected (%s): %s (kind and key \"%s\", origin host \"%s\"); "
-                             "not sent to secguardd", d.id, why, msg, ekey, ehost);
+                        sg_escape(d.kind, strlen(d.kind), ekind, sizeof ekind);
+                        logp(LOG_ERR, "decision %" PRId64 " rejected (%s): %s (%s %s \"%s\" from host \"%s\"); "
+                             "not sent to secguardd", d.id, why, msg, d.lock ? "lock" : "unlock", ekind, ekey, ehost);
                         f->decisions_rejected++;
                         f->applied_id = d.id;
                         continue;

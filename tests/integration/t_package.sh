@@ -37,7 +37,9 @@ for f in /usr/sbin/secguardd /usr/sbin/secguardctl "/usr/lib/$triplet/security/p
         /usr/lib/systemd/catalog/secguard.catalog /usr/lib/sysusers.d/secguard.conf \
         /etc/secguard/secguard.conf /usr/share/pam-configs/secguard \
         /usr/share/man/man5/secguard.conf.5.gz /usr/share/man/man8/secguardd.8.gz \
-        /usr/share/man/man8/secguardctl.8.gz /usr/share/man/man8/pam_secguard.8.gz; do
+        /usr/share/man/man8/secguardctl.8.gz /usr/share/man/man8/pam_secguard.8.gz \
+        /usr/sbin/secguard-fleetd /lib/systemd/system/secguard-fleetd.service \
+        /usr/share/man/man8/secguard-fleetd.8.gz /usr/share/doc/secguard/fleet.md.gz; do
         check "package ships $f" grep -qx "$f" "$T/contents"
 done
 check "nothing under /usr/etc or /usr/local" ! grep -Eq '^/usr/(etc|local)/' "$T/contents"

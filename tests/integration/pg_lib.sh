@@ -20,6 +20,9 @@ PG_DIR=
 PG_PORT=5432
 PG_STARTED=
 PG_WAIT_S=${PG_WAIT_S:-30}
+# Commands the EXIT trap runs before it stops the server (a test's own helpers, say); they
+# cannot change the exit status.
+PG_EXIT_HOOKS=()
 
 pg_log() { printf '# pg: %s\n' "$*" >&2; }
 
@@ -101,8 +104,11 @@ pg_chain_trap() {
 }
 
 pg_exit_trap() {
-        local rc=$?
+        local rc=$? hook
         set +e
+        for hook in "${PG_EXIT_HOOKS[@]}"; do
+                eval "$hook"
+        done
         pg_stop immediate >/dev/null 2>&1
         if [ -n "$PG_DIR" ] && [ -d "$PG_DIR" ]; then
                 if [ "$rc" -ne 0 ] && [ -f "$PG_DIR/log/server.log" ]; then
@@ -114,6 +120,7 @@ pg_exit_trap() {
                 *) rm -rf "$PG_DIR" ;;
                 esac
         fi
+        # The previous trap (lib.sh's sg_cleanup) reads the status from $?: give it ours.
         if [ -n "$PG_PREV_TRAP" ]; then
                 (exit "$rc")
                 eval "$PG_PREV_TRAP"

@@ -13,7 +13,9 @@
 #  7. hostile decisions inserted directly in PostgreSQL (invalid address, absurd until) are
 #     refused with a clear log line and lock nothing; the daemon refuses them too when sent
 #     straight to its socket;
-#  8. row-level security: host A's role cannot write host B's rows or delete audit rows.
+#  8. row-level security: host A's role cannot write host B's rows or delete audit rows;
+#  9. a bulk backlog (host C, 20000 rows made with sg_audit_fill) is shipped: rows/s printed.
+# Host B's helper runs as nobody (B's [fleet] user), A's as root.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pg_lib.sh"
 
@@ -78,6 +80,12 @@ mkdir -m 0755 "$T/b" "$T/b/run"
 mkdir -m 0700 "$T/b/state" "$T/fa" "$T/fb"
 sed -e "s|$T/run/|$T/b/run/|" -e "s|state_dir = $T/state|state_dir = $T/b/state|" "$T/secguard.conf" |
         sed -e "s|user=fleet_a|user=fleet_b|" -e "s|$T/a.pw|$T/b.pw|" -e "s|$HA|$HB|" >"$T/b/secguard.conf"
+# Host B's helper runs as nobody, its [fleet] user (secguardd grants that uid the FLEET_*
+# requests); it owns its password file and state dir and runs a copy of the binary (nobody
+# may not reach the build tree).
+echo "user = nobody" >>"$T/b/secguard.conf"
+chown nobody "$T/b.pw" "$T/fb"
+install -m 0755 "$FLEETD" "$T/secguard-fleetd"
 chmod 0644 "$T/b/secguard.conf"
 sed "s|config=$T/secguard.conf|config=$T/b/secguard.conf|" "$T/pam.d/sgtest" >"$T/pam.d/sgtestb"
 grep -q "$T/b/run/secguardd.sock" "$T/b/secguard.conf" || fail "host B config"
@@ -96,9 +104,12 @@ start_b() {
 }
 declare -A FPID
 start_fleetd() { # a|b
-        local conf=$T/secguard.conf
-        [ "$1" = b ] && conf=$T/b/secguard.conf
-        "$FLEETD" --config "$conf" --state-dir "$T/f$1" --debug >>"$T/f$1.log" 2>&1 &
+        if [ "$1" = b ]; then
+                setpriv --reuid=nobody --regid=nogroup --clear-groups \
+                        "$T/secguard-fleetd" --config "$T/b/secguard.conf" --state-dir "$T/fb" --debug >>"$T/fb.log" 2>&1 &
+        else
+                "$FLEETD" --config "$T/secguard.conf" --state-dir "$T/fa" --debug >>"$T/fa.log" 2>&1 &
+        fi
         FPID[$1]=$!
 }
 kill9_fleetd() {
@@ -108,22 +119,26 @@ kill9_fleetd() {
 }
 stop_all() {
         local h
-        for h in a b; do
+        for h in a b c; do
                 if [ -n "${FPID[$h]:-}" ]; then kill -TERM "${FPID[$h]}" 2>/dev/null || true; fi
         done
-        for h in a b; do
+        for h in a b c; do
                 if [ -n "${FPID[$h]:-}" ]; then wait "${FPID[$h]}" 2>/dev/null || true; fi
         done
         if [ -n "$B_PID" ]; then kill -TERM "$B_PID" 2>/dev/null || true; wait "$B_PID" 2>/dev/null || true; fi
 }
 # Stop the helpers and daemon B before lib.sh's and pg_lib's cleanup (that runs from the EXIT trap).
-PG_PREV_TRAP="stop_all; $PG_PREV_TRAP"
+PG_EXIT_HOOKS+=(stop_all)
 on_fail_logs() {
         local h
         for h in a b; do
                 echo "--- secguard-fleetd $h (last 25 lines) ---" >&2
                 tail -n 25 "$T/f$h.log" >&2 2>/dev/null || true
         done
+        if [ -s "$T/fx.log" ]; then
+                echo "--- the refused helper ---" >&2
+                tail -n 5 "$T/fx.log" >&2
+        fi
         echo "--- secguardd B (last 15 lines) ---" >&2
         tail -n 15 "$T/b/daemon.log" >&2 2>/dev/null || true
 }
@@ -177,6 +192,19 @@ now_ms() { date +%s%3N; }
 
 sg_start_daemon
 start_b
+# A helper running as an account that is not A's [fleet] user is refused by the daemon.
+# (Its config is A's without the password: it asks the daemon first, whatever PostgreSQL says.)
+mkdir -m 0700 "$T/fx" && chown nobody "$T/fx"
+grep -v '^password_file' "$T/secguard.conf" >"$T/fx.conf"
+chmod 0644 "$T/fx.conf"
+setpriv --reuid=nobody --regid=nogroup --clear-groups "$T/secguard-fleetd" --config "$T/fx.conf" \
+        --state-dir "$T/fx" >"$T/fx.log" 2>&1 &
+xpid=$!
+for i in $(seq 1 100); do grep -q 'refused FLEET_EXPORT' "$T/fx.log" && break; sleep 0.05; done
+kill -TERM "$xpid" 2>/dev/null || true
+wait "$xpid" 2>/dev/null || true
+check "secguardd refuses FLEET_EXPORT to a uid that is not its [fleet] user (logged by the helper)" \
+        grep -q 'secguardd refused FLEET_EXPORT: permission' "$T/fx.log"
 start_fleetd a
 start_fleetd b
 
@@ -365,6 +393,38 @@ check "host A's role cannot update audit rows" ! as_a -c "UPDATE secguard.audit 
 check "host A's role cannot read host B's rows" test "$(PGPASSWORD=$(cat "$T/a.pw") PGHOST=$PG_SOCKDIR PGPORT=$PG_PORT PGUSER=fleet_a PGDATABASE=fleet \
         timeout 10 "$(pg_psql_bin)" -X -qAt -c "SELECT count(*) FROM secguard.audit WHERE host_id = '$HB'")" -eq 0
 check "... but may count failures fleet-wide" as_a -c "SELECT secguard.source_failures('$SPREAD', 0)"
+
+# ---- 9. a backlog: host C starts with SG_FLEET_BULK_ROWS rows already in its audit ----
+HC=ccccccccccccccccccccccccccccccc3
+ROWS=${SG_FLEET_BULK_ROWS:-20000}
+newpw "$T/c.pw"
+{ printf '\\set pw `cat %s`\n' "$T/c.pw"; echo "CREATE ROLE fleet_c LOGIN PASSWORD :'pw' IN ROLE secguard_host;"
+  echo "INSERT INTO secguard.hosts(host_id, role) VALUES ('$HC', 'fleet_c');"; } | pg_psql -q >/dev/null || fail "role fleet_c"
+mkdir -m 0755 "$T/c" "$T/c/run"
+mkdir -m 0700 "$T/c/state" "$T/fc"
+sed -e "s|$T/run/|$T/c/run/|" -e "s|state_dir = $T/state|state_dir = $T/c/state|" -e "s|user=fleet_a|user=fleet_c|" \
+        -e "s|$T/a.pw|$T/c.pw|" -e "s|$HA|$HC|" -e "s|^batch = .*|batch = 500|" "$T/secguard.conf" >"$T/c/secguard.conf"
+"$SG_BUILD/tests/integration/sg_audit_fill" "$T/c/state" "$ROWS" >/dev/null || fail "sg_audit_fill"
+"$SECGUARDD" --config "$T/c/secguard.conf" --log-target stderr >>"$T/c/daemon.log" 2>&1 &
+C_PID=$!
+PG_EXIT_HOOKS+=("kill -TERM $C_PID 2>/dev/null; wait $C_PID 2>/dev/null")
+for i in $(seq 1 200); do "$SECGUARDCTL" --config "$T/c/secguard.conf" status >/dev/null 2>&1 && break; sleep 0.05; done
+c_local() { sqlite3 -batch "$T/c/state/secguard.db" 'SELECT count(*), min(id), max(id) FROM audit' | tr -d ' '; }
+c_pg() { pg_psql -qAt -c "SELECT count(*), coalesce(min(id),0), coalesce(max(id),0) FROM secguard.audit WHERE host_id = '$HC'"; }
+s0=$(now_ms)
+"$FLEETD" --config "$T/c/secguard.conf" --state-dir "$T/fc" >>"$T/fc.log" 2>&1 &
+FPID[c]=$!
+shipped=
+for i in $(seq 1 1200); do
+        if [ "$(c_pg)" = "$(c_local)" ]; then shipped=1; break; fi
+        sleep 0.1
+done
+el=$(( $(now_ms) - s0 ))
+n=$(c_pg | cut -d'|' -f1)
+echo "# bulk: $n rows of host C shipped in $el ms ($(( n * 1000 / (el > 0 ? el : 1) )) rows/s, batch 500, helper start included)"
+check "a backlog of $ROWS rows is shipped completely (count and range equal the local audit)" test -n "$shipped"
+check "... contiguous, no duplicate" test "$(c_pg)" = "$(c_local)" -a "$(pg_dups)" -eq 0
+check "fleet status on C: connected, 0 rows behind" bash -c "'$SECGUARDCTL' fleet status --state-dir '$T/fc' | grep -q '^lag_rows *0$'"
 
 # Nothing secret in the logs, the status files or the daemons' state.
 no_password_anywhere() {

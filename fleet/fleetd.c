@@ -110,6 +110,8 @@ struct fleetd {
         uint64_t daemon_max_id;
         uint64_t oldest_unshipped_usec; /* 0 when caught up (or unknown) */
         bool daemon_down_logged;
+        bool export_refused_logged;
+        uint64_t gap_logged_after;      /* a local gap before this id was reported */
 
         uint64_t rows_shipped, decisions_published, decisions_applied, decisions_rejected;
         uint64_t last_ship_usec;
@@ -266,10 +268,19 @@ static int daemon_export(struct fleetd *f, uint64_t after, uint32_t limit, struc
                 r = sg_read_msg(fd, m, deadline, NULL);
         }
         if (r == 0 && m->type == SG_MSG_ERROR) {
-                logp(LOG_ERR, "secguardd refused FLEET_EXPORT: %s%s%s",
-                     sg_err_str(sg_msg_u64(m, SG_F_ERROR, 0)), sg_msg_str(m, SG_F_DETAIL) ? ": " : "",
-                     sg_msg_str(m, SG_F_DETAIL) ? sg_msg_str(m, SG_F_DETAIL) : "");
+                /* Once until it changes: the next poll would say the same. */
+                if (!f->export_refused_logged) {
+                        char esc[1100];
+                        const char *det = sg_msg_str(m, SG_F_DETAIL);
+
+                        sg_escape(det ? det : "", det ? strlen(det) : 0, esc, sizeof esc);
+                        logp(LOG_ERR, "secguardd refused FLEET_EXPORT: %s%s%s (is this uid the [fleet] user?)",
+                             sg_err_str(sg_msg_u64(m, SG_F_ERROR, 0)), det ? ": " : "", esc);
+                }
+                f->export_refused_logged = true;
                 r = -EPERM;
+        } else if (r == 0) {
+                f->export_refused_logged = false;
         } else if (r == 0 && (m->type != SG_MSG_OK || sg_msg_u64(m, SG_F_COUNT, UINT64_MAX) != *n)) {
                 r = -EBADMSG;
         }
@@ -805,6 +816,14 @@ static int ship_batch(struct fleetd *f) {
                 goto out;
         }
         f->oldest_unshipped_usec = rows[0].time_usec;
+        /* Ids are contiguous in the daemon's audit; a hole right after what PostgreSQL holds
+         * means rows were pruned locally ([audit] max_rows, max_age) before they could be
+         * shipped. Nothing can bring them back: say so once, and ship what is there. */
+        if (f->pg && rows[0].id > after + 1 && f->gap_logged_after != after) {
+                logp(LOG_WARNING, "audit ids %" PRIu64 "-%" PRIu64 " are gone from the local audit (pruned before "
+                     "they were shipped); shipping resumes at %" PRIu64, after + 1, rows[0].id - 1, rows[0].id);
+                f->gap_logged_after = after;
+        }
         if (!f->pg) {
                 r = -ENOTCONN;
                 goto out;
@@ -991,7 +1010,18 @@ static void wait_for_work(struct fleetd *f) {
         uint64_t ms = f->cfg.fleet_poll_interval_ms;
         struct pollfd p = { .fd = f->pg ? PQsocket(f->pg) : -1, .events = POLLIN };
 
-        if (!f->pg) {
+        if (f->pg) {
+                /* A NOTIFY read while a query ran waits in libpq's queue, not on the socket. */
+                PGnotify *nt;
+                bool queued = false;
+
+                while ((nt = PQnotifies(f->pg)) != NULL) {
+                        PQfreemem(nt);
+                        queued = true;
+                }
+                if (queued)
+                        return;
+        } else {
                 uint64_t now = sg_now_mono_usec();
                 uint64_t until = f->pg_next_try > now ? (f->pg_next_try - now) / 1000 : 0;
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "fleet.h"
+#include "fleet-util.h"
 
 #include "cidr.h"
 #include "errmsg.h"

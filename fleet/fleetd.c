@@ -11,7 +11,7 @@
  * data in it is parameterised; every PostgreSQL wait is bounded (async libpq + poll).
  */
 #include "config.h"
-#include "fleet.h"
+#include "fleet-util.h"
 #include "io.h"
 #include "protocol.h"
 #include "schema.h"

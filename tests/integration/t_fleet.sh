@@ -247,9 +247,14 @@ echo "# propagation A -> B: ${lat} ms (lockout on A to the first refusal on B)"
 check "B refuses $ATTACKER within 2 s of A's lockout (${lat} ms)" test "$lat" -le 2000
 check "B still refuses $ATTACKER's right password" ! auth b alice "$SG_PW_ALICE" "$ATTACKER"
 check "B lets a clean source in" auth b alice "$SG_PW_ALICE" "$CLEAN"
-check "one lock decision for $ATTACKER, from A, reason lockout" test \
-        "$(pg_psql -qAt -c "SELECT count(*) || '|' || min(origin_host) || '|' || min(reason) FROM secguard.decisions WHERE action = 'lock' AND key = '$ATTACKER'")" = "1|$HA|lockout"
-check "B audited the fleet lock" bash -c "sqlite3 -batch '$(local_db b)' \"SELECT count(*) FROM audit WHERE event = 'fleet_lock' AND rhost = '$ATTACKER'\" | grep -qx 1"
+# A's 5 failures also cross the fleet-wide threshold (4): when they ship in two batches, the
+# count publishes a fleet_failures lock before the lockout row arrives. Either way: one
+# lockout decision, at most one fleet_failures, all from A.
+check "one lockout decision for $ATTACKER from A (and at most one fleet_failures)" test \
+        "$(pg_psql -qAt -c "SELECT count(*) FILTER (WHERE reason = 'lockout') || '|' || (count(*) FILTER (WHERE reason = 'fleet_failures') <= 1) || '|' || min(origin_host) || '|' || max(origin_host) FROM secguard.decisions WHERE action = 'lock' AND key = '$ATTACKER'")" = "1|true|$HA|$HA"
+check "B audited one fleet_lock per lock decision for $ATTACKER" test \
+        "$(sqlite3 -batch "$(local_db b)" "SELECT count(*) FROM audit WHERE event = 'fleet_lock' AND rhost = '$ATTACKER'")" -eq \
+        "$(pg_psql -qAt -c "SELECT count(*) FROM secguard.decisions WHERE action = 'lock' AND key = '$ATTACKER'")"
 
 # ---- 3. unlock --fleet on A clears both ----
 ctl a unlock --rhost "$ATTACKER" --fleet >/dev/null || fail "unlock --fleet"
@@ -441,4 +446,18 @@ no_password_anywhere() {
         done
 }
 check "no PostgreSQL password in any log, status file or local database" no_password_anywhere
+
+# The helpers stop on SIGTERM with status 0 (under the sanitizers: no leak, no error report).
+stop_helpers() {
+        local h rc=0
+        for h in a b c; do
+                kill -TERM "${FPID[$h]}" 2>/dev/null || return 1
+        done
+        for h in a b c; do
+                wait "${FPID[$h]}" || rc=1
+                FPID[$h]=
+        done
+        [ "$rc" -eq 0 ] && ! grep -l 'Sanitizer\|runtime error' "$T"/f[abc].log
+}
+check "the three helpers exit 0 on SIGTERM, no sanitizer report" stop_helpers
 sg_done

@@ -2,7 +2,7 @@
 /*
  * secguard-fleetd's pure parts (no libpq, no I/O but the password file): what a shipped audit
  * row publishes, what a central decision must look like before it reaches the local daemon,
- * the host id. Unit-tested in tests/unit/test_fleet.c; docs/fleet.md is the design.
+ * the host id. Unit-tested in tests/unit/test_fleetd_util.c; docs/fleet.md is the design.
  */
 #pragma once
 

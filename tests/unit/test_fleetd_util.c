@@ -20,7 +20,7 @@
 
 #include <cmocka.h>
 
-#include "fleet.h"
+#include "fleet-util.h"
 
 static void test_parse_lockout(void **state) {
         char key[FLEET_KEY_MAX + 1];

@@ -176,4 +176,25 @@ check "unlock USER --fleet is a usage error" ! sgctl unlock alice --fleet
 check "UNLOCK with FLEET=2 is refused" ! W UNLOCK KIND=source KEY=192.0.2.31 FLEET=2 >/dev/null
 check "the audit chain is intact" sgctl audit verify >/dev/null
 
+# ---- a flood of hostile decisions is refused but does not flood the trail ----
+rej0=$(rows "event = 'fleet_rejected'")
+now=$(now_us)
+"$PY" - "$SOCK" "$T/sg_wire.py" $((now - 1000000)) "$HOST" <<'PYEOF' || fail "flood client"
+import importlib.util, socket, sys
+spec = importlib.util.spec_from_file_location("w", sys.argv[2]); w = importlib.util.module_from_spec(spec); spec.loader.exec_module(w)
+for i in range(60):
+    s = socket.socket(socket.AF_UNIX); s.settimeout(10); s.connect(sys.argv[1])
+    s.sendall(w.encode(18, [(18, "s", "source"), (19, "s", "192.0.2.%d" % (100 + i)), (14, "u", sys.argv[3]),
+                            (40, "s", sys.argv[4]), (26, "u", "9")]))
+    hdr = w.recv_exact(s, 8)
+    assert hdr and hdr[3] == 0x81, hdr
+    s.close()
+PYEOF
+rej1=$(rows "event = 'fleet_rejected'")
+check "60 hostile decisions: at most a burst of rows ($((rej1 - rej0)))" test $((rej1 - rej0)) -le 25
+check "... one log line says the rest are counted" grep -q "invalid fleet decisions at once" "$T/daemon.log"
+check "SIGTERM" sg_stop_daemon
+check "... the rest are summarized in one row at shutdown" test \
+        "$(rows "event = 'fleet_rejected' AND detail LIKE '% similar events from uid 0 suppressed'")" = 1
+
 sg_done

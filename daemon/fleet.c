@@ -82,16 +82,22 @@ struct decision {
         const char *reason;  /* FLEET_LOCK, may be NULL */
 };
 
-/* Refuses a decision: log line, fleet_rejected row, SG_ERR_INVALID with the same sentence. */
+/* Refuses a decision: log line, fleet_rejected row, SG_ERR_INVALID with the same sentence.
+ * Row and log line are limited per peer uid like peer_denied (peers.h): a fleet database
+ * full of hostile decisions must not bury the trail; the rest are counted and summarized. */
 static int reject(Client *cl, const char *what, const char *keyword, const char *rhost, const char *fmt, ...)
         __attribute__((format(printf, 5, 6)));
 static int reject(Client *cl, const char *what, const char *keyword, const char *rhost, const char *fmt, ...) {
         const Context *x = client_ctx(cl);
+        const struct conn_peer *peer = client_peer(cl);
+        struct sg_peer_summary sums[SG_PEER_SUMMARY_MAX];
         char why[600], detail[800];
         struct sg_audit_event ev = {
                 .time_usec = sg_now_real_usec(), .event = "fleet_rejected", .reason = keyword,
-                .rhost = rhost, .pid = client_peer(cl)->pid, .uid = client_peer(cl)->uid,
+                .rhost = rhost, .pid = peer->pid, .uid = peer->uid,
         };
+        enum sg_peer_verdict v;
+        size_t n = 0;
         va_list ap;
         int r;
 
@@ -99,13 +105,21 @@ static int reject(Client *cl, const char *what, const char *keyword, const char 
         vsnprintf(why, sizeof why, fmt, ap);
         va_end(ap);
         snprintf(detail, sizeof detail, "%s rejected: %s", what, why);
-        log_warning("fleet decision from uid %u rejected: %s", (unsigned) client_peer(cl)->uid, detail);
-        ev.detail = detail;
         r = txn_begin(x->txn);
-        if (r >= 0)
-                r = context_emit(x, &ev, false);
         if (r < 0)
                 return r;
+        v = sg_peers_event(x->peers, (uint32_t) peer->uid, SG_PEER_FLEET_REJECTED, sg_now_mono_usec(), sums, &n);
+        context_emit_summaries(x, sums, n);
+        if (v == SG_PEER_WRITE) {
+                log_warning("fleet decision from uid %u rejected: %s", (unsigned) peer->uid, detail);
+                ev.detail = detail;
+                r = context_emit(x, &ev, false);
+                if (r < 0)
+                        return r;
+        } else if (v == SG_PEER_SUPPRESS_FIRST)
+                log_warning("uid %u sends more than %u invalid fleet decisions at once (then 1/s): further ones "
+                            "are refused, counted and summarized in one audit row",
+                            (unsigned) peer->uid, SG_PEER_BURST);
         return client_send_error(cl, SG_ERR_INVALID, detail);
 }
 

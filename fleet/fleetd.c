@@ -87,6 +87,10 @@ struct row {
         size_t sealed_len;
         uint8_t mac[64];
         size_t mac_len;
+        /* Filled by row_prepare: the numbers as statement parameters, the source key. */
+        char num[5][24];
+        char src[FLEET_KEY_MAX + 1];
+        bool have_src;
 };
 
 struct fleetd {
@@ -647,12 +651,6 @@ retry:
 
 /* ---- shipping ---- */
 
-static const char q_ins_audit[] =
-        "INSERT INTO secguard.audit(host_id, id, time_usec, event, reason, username, user_sealed, service,"
-        " rhost, tty, pid, uid, session_id, detail, epoch, mac, escaped, source_key) VALUES ($1, $2::bigint,"
-        " $3::bigint, $4, $5, $6, $7::bytea, $8, $9, $10, $11::bigint, $12::bigint, $13, $14, $15::bigint,"
-        " $16::bytea, $17::boolean, $18) ON CONFLICT (host_id, id) DO NOTHING";
-
 static const char q_ins_decision[] =
         "INSERT INTO secguard.decisions(action, kind, key, until_usec, origin_host, reason, audit_id)"
         " VALUES ($1, $2, $3, $4::bigint, $5, $6, $7::bigint) ON CONFLICT DO NOTHING";
@@ -686,51 +684,93 @@ static bool ins_decision(struct fleetd *f, const char *action, const char *kind,
         return res != NULL;
 }
 
-static bool ship_row(struct fleetd *f, const struct row *r, char (*keys)[FLEET_KEY_MAX + 1], size_t *nkeys,
-                     size_t maxkeys) {
-        char id[24], t[24], pid[24], uid[24], ep[24], src[320];
-        const char *v[18];
-        int lens[18] = { 0 }, fmt[18] = { 0 };
-        bool have_src = false;
+/* The numbers as text parameters and the source key (an address or IPv6 prefix, as
+ * [ratelimit] ipv6_prefix keys it), once per row. */
+static void row_prepare(const struct fleetd *f, struct row *r) {
+        char src[320];
+
+        snprintf(r->num[0], sizeof r->num[0], "%" PRIu64, r->id);
+        snprintf(r->num[1], sizeof r->num[1], "%" PRIu64, r->time_usec);
+        snprintf(r->num[2], sizeof r->num[2], "%" PRIu64, r->pid);
+        snprintf(r->num[3], sizeof r->num[3], "%" PRIu64, r->uid);
+        snprintf(r->num[4], sizeof r->num[4], "%" PRIu64, r->epoch);
+        r->have_src = r->rhost && *r->rhost && sg_valid_rhost(r->rhost) &&
+                      sg_source_key(r->rhost, f->cfg.ipv6_prefix, src, sizeof src) == 0 && fleet_key_valid(src);
+        if (r->have_src)
+                memcpy(r->src, src, strlen(src) + 1); /* fleet_key_valid: <= FLEET_KEY_MAX */
+}
+
+#define AUDIT_COLS 18
+#define ROWS_PER_INSERT 100 /* 1800 parameters per statement (the protocol allows 65535) */
+
+/* n rows (n <= ROWS_PER_INSERT) in one multi-row INSERT: the statement text holds placeholders
+ * only, every value is a parameter. */
+static bool insert_rows(struct fleetd *f, const struct row *rows, size_t n) {
+        static const char head[] =
+                "INSERT INTO secguard.audit(host_id, id, time_usec, event, reason, username, user_sealed, service,"
+                " rhost, tty, pid, uid, session_id, detail, epoch, mac, escaped, source_key) VALUES ";
+        static const char *const casts[AUDIT_COLS] = {
+                "", "::bigint", "::bigint", "", "", "", "::bytea", "", "", "", "::bigint", "::bigint", "", "",
+                "::bigint", "::bytea", "::boolean", "",
+        };
+        const char *v[AUDIT_COLS * ROWS_PER_INSERT];
+        int lens[AUDIT_COLS * ROWS_PER_INSERT] = { 0 }, fmt[AUDIT_COLS * ROWS_PER_INSERT] = { 0 };
+        size_t cap = sizeof head + n * AUDIT_COLS * 20 + 64, len, i, c;
+        char *sql = malloc(cap);
         PGresult *res;
 
-        snprintf(id, sizeof id, "%" PRIu64, r->id);
-        snprintf(t, sizeof t, "%" PRIu64, r->time_usec);
-        snprintf(pid, sizeof pid, "%" PRIu64, r->pid);
-        snprintf(uid, sizeof uid, "%" PRIu64, r->uid);
-        snprintf(ep, sizeof ep, "%" PRIu64, r->epoch);
-        if (r->rhost && *r->rhost && sg_valid_rhost(r->rhost) &&
-            sg_source_key(r->rhost, f->cfg.ipv6_prefix, src, sizeof src) == 0 && fleet_key_valid(src))
-                have_src = true;
-        v[0] = f->host_id;
-        v[1] = id;
-        v[2] = t;
-        v[3] = r->event;
-        v[4] = r->reason;
-        v[5] = r->user;
-        v[6] = (const char *) r->sealed;
-        lens[6] = (int) r->sealed_len;
-        fmt[6] = 1;
-        v[7] = r->service;
-        v[8] = r->rhost;
-        v[9] = r->tty;
-        v[10] = r->has_pid ? pid : NULL;
-        v[11] = r->has_uid ? uid : NULL;
-        v[12] = r->session_id;
-        v[13] = r->detail;
-        v[14] = r->has_epoch ? ep : NULL;
-        v[15] = (const char *) r->mac;
-        lens[15] = (int) r->mac_len;
-        fmt[15] = 1;
-        v[16] = r->escaped ? "true" : "false";
-        v[17] = have_src ? src : NULL;
-        res = pg_must(f, "inserting an audit row", q_ins_audit, 18, v, lens, fmt);
+        if (!sql || n == 0 || n > ROWS_PER_INSERT) {
+                free(sql);
+                return false;
+        }
+        len = (size_t) snprintf(sql, cap, "%s", head);
+        for (i = 0; i < n; i++) {
+                const struct row *r = &rows[i];
+                const char **rv = v + i * AUDIT_COLS;
+
+                for (c = 0; c < AUDIT_COLS; c++)
+                        len += (size_t) snprintf(sql + len, cap - len, "%s$%zu%s%s", c ? "" : (i ? ",(" : "("),
+                                                 i * AUDIT_COLS + c + 1, casts[c], c + 1 < AUDIT_COLS ? "," : ")");
+                rv[0] = f->host_id;
+                rv[1] = r->num[0];
+                rv[2] = r->num[1];
+                rv[3] = r->event;
+                rv[4] = r->reason;
+                rv[5] = r->user;
+                rv[6] = (const char *) r->sealed;
+                lens[i * AUDIT_COLS + 6] = (int) r->sealed_len;
+                fmt[i * AUDIT_COLS + 6] = 1;
+                rv[7] = r->service;
+                rv[8] = r->rhost;
+                rv[9] = r->tty;
+                rv[10] = r->has_pid ? r->num[2] : NULL;
+                rv[11] = r->has_uid ? r->num[3] : NULL;
+                rv[12] = r->session_id;
+                rv[13] = r->detail;
+                rv[14] = r->has_epoch ? r->num[4] : NULL;
+                rv[15] = (const char *) r->mac;
+                lens[i * AUDIT_COLS + 15] = (int) r->mac_len;
+                fmt[i * AUDIT_COLS + 15] = 1;
+                rv[16] = r->escaped ? "true" : "false";
+                rv[17] = r->have_src ? r->src : NULL;
+        }
+        snprintf(sql + len, cap - len, " ON CONFLICT (host_id, id) DO NOTHING");
+        res = pg_must(f, "inserting audit rows", sql, (int) (n * AUDIT_COLS), v, lens, fmt);
+        free(sql);
         if (!res)
                 return false;
+        if (strtoull(PQcmdTuples(res), NULL, 10) != n)
+                logp(LOG_WARNING, "audit ids %s-%s: %s of %zu rows were already in PostgreSQL (kept as they were)",
+                     rows[0].num[0], rows[n - 1].num[0], PQcmdTuples(res), n);
         PQclear(res);
+        return true;
+}
 
-        /* Publish: this host's own source/spray lockouts, and `unlock --fleet`. Never the rows
-         * that applying other hosts' decisions wrote (fleet_lock, fleet_unlock): no echo. */
+/* What a shipped row publishes, in the batch's transaction. */
+static bool publish_row(struct fleetd *f, const struct row *r, char (*keys)[FLEET_KEY_MAX + 1], size_t *nkeys,
+                        size_t maxkeys) {
+        /* This host's own source/spray lockouts, and `unlock --fleet`. Never the rows that
+         * applying other hosts' decisions wrote (fleet_lock, fleet_unlock): no echo. */
         if (strcmp(r->event, "lockout") == 0 && r->reason) {
                 char key[FLEET_KEY_MAX + 1];
                 uint64_t secs;
@@ -738,19 +778,19 @@ static bool ship_row(struct fleetd *f, const struct row *r, char (*keys)[FLEET_K
                 if (fleet_parse_lockout(r->reason, r->detail, key, &secs) == 1 &&
                     !ins_decision(f, "lock", r->reason, key, r->time_usec + secs * 1000000, "lockout", r->id))
                         return false;
-        } else if (strcmp(r->event, "unlock") == 0 && r->reason && strcmp(r->reason, "fleet") == 0 && have_src) {
+        } else if (strcmp(r->event, "unlock") == 0 && r->reason && strcmp(r->reason, "fleet") == 0 && r->have_src) {
                 /* The unlock decision's until_usec is when it was made: failures counted
                  * fleet-wide start again after it (secguard.source_failures). */
-                if (!ins_decision(f, "unlock", "source", src, r->time_usec, "fleet", r->id) ||
-                    !ins_decision(f, "unlock", "spray", src, r->time_usec, "fleet", r->id))
+                if (!ins_decision(f, "unlock", "source", r->src, r->time_usec, "fleet", r->id) ||
+                    !ins_decision(f, "unlock", "spray", r->src, r->time_usec, "fleet", r->id))
                         return false;
-        } else if (strcmp(r->event, "auth_failure") == 0 && have_src) {
+        } else if (strcmp(r->event, "auth_failure") == 0 && r->have_src) {
                 size_t i;
 
-                for (i = 0; i < *nkeys && strcmp(keys[i], src) != 0; i++)
+                for (i = 0; i < *nkeys && strcmp(keys[i], r->src) != 0; i++)
                         ;
                 if (i == *nkeys && *nkeys < maxkeys)
-                        memcpy(keys[(*nkeys)++], src, strlen(src) + 1); /* fleet_key_valid: <= 64 */
+                        memcpy(keys[(*nkeys)++], r->src, strlen(r->src) + 1);
         }
         return true;
 }
@@ -793,7 +833,7 @@ static int ship_batch(struct fleetd *f) {
         size_t n = 0, got, i, nkeys = 0;
         struct row *rows = calloc(want, sizeof *rows);
         char (*keys)[FLEET_KEY_MAX + 1] = calloc(want, sizeof *keys);
-        uint64_t after = (uint64_t) f->shipped_id, max_id = 0;
+        uint64_t after = (uint64_t) f->shipped_id, max_id = 0, t_start = sg_now_mono_usec(), t_export = 0;
         int r = 0;
 
         if (!rows || !keys) {
@@ -811,6 +851,7 @@ static int ship_batch(struct fleetd *f) {
                         break;
         }
         f->daemon_max_id = max_id;
+        t_export = sg_now_mono_usec();
         if (n == 0) {
                 f->oldest_unshipped_usec = 0;
                 goto out;
@@ -833,8 +874,15 @@ static int ship_batch(struct fleetd *f) {
                 goto out;
         }
         for (i = 0; i < n; i++)
-                if (!ship_row(f, &rows[i], keys, &nkeys, want))
+                row_prepare(f, &rows[i]);
+        for (i = 0; i < n; i += ROWS_PER_INSERT)
+                if (!insert_rows(f, rows + i, n - i > ROWS_PER_INSERT ? ROWS_PER_INSERT : n - i))
                         break;
+        if (i >= n) {
+                for (i = 0; i < n; i++)
+                        if (!publish_row(f, &rows[i], keys, &nkeys, want))
+                                break;
+        }
         if (i == n && fleet_sums(f, keys, nkeys)) {
                 char last[24], lmax[24];
                 const char *v[3] = { f->host_id, last, lmax };
@@ -851,7 +899,9 @@ static int ship_batch(struct fleetd *f) {
                         f->rows_shipped += n;
                         f->last_ship_usec = sg_now_real_usec();
                         f->oldest_unshipped_usec = 0;
-                        logp(LOG_DEBUG, "shipped audit ids %" PRIu64 "-%" PRIu64, rows[0].id, rows[n - 1].id);
+                        logp(LOG_DEBUG, "shipped audit ids %" PRIu64 "-%" PRIu64 " (export %" PRIu64 " ms, PostgreSQL %" PRIu64
+                             " ms)", rows[0].id, rows[n - 1].id, (t_export - t_start) / 1000,
+                             (sg_now_mono_usec() - t_export) / 1000);
                         r = 1;
                         goto out;
                 }

@@ -417,7 +417,7 @@ for i in $(seq 1 200); do "$SECGUARDCTL" --config "$T/c/secguard.conf" status >/
 c_local() { sqlite3 -batch "$T/c/state/secguard.db" 'SELECT count(*), min(id), max(id) FROM audit' | tr -d ' '; }
 c_pg() { pg_psql -qAt -c "SELECT count(*), coalesce(min(id),0), coalesce(max(id),0) FROM secguard.audit WHERE host_id = '$HC'"; }
 s0=$(now_ms)
-"$FLEETD" --config "$T/c/secguard.conf" --state-dir "$T/fc" >>"$T/fc.log" 2>&1 &
+"$FLEETD" --config "$T/c/secguard.conf" --state-dir "$T/fc" --debug >>"$T/fc.log" 2>&1 &
 FPID[c]=$!
 shipped=
 for i in $(seq 1 1200); do
@@ -427,6 +427,7 @@ done
 el=$(( $(now_ms) - s0 ))
 n=$(c_pg | cut -d'|' -f1)
 echo "# bulk: $n rows of host C shipped in $el ms ($(( n * 1000 / (el > 0 ? el : 1) )) rows/s, batch 500, helper start included)"
+grep 'shipped audit ids' "$T/fc.log" | sed -n '2p;$p' | sed 's/^/# host C, a batch: /'
 check "a backlog of $ROWS rows is shipped completely (count and range equal the local audit)" test -n "$shipped"
 check "... contiguous, no duplicate" test "$(c_pg)" = "$(c_local)" -a "$(pg_dups)" -eq 0
 check "fleet status on C: connected, 0 rows behind" bash -c "'$SECGUARDCTL' fleet status --state-dir '$T/fc' | grep -q '^lag_rows *0$'"

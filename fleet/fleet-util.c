@@ -90,9 +90,14 @@ int fleet_decision_check(const struct fleet_decision *d, uint64_t now_usec, uint
                 return sg_errmsg(msg, msgsize, -EINVAL, "origin host is not 32 lowercase hex digits");
         }
         if (d->lock) {
-                if (d->until_usec <= 0 || (uint64_t) d->until_usec <= now_usec) {
+                if (d->until_usec <= 0) {
                         *why = "bad_until";
-                        return sg_errmsg(msg, msgsize, -EINVAL, "until is in the past");
+                        return sg_errmsg(msg, msgsize, -EINVAL, "until is not a time");
+                }
+                /* Not hostile, only late (a backlog shipped after an outage): nothing to do. */
+                if ((uint64_t) d->until_usec <= now_usec) {
+                        *why = "expired";
+                        return sg_errmsg(msg, msgsize, -ESTALE, "the lock ended before it could be applied");
                 }
                 if ((uint64_t) d->until_usec - now_usec > max_lock_usec) {
                         *why = "bad_until";

@@ -44,7 +44,8 @@ struct fleet_decision {
 };
 
 /* 0 when d may be sent to the daemon, else -EINVAL with why (a short keyword such as
- * "bad_kind") and a message naming the problem in msg. now and max_lock in microseconds. */
+ * "bad_kind") and a message naming the problem in msg, or -ESTALE (why "expired") for a lock
+ * that has already ended. now and max_lock in microseconds. */
 int fleet_decision_check(const struct fleet_decision *d, uint64_t now_usec, uint64_t max_lock_usec,
                          const char **why, char *msg, size_t msgsize);
 

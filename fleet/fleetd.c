@@ -944,8 +944,14 @@ static int apply_result(struct fleetd *f, PGresult *res) {
                         f->applied_id = d.id;
                         continue;
                 }
-                if (fleet_decision_check(&d, now, f->cfg.fleet_max_lock_time_sec * 1000000, &why, msg,
-                                         sizeof msg) < 0) {
+                int c = fleet_decision_check(&d, now, f->cfg.fleet_max_lock_time_sec * 1000000, &why, msg,
+                                             sizeof msg);
+                if (c == -ESTALE) {
+                        logp(LOG_INFO, "decision %" PRId64 " skipped: %s", d.id, msg);
+                        f->applied_id = d.id;
+                        continue;
+                }
+                if (c < 0) {
                         sg_escape(d.key, strlen(d.key), ekey, sizeof ekey);
                         sg_escape(d.origin_host, strlen(d.origin_host), ehost, sizeof ehost);
                         sg_escape(d.kind, strlen(d.kind), ekind, sizeof ekind);
@@ -1169,6 +1175,7 @@ int main(int argc, char **argv) {
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGINT, &sa, NULL);
         signal(SIGPIPE, SIG_IGN);
+        signal(SIGHUP, SIG_IGN); /* no reload: the unit restarts the helper for a new config */
 
         f->pg_backoff_ms = PG_BACKOFF_MIN_MS;
         if (f->migrate_only) {

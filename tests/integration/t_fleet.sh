@@ -344,7 +344,9 @@ pg_psql -q -c "INSERT INTO secguard.decisions(action, kind, key, until_usec, ori
         ('lock', 'source', '$HOSTILE; rm -rf /', $until_ok, '$HA', 'lockout'),
         ('lock', 'source', 'not-an-address', $until_ok, '$HA', 'lockout'),
         ('lock', 'source', '$HOSTILE', $until_absurd, '$HA', 'lockout'),
-        ('lock', 'user', 'root', $until_ok, '$HA', 'lockout')" >/dev/null || fail "hostile insert"
+        ('lock', 'user', 'root', $until_ok, '$HA', 'lockout'),
+        ('lock', 'source', '$HOSTILE', $(( ($(date +%s) - 60) * 1000000 )), '$HA', 'lockout')" >/dev/null ||
+        fail "hostile insert"
 ok=
 for i in $(seq 1 60); do
         [ "$(grep -c 'rejected (bad_' "$T/fb.log")" -ge 4 ] && { ok=1; break; }
@@ -353,6 +355,7 @@ done
 check "B's helper rejects the 4 hostile decisions with a clear log line each" test -n "$ok"
 grep 'rejected (bad_' "$T/fb.log" | tail -n 4 | sed 's/^/# /'
 check "the log names the absurd until and max_lock_time" grep -q 'bad_until.*more than max_lock_time' "$T/fb.log"
+check "a lock that has already ended is skipped, not called hostile" grep -q 'skipped: the lock ended before it could be applied' "$T/fb.log"
 check "nothing locked on B: $HOSTILE gets in" auth b alice "$SG_PW_ALICE" "$HOSTILE"
 check "no fleet_lock row written on B" test \
         "$(sqlite3 -batch "$(local_db b)" "SELECT count(*) FROM audit WHERE event = 'fleet_lock'")" -eq "$before_locks"

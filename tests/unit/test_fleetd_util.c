@@ -80,6 +80,9 @@ static void test_decision_check(void **state) {
         assert_string_equal(why, "bad_until");
         assert_non_null(strstr(msg, "max_lock_time"));
         d.until_usec = (int64_t) (now - 1);
+        assert_int_equal(fleet_decision_check(&d, now, 7 * day, &why, msg, sizeof msg), -ESTALE);
+        assert_string_equal(why, "expired");
+        d.until_usec = -5;
         assert_int_equal(fleet_decision_check(&d, now, 7 * day, &why, msg, sizeof msg), -EINVAL);
         assert_string_equal(why, "bad_until");
         d.until_usec = INT64_MAX;

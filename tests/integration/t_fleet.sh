@@ -433,6 +433,12 @@ echo "# bulk: $n rows of host C shipped in $el ms ($(( n * 1000 / (el > 0 ? el :
 grep 'shipped audit ids' "$T/fc.log" | sed -n '2p;$p' | sed 's/^/# host C, a batch: /'
 check "a backlog of $ROWS rows is shipped completely (count and range equal the local audit)" test -n "$shipped"
 check "... contiguous, no duplicate" test "$(c_pg)" = "$(c_local)" -a "$(pg_dups)" -eq 0
+# A host that joins late applies the locks still in force, and only those.
+c_locks() { sqlite3 -batch "$T/c/state/secguard.db" "SELECT count(*) FROM audit WHERE event = 'fleet_lock' AND rhost = '$1'"; }
+check "host C, joining late, applied the lock still in force ($SPREAD)" test "$(c_locks "$SPREAD")" -ge 1
+check "... but not the lifted one ($ATTACKER) nor the hostile ones ($HOSTILE)" test "$(c_locks "$ATTACKER")$(c_locks "$HOSTILE")" = 00
+check "still no decision published from a fleet_lock/fleet_unlock row (no echo), over all hosts" test \
+        "$(pg_psql -qAt -c "SELECT count(*) FROM secguard.decisions d JOIN secguard.audit a ON a.host_id = d.origin_host AND a.id = d.audit_id WHERE a.event LIKE 'fleet%'")" -eq 0
 check "fleet status on C: connected, 0 rows behind" bash -c "'$SECGUARDCTL' fleet status --state-dir '$T/fc' | grep -q '^lag_rows *0$'"
 
 # Nothing secret in the logs, the status files or the daemons' state.

@@ -309,6 +309,27 @@ check "A's ids still contiguous" contiguous a
 check "no duplicate (host_id, id) anywhere" test "$(pg_dups)" -eq 0
 echo "# before the outage: $before; after: $(pg_range a)"
 
+# ---- 5b. PostgreSQL hangs: the server process serving A's helper is stopped (SIGSTOP) ----
+hung=$(pg_psql -qAt -c "SELECT pid FROM pg_stat_activity WHERE usename = 'fleet_a' AND application_name = 'secguard-fleetd'")
+[ -n "$hung" ] || fail "no PostgreSQL backend for A's helper"
+kill -STOP "$hung"
+PG_EXIT_HOOKS+=("kill -CONT $hung 2>/dev/null")
+s0=$(now_ms)
+slow=0
+for i in $(seq 1 6); do
+        s=$(now_ms)
+        auth a alice "$SG_PW_ALICE" "$CLEAN" || fail "login on A refused while PostgreSQL hangs"
+        [ $(( $(now_ms) - s )) -le 1000 ] || slow=$((slow + 1))
+done
+check "logins on A unaffected while PostgreSQL hangs (none over 1 s)" test "$slow" -eq 0
+ok=
+for i in $(seq 1 300); do grep -q 'query timed out' "$T/fa.log" && { ok=1; break; }; sleep 0.1; done
+echo "# the helper gave up on the hung server after $(( $(now_ms) - s0 )) ms (bound: 15 s per statement)"
+check "the helper's wait on a hung PostgreSQL is bounded: it drops the connection" test -n "$ok"
+kill -CONT "$hung"
+check "... reconnects, and A's rows are all shipped" wait_shipped a 300
+check "... contiguous, no duplicate" test "$(pg_dups)" -eq 0 -a "$(contiguous a && echo y)" = y
+
 # ---- 6. kill -9 in the middle of a batch transaction ----
 # An owner session holds an EXCLUSIVE lock on secguard.hosts: A's next batch (BEGIN, row
 # inserts, whose foreign key needs a share lock on hosts) blocks inside its transaction.

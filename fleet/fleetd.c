@@ -45,6 +45,9 @@
 #define DECISIONS_PER_FETCH 500
 #define MIGRATION_LOCK 0x73656367666c7431LL /* "secgflt1": the advisory lock of migrations */
 #define NOTIFY_CHANNEL "secguard_decisions"
+/* A configuration the helper cannot run with (EX_CONFIG): the unit does not restart it
+ * (RestartPreventExitStatus=78), since the next start would fail the same way. */
+#define EXIT_CONFIG 78
 
 /* ---- logging: stderr, with <N> priority prefixes when stderr is the journal ---- */
 
@@ -1148,25 +1151,25 @@ int main(int argc, char **argv) {
                 r = sg_config_check(&f->cfg, err, sizeof err);
         if (r < 0) {
                 logp(LOG_ERR, "%s", err);
-                return 1;
+                return EXIT_CONFIG;
         }
         if (!f->cfg.fleet_enabled && !f->migrate_only) {
                 logp(LOG_ERR, "[fleet] enabled = no in %s: nothing to do", f->config_path);
-                return 1;
+                return EXIT_CONFIG;
         }
         if (!f->cfg.fleet_postgres[0]) {
                 logp(LOG_ERR, "[fleet] postgres is empty in %s", f->config_path);
-                return 1;
+                return EXIT_CONFIG;
         }
         r = fleet_host_id(f->cfg.fleet_host_id, f->host_id, err, sizeof err);
         if (r < 0) {
                 logp(LOG_ERR, "%s", err);
-                return 1;
+                return EXIT_CONFIG;
         }
         r = fleet_read_password(f->cfg.fleet_password_file, f->password, sizeof f->password, err, sizeof err);
         if (r < 0) {
                 logp(LOG_ERR, "PostgreSQL password: %s", err);
-                return 1;
+                return EXIT_CONFIG;
         }
         f->have_password = r > 0;
         sodium_mlock(f->password, sizeof f->password);
@@ -1180,7 +1183,7 @@ int main(int argc, char **argv) {
         f->pg_backoff_ms = PG_BACKOFF_MIN_MS;
         if (f->migrate_only) {
                 pg_connect(f);
-                r = f->pg ? 0 : 1;
+                r = f->pg ? 0 : 1; /* not EXIT_CONFIG: the server may only be away */
                 if (f->pg)
                         PQfinish(f->pg);
                 sodium_munlock(f->password, sizeof f->password);
@@ -1192,7 +1195,7 @@ int main(int argc, char **argv) {
                 if (stat(f->state_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
                         logp(LOG_ERR, "state directory %s is missing (--state-dir, or StateDirectory= in the unit)",
                              f->state_dir);
-                        return 1;
+                        return EXIT_CONFIG;
                 }
         }
         logp(LOG_NOTICE, "starting: host %s, daemon socket %s, batch %" PRIu32 ", poll %" PRIu32 " ms", f->host_id,

@@ -64,6 +64,18 @@ check "two concurrent migrations: schema version 1, recorded once" \
         test "$(pg_psql -qAt -c 'SELECT count(*), max(version) FROM secguard.schema_version')" = "1|1"
 check "exactly one of them migrated" test "$(cat "$T"/migrate[12].log | grep -c 'migrated to version 1')" -eq 1
 
+# Configuration errors: exit 78 (the unit does not restart on it), a message with the fix.
+cfg_rc() { local rc=0; "$FLEETD" --config "$1" --state-dir "$T" >"$T/cfg.log" 2>&1 || rc=$?; echo "$rc"; }
+sed 's/^enabled = yes/enabled = no/' "$T/owner.conf" >"$T/off.conf"
+check "[fleet] enabled = no: exit 78" test "$(cfg_rc "$T/off.conf")" -eq 78
+cp "$T/owner.pw" "$T/loose.pw"
+chmod 0644 "$T/loose.pw"
+sed "s|$T/owner.pw|$T/loose.pw|" "$T/owner.conf" >"$T/loose.conf"
+check "a password file readable by others: exit 78" test "$(cfg_rc "$T/loose.conf")" -eq 78
+check "... saying how to fix it, without the password" bash -c \
+        "grep -q 'chmod 0600' '$T/cfg.log' && ! grep -qF \"\$(cat '$T/loose.pw')\" '$T/cfg.log'"
+rm -f "$T/loose.pw"
+
 # Roles from fleet/roles.sql (the documented grants), one login role per host, hosts registered.
 pg_psql -q -f "$SG_SRC/fleet/roles.sql" >/dev/null || fail "roles.sql"
 for h in a b; do

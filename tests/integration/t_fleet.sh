@@ -120,7 +120,9 @@ start_fleetd() { # a|b
                 setpriv --reuid=nobody --regid=nogroup --clear-groups \
                         "$T/secguard-fleetd" --config "$T/b/secguard.conf" --state-dir "$T/fb" --debug >>"$T/fb.log" 2>&1 &
         else
-                "$FLEETD" --config "$T/secguard.conf" --state-dir "$T/fa" --debug >>"$T/fa.log" 2>&1 &
+                # Under scripts/valgrind (SG_VALGRIND=1) A's helper runs under memcheck too; lib.sh
+                # fails the test on any error or definite leak in $T/vg.
+                "${SG_DAEMON_WRAP[@]}" "$FLEETD" --config "$T/secguard.conf" --state-dir "$T/fa" --debug >>"$T/fa.log" 2>&1 &
         fi
         FPID[$1]=$!
 }

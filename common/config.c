@@ -43,6 +43,9 @@ enum key_type {
         T_PATH_OPT,    /* absolute path or empty */
         T_GROUP,       /* group name or empty */
         T_ALLOWLIST,   /* CIDR list, may continue on indented lines */
+        T_USER,        /* account name or empty */
+        T_CONNINFO,    /* libpq conninfo without a password, or empty */
+        T_HOSTID,      /* 32 lowercase hex digits, or empty */
 };
 
 struct key_def {
@@ -116,11 +119,23 @@ static const struct key_def keys[] = {
         { "audit", "key_file", T_PATH_OPT, FIELD(key_file), 0, 0 },
         { "audit", "seal_public_key", T_PATH_OPT, FIELD(seal_public_key), 0, 0 },
         { "audit", "seal_interval", T_DURATION, FIELD(seal_interval_sec), 1, 7 * SEC_PER_DAY },
+
+        { "fleet", "enabled", T_BOOL, FIELD(fleet_enabled), 0, 0 },
+        { "fleet", "postgres", T_CONNINFO, FIELD(fleet_postgres), 0, 0 },
+        { "fleet", "password_file", T_PATH_OPT, FIELD(fleet_password_file), 0, 0 },
+        { "fleet", "host_id", T_HOSTID, FIELD(fleet_host_id), 0, 0 },
+        { "fleet", "user", T_USER, FIELD(fleet_user), 0, 0 },
+        { "fleet", "source_max_failures", T_UINT, FIELD(fleet_source_max_failures), 1, 1000000 },
+        { "fleet", "window", T_DURATION, FIELD(fleet_window_sec), 1, 30 * SEC_PER_DAY },
+        { "fleet", "lock_time", T_DURATION, FIELD(fleet_lock_time_sec), 1, 365 * SEC_PER_DAY },
+        { "fleet", "max_lock_time", T_DURATION, FIELD(fleet_max_lock_time_sec), 1, 365 * SEC_PER_DAY },
+        { "fleet", "batch", T_UINT, FIELD(fleet_batch), 1, 10000 },
+        { "fleet", "poll_interval", T_MS, FIELD(fleet_poll_interval_ms), 10, 3600 * MS_PER_SEC },
 };
 
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
-static const char *const sections[] = { "daemon", "auth", "ratelimit", "session", "audit" };
+static const char *const sections[] = { "daemon", "auth", "ratelimit", "session", "audit", "fleet" };
 
 void sg_config_defaults(struct sg_config *c) {
         *c = (struct sg_config) {
@@ -175,10 +190,19 @@ void sg_config_defaults(struct sg_config *c) {
                 .max_age_sec = 365 * SEC_PER_DAY,
                 .max_rows = 1000000, /* a size bound by default: about 0.5 GB (docs/state.md) */
                 .seal_interval_sec = 15 * 60,
+
+                .fleet_enabled = false,
+                .fleet_source_max_failures = 50,
+                .fleet_window_sec = 3600,
+                .fleet_lock_time_sec = 3600,
+                .fleet_max_lock_time_sec = 7 * SEC_PER_DAY,
+                .fleet_batch = 500,
+                .fleet_poll_interval_ms = 1000,
         };
         snprintf(c->socket, sizeof c->socket, "%s", SG_DEFAULT_SOCKET);
         snprintf(c->state_dir, sizeof c->state_dir, "%s", SG_DEFAULT_STATE_DIR);
         snprintf(c->admin_group, sizeof c->admin_group, "%s", "secguard");
+        snprintf(c->fleet_user, sizeof c->fleet_user, "%s", "secguard-fleet");
 }
 
 /* ---- value parsers ---- */
@@ -309,7 +333,8 @@ static bool is_numeric(enum key_type t) {
 }
 
 static bool is_string(enum key_type t) {
-        return t == T_SOCKET || t == T_PATH || t == T_PATH_OPT || t == T_GROUP || t == T_ALLOWLIST;
+        return t == T_SOCKET || t == T_PATH || t == T_PATH_OPT || t == T_GROUP || t == T_ALLOWLIST ||
+               t == T_USER || t == T_CONNINFO || t == T_HOSTID;
 }
 
 static const char *unit_name(enum key_type t) {
@@ -344,6 +369,47 @@ static bool valid_group(const char *s) {
         return true;
 }
 
+bool sg_fleet_host_id_valid(const char *s) {
+        if (!s)
+                return false;
+        for (size_t i = 0; i < SG_FLEET_HOST_ID_LEN; i++)
+                if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+                        return false; /* also stops at the terminator of a short string */
+        return s[SG_FLEET_HOST_ID_LEN] == '\0';
+}
+
+/* Secrets come from files with checked owner and mode, never from the config, which is
+ * world-readable and shown by `secguardctl status --config`. A conninfo naming a password
+ * (keyword form "password=..." or a URI "postgresql://user:secret@host") is refused. */
+static const char *conninfo_problem(const char *s) {
+        static const char *const uri[] = { "postgresql://", "postgres://" };
+
+        for (size_t i = 0; i < sizeof uri / sizeof uri[0]; i++) {
+                size_t n = strlen(uri[i]);
+
+                if (strncasecmp(s, uri[i], n) == 0) {
+                        const char *auth = s + n, *end = auth + strcspn(auth, "/?");
+                        const char *at = memchr(auth, '@', (size_t) (end - auth));
+
+                        if (at && memchr(auth, ':', (size_t) (at - auth)))
+                                return "a password in the URI is not allowed (use password_file)";
+                        if (strcasestr(end, "password="))
+                                return "a password in the conninfo is not allowed (use password_file)";
+                        return NULL;
+                }
+        }
+        /* keyword=value form: "password" or "sslpassword" followed by '=' */
+        for (const char *p = s; (p = strcasestr(p, "password")) != NULL; p++) {
+                const char *q = p + strlen("password");
+
+                while (*q == ' ' || *q == '\t')
+                        q++;
+                if (*q == '=')
+                        return "a password in the conninfo is not allowed (use password_file)";
+        }
+        return NULL;
+}
+
 /* NULL when s is acceptable for k, else the reason. */
 static const char *string_problem(const struct key_def *k, const char *s, const char **ret_bad) {
         size_t len = strlen(s);
@@ -363,6 +429,12 @@ static const char *string_problem(const struct key_def *k, const char *s, const 
                 return len == 0 || s[0] == '/' ? NULL : "must be an absolute path or empty";
         case T_GROUP:
                 return len == 0 || valid_group(s) ? NULL : "not a valid group name ([a-z_][a-z0-9_-]*)";
+        case T_USER:
+                return len == 0 || valid_group(s) ? NULL : "not a valid user name ([a-z_][a-z0-9_-]*)";
+        case T_HOSTID:
+                return len == 0 || sg_fleet_host_id_valid(s) ? NULL : "not a host id (32 lowercase hex digits)";
+        case T_CONNINFO:
+                return len == 0 ? NULL : conninfo_problem(s);
         case T_ALLOWLIST: {
                 struct sg_cidr_list l = { 0 };
                 int r = sg_cidr_list_parse(s, &l, ret_bad);
@@ -458,7 +530,7 @@ static void check_section_line(struct parse_ctx *p, const char *s) {
         if (*q && *q != ';' && *q != '#')
                 record_error(p, "[%s]: unexpected text after ']'", shown(name, buf, sizeof buf));
         else if (!section_known(name))
-                record_error(p, "[%s]: unknown section (known: [daemon] [auth] [ratelimit] [session] [audit])",
+                record_error(p, "[%s]: unknown section (known: [daemon] [auth] [ratelimit] [session] [audit] [fleet])",
                              shown(name, buf, sizeof buf));
 }
 
@@ -710,7 +782,7 @@ static int handle_pair(void *user, const char *section, const char *name, const 
                 snprintf(p->prev_key, sizeof p->prev_key, "%s", name);
         if (!*section)
                 return key_error(p, NULL, name, "key outside a section (put it under [daemon], [auth], "
-                                                "[ratelimit], [session] or [audit])");
+                                                "[ratelimit], [session], [audit] or [fleet])");
         if (!section_known(section))
                 return key_error(p, section, name, "unknown section");
         k = find_key(section, name);
@@ -726,7 +798,8 @@ static int handle_pair(void *user, const char *section, const char *name, const 
         if (p->seen[idx])
                 return key_error(p, section, name, "duplicate key (first set on line %u)", p->seen[idx]);
         p->seen[idx] = p->lineno;
-        if (*value == '\0' && k->type != T_PATH_OPT && k->type != T_GROUP && k->type != T_ALLOWLIST)
+        if (*value == '\0' && k->type != T_PATH_OPT && k->type != T_GROUP && k->type != T_ALLOWLIST &&
+            k->type != T_USER && k->type != T_CONNINFO && k->type != T_HOSTID)
                 return key_error(p, section, name, "empty value");
         if (is_numeric(k->type))
                 return apply_number(p, k, section, name, value);
@@ -894,6 +967,12 @@ int sg_config_check(const struct sg_config *c, char *err, size_t errsize) {
                 return sg_errmsg(err, errsize, -EINVAL,
                             "config: [daemon] max_connections_per_uid (%u) exceeds max_connections (%u)",
                             c->max_connections_per_uid, c->max_connections);
+        if (c->fleet_lock_time_sec > c->fleet_max_lock_time_sec)
+                return sg_errmsg(err, errsize, -EINVAL,
+                            "config: [fleet] lock_time (%llus) exceeds max_lock_time (%llus): every fleet "
+                            "lock would be refused as absurd",
+                            (unsigned long long) c->fleet_lock_time_sec,
+                            (unsigned long long) c->fleet_max_lock_time_sec);
         if (c->permit_wait_ms >= c->timeout_ms)
                 return sg_errmsg(err, errsize, -EINVAL,
                             "config: [daemon] permit_wait_ms (%u) must be below timeout_ms (%u), or the "

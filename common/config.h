@@ -93,7 +93,25 @@ struct sg_config {
         char key_file[PATH_MAX];      /* audit MAC key: "" = <state_dir>/audit.key */
         char seal_public_key[PATH_MAX]; /* admin public key for sealed usernames: "" = none */
         uint64_t seal_interval_sec;   /* forward-secure key epoch: 15m (docs/threat-model.md) */
+
+        /* [fleet] (the PostgreSQL helper secguard-fleetd; the daemon reads user and max_lock_time) */
+        bool fleet_enabled;           /* no */
+        char fleet_postgres[1025];    /* libpq conninfo or "service=NAME", no password in it: "" */
+        char fleet_password_file[PATH_MAX]; /* PostgreSQL password file: "" = systemd credential or none */
+        char fleet_host_id[33];       /* 32 lowercase hex: "" = derived from /etc/machine-id */
+        char fleet_user[64];          /* the helper's account, granted FLEET_*: "secguard-fleet" ("" = root only) */
+        uint32_t fleet_source_max_failures; /* failures from one source over all hosts per window: 50 */
+        uint64_t fleet_window_sec;    /* 1h */
+        uint64_t fleet_lock_time_sec; /* fleet lock imposed: 1h */
+        uint64_t fleet_max_lock_time_sec; /* a decision further ahead is refused: 7d */
+        uint32_t fleet_batch;         /* rows per shipping transaction: 500 */
+        uint32_t fleet_poll_interval_ms; /* fallback poll when LISTEN/NOTIFY is quiet: 1s */
 };
+
+#define SG_FLEET_HOST_ID_LEN 32
+
+/* true when s is exactly 32 lowercase hex digits (a fleet host id). */
+bool sg_fleet_host_id_valid(const char *s);
 
 /* Fills every field with its documented default. */
 void sg_config_defaults(struct sg_config *c);

@@ -26,6 +26,9 @@ static const struct sg_event_kind kinds[] = {
         { "protocol_error",   "290221131b5745908d9714f7f32aad29", LOG_WARNING, "Malformed request" },
         { "daemon_start",     "bed7a44c82e24bf18dc9c06e3e4ce714", LOG_INFO,    "secguardd started" },
         { "daemon_stop",      "2634df0c47eb4bd0853a282f2a8d84d6", LOG_INFO,    "secguardd stopped" },
+        { "fleet_lock",       "dd747379e8aa478d91a9bd4831e8ead6", LOG_WARNING, "Fleet-wide lock applied" },
+        { "fleet_unlock",     "1e66e003555d475a982409b8e92c074f", LOG_NOTICE,  "Fleet-wide lock cleared" },
+        { "fleet_rejected",   "307f5d3b837748cebf7b260dd3db722b", LOG_WARNING, "Fleet decision rejected" },
 };
 
 /* What each means: etc/secguard.catalog (auth_failure). "locked" and "paced" are the reasons

@@ -7,13 +7,14 @@
  *
  * tag_specs[tag]: value type and size cap of each tag.
  *   str  <= 256   USER RHOST TTY SERVICE TOKEN
- *   str  <= 64    REASON EVENT VERSION SESSION_ID LOGIND_ID
+ *   str  <= 64    REASON EVENT VERSION SESSION_ID LOGIND_ID HOST
  *   str  <= 32    KIND
  *   str  <= 16    STATE
  *   str  <= 512   KEY
  *   str  <= 1024  DETAIL
  *   str  <= 16384 CONFIG
  *   bytes <= 512  SEALED
+ *   bytes <= 64   MAC
  *   u64 (exactly 8 bytes, big-endian) every other tag
  *
  * msg_specs[type]: tags allowed and tags required per message type.
@@ -23,7 +24,7 @@
  *   EVENT          EVENT                  USER SERVICE RHOST TTY REASON DETAIL USER_KNOWN
  *   STATUS         -                      -
  *   LOCKS          -                      -
- *   UNLOCK         KIND KEY               -
+ *   UNLOCK         KIND KEY               FLEET
  *   AUDIT_QUERY    -                      USER EVENT RHOST SINCE UNTIL LIMIT
  *   AUDIT_VERIFY   -                      -
  *   ACCOUNT        USER SERVICE           RHOST TTY
@@ -34,6 +35,9 @@
  *   TOKEN_ISSUE    USER                   UNTIL
  *   TOKEN_REVOKE   ID                     -
  *   TOKENS         -                      -
+ *   FLEET_EXPORT   ID                     LIMIT
+ *   FLEET_LOCK     KIND KEY UNTIL HOST ID REASON
+ *   FLEET_UNLOCK   KIND KEY HOST ID       -
  *   OK             -                      every tag (the generic reply; fields depend on the request)
  *   ERROR          ERROR                  DETAIL
  *   ROW            -                      every tag (one row of a listing)
@@ -103,6 +107,10 @@ static const struct tag_spec tag_specs[SG_F_MAX] = {
         [SG_F_LOGIND_ID] = STR(64),
         [SG_F_IDLE] = U64,
         [SG_F_STATE] = STR(16),
+        [SG_F_MAC] = BYTES(64),
+        [SG_F_EPOCH] = U64,
+        [SG_F_HOST] = STR(64),
+        [SG_F_FLEET] = U64,
 };
 
 #undef STR
@@ -134,7 +142,7 @@ static const struct msg_spec msg_specs[256] = {
                 B(SG_F_EVENT) },
         [SG_MSG_STATUS] = { true, 0, 0 },
         [SG_MSG_LOCKS] = { true, 0, 0 },
-        [SG_MSG_UNLOCK] = { true, B(SG_F_KIND) | B(SG_F_KEY), B(SG_F_KIND) | B(SG_F_KEY) },
+        [SG_MSG_UNLOCK] = { true, B(SG_F_KIND) | B(SG_F_KEY) | B(SG_F_FLEET), B(SG_F_KIND) | B(SG_F_KEY) },
         [SG_MSG_AUDIT_QUERY] = { true,
                 B(SG_F_USER) | B(SG_F_EVENT) | B(SG_F_RHOST) | B(SG_F_SINCE) | B(SG_F_UNTIL) |
                         B(SG_F_LIMIT),
@@ -153,6 +161,13 @@ static const struct msg_spec msg_specs[256] = {
         [SG_MSG_TOKEN_ISSUE] = { true, B(SG_F_USER) | B(SG_F_UNTIL), B(SG_F_USER) },
         [SG_MSG_TOKEN_REVOKE] = { true, B(SG_F_ID), B(SG_F_ID) },
         [SG_MSG_TOKENS] = { true, 0, 0 },
+        [SG_MSG_FLEET_EXPORT] = { true, B(SG_F_ID) | B(SG_F_LIMIT), B(SG_F_ID) },
+        [SG_MSG_FLEET_LOCK] = { true,
+                B(SG_F_KIND) | B(SG_F_KEY) | B(SG_F_UNTIL) | B(SG_F_HOST) | B(SG_F_ID) | B(SG_F_REASON),
+                B(SG_F_KIND) | B(SG_F_KEY) | B(SG_F_UNTIL) | B(SG_F_HOST) | B(SG_F_ID) },
+        [SG_MSG_FLEET_UNLOCK] = { true,
+                B(SG_F_KIND) | B(SG_F_KEY) | B(SG_F_HOST) | B(SG_F_ID),
+                B(SG_F_KIND) | B(SG_F_KEY) | B(SG_F_HOST) | B(SG_F_ID) },
 
         [SG_MSG_OK] = { true, ALL_TAGS, 0 },
         [SG_MSG_ERROR] = { true, B(SG_F_ERROR) | B(SG_F_DETAIL), B(SG_F_ERROR) },
@@ -514,6 +529,9 @@ const char *sg_msg_type_name(uint8_t type) {
                 [SG_MSG_TOKEN_ISSUE] = "TOKEN_ISSUE",
                 [SG_MSG_TOKEN_REVOKE] = "TOKEN_REVOKE",
                 [SG_MSG_TOKENS] = "TOKENS",
+                [SG_MSG_FLEET_EXPORT] = "FLEET_EXPORT",
+                [SG_MSG_FLEET_LOCK] = "FLEET_LOCK",
+                [SG_MSG_FLEET_UNLOCK] = "FLEET_UNLOCK",
                 [SG_MSG_OK] = "OK",
                 [SG_MSG_ERROR] = "ERROR",
                 [SG_MSG_ROW] = "ROW",

@@ -48,6 +48,9 @@ enum sg_msg_type {
         SG_MSG_TOKEN_ISSUE = 14,  /* issue a one-time login token (root) */
         SG_MSG_TOKEN_REVOKE = 15, /* revoke one by id (root) */
         SG_MSG_TOKENS = 16,       /* list tokens (root, admin group) */
+        SG_MSG_FLEET_EXPORT = 17, /* audit rows after an id, for the fleet helper (root, [fleet] user) */
+        SG_MSG_FLEET_LOCK = 18,   /* apply a fleet-wide lock decision (root, [fleet] user) */
+        SG_MSG_FLEET_UNLOCK = 19, /* apply a fleet-wide unlock decision (root, [fleet] user) */
         SG_MSG_REQUEST_MAX,
 
         /* Replies (daemon -> client). */
@@ -97,6 +100,10 @@ enum sg_field {
         SG_F_LOGIND_ID = 35, /* str <= 64: the logind session id (XDG_SESSION_ID) */
         SG_F_IDLE = 36,      /* u64 seconds since the session's tty was last used */
         SG_F_STATE = 37,     /* str <= 16: a token's state ("active", "used", "revoked", "expired") */
+        SG_F_MAC = 38,       /* bytes <= 64: an audit row's HMAC */
+        SG_F_EPOCH = 39,     /* u64: an audit row's key epoch */
+        SG_F_HOST = 40,      /* str <= 64: a fleet host id (32 lowercase hex digits) */
+        SG_F_FLEET = 41,     /* u64 0/1: UNLOCK also becomes a fleet-wide decision */
         SG_F_MAX,
 };
 

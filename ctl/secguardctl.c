@@ -24,6 +24,7 @@
 #include "audit-keys.h"
 #include "config.h"
 #include "event_table.h"
+#include "fleet-status.h"
 #include "hashes.h"
 #include "io.h"
 #include "protocol.h"
@@ -87,7 +88,12 @@ static void usage(FILE *f) {
                 "  status                       daemon version, uptime, counts, config in force\n"
                 "  locks                        current lockouts\n"
                 "  unlock USER                  clear a user's lock (audited)\n"
-                "  unlock --rhost ADDR          clear a source address's lock (audited)\n"
+                "  unlock --rhost ADDR [--fleet]\n"
+                "                               clear a source address's lock (audited); --fleet: on\n"
+                "                               every host of the fleet (through secguard-fleetd)\n"
+                "  fleet status [--state-dir DIR]\n"
+                "                               secguard-fleetd: PostgreSQL connection, lag, last\n"
+                "                               shipped id (exit 1 when not running or not connected)\n"
                 "  audit [--user U] [--event E] [--rhost H] [--since T] [--until T] [--limit N]\n"
                 "        [--reveal --key SECRET_KEY_FILE]\n"
                 "                               review events, newest last (T: ISO-8601 UTC,\n"
@@ -262,9 +268,11 @@ static int cmd_locks(struct ctl *c) {
 
         r = ctl_call(c);
         if (!c->json && r == 0)
-                printf("%-12s %-40s %8s %6s  %s\n", "KIND", "KEY", "FAILURES", "LEVEL", "UNTIL (UTC)");
+                printf("%-14s %-40s %8s %6s  %s\n", "KIND", "KEY", "FAILURES", "LEVEL", "UNTIL (UTC)");
         while (r == 0 && c->msg->type == SG_MSG_ROW) {
                 const struct sg_msg *m = c->msg;
+                /* a fleet lock carries SG_F_FLEET=1, its origin host and decision id */
+                bool fleet = sg_msg_u64(m, SG_F_FLEET, 0) == 1;
                 char until[40];
 
                 sg_format_time(sg_msg_u64(m, SG_F_UNTIL, 0), until, sizeof until);
@@ -277,14 +285,21 @@ static int cmd_locks(struct ctl *c) {
                         json_u64("failures", sg_msg_u64(m, SG_F_FAILURES, 0), &first);
                         json_u64("level", sg_msg_u64(m, SG_F_COUNT, 0), &first);
                         json_str("until", until, &first);
+                        json_str("origin", fleet ? "fleet" : "local", &first);
+                        if (fleet) {
+                                json_str("host", sg_msg_str(m, SG_F_HOST) ?: "", &first);
+                                json_u64("decision", sg_msg_u64(m, SG_F_ID, 0), &first);
+                        }
                         printf("}\n");
                 } else {
                         const char *k = sg_msg_str(m, SG_F_KEY) ?: "", *kd = sg_msg_str(m, SG_F_KIND) ?: "";
-                        char key[1024], kind[4 * 32 + 8];
+                        char key[1024], kind[4 * 32 + 16];
 
                         sg_escape(k, strlen(k), key, sizeof key);
-                        sg_escape(kd, strlen(kd), kind, sizeof kind);
-                        printf("%-12s %-40s %8" PRIu64 " %6" PRIu64 "  %s\n", kind, key,
+                        sg_escape(kd, strlen(kd), kind, sizeof kind - 8);
+                        if (fleet)
+                                strcat(kind, " (fleet)");
+                        printf("%-14s %-40s %8" PRIu64 " %6" PRIu64 "  %s\n", kind, key,
                                sg_msg_u64(m, SG_F_FAILURES, 0), sg_msg_u64(m, SG_F_COUNT, 0), until);
                 }
                 n++;
@@ -557,16 +572,21 @@ static int parse_token(struct ctl *c, int argc, char **argv, enum command *ret_c
 static int parse_unlock(struct ctl *c, int argc, char **argv) {
         static const struct option options[] = {
                 { "rhost", required_argument, NULL, 'r' },
+                { "fleet", no_argument, NULL, 'f' },
                 {}
         };
         const char *rhost = NULL, *user = NULL;
+        bool fleet = false;
         int o;
 
         reset_getopt();
         while ((o = getopt_long(argc, argv, "+", options, NULL)) >= 0) {
-                if (o != 'r')
+                if (o == 'f')
+                        fleet = true;
+                else if (o == 'r')
+                        rhost = optarg;
+                else
                         return EXIT_USAGE;
-                rhost = optarg;
         }
         if (optind < argc)
                 user = argv[optind++];
@@ -582,9 +602,15 @@ static int parse_unlock(struct ctl *c, int argc, char **argv) {
                 fprintf(stderr, "secguardctl: not a valid address\n");
                 return EXIT_USAGE;
         }
+        if (fleet && !rhost) {
+                fprintf(stderr, "secguardctl: --fleet unlocks a source address: use it with --rhost ADDR\n");
+                return EXIT_USAGE;
+        }
         sg_writer_init(&c->w, SG_MSG_UNLOCK);
         sg_writer_str(&c->w, SG_F_KIND, user ? "user" : "source");
         sg_writer_str(&c->w, SG_F_KEY, user ? user : rhost);
+        if (fleet)
+                sg_writer_u64(&c->w, SG_F_FLEET, 1);
         c->unlock_target = user ? user : rhost;
         return 0;
 }
@@ -1388,6 +1414,9 @@ int main(int argc, char **argv) {
                 usage(stderr);
                 return EXIT_USAGE;
         }
+        /* fleet status reads secguard-fleetd's status file: no daemon, no config. */
+        if (strcmp(argv[optind], "fleet") == 0)
+                return ctl_fleet(argc - optind, argv + optind, c.json);
         if (parse_command(&c, argc - optind, argv + optind, &cmd) != 0) {
                 usage(stderr);
                 return EXIT_USAGE;

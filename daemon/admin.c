@@ -9,6 +9,7 @@
 #include <sodium.h>
 
 #include "admin.h"
+#include "fleet.h"
 #include "io.h"
 #include "lock-row.h"
 #include "log.h"
@@ -41,7 +42,8 @@ int admin_status(Client *cl, const struct sg_msg *msg) {
         sg_writer_init(&w, SG_MSG_OK);
         sg_writer_str(&w, SG_F_VERSION, SECGUARD_VERSION);
         sg_writer_u64(&w, SG_F_UPTIME, (sg_now_mono_usec() - x->start_mono_usec) / 1000000);
-        sg_writer_u64(&w, SG_F_LOCKS, sg_policy_lock_count(x->policy, sg_now_real_usec()));
+        sg_writer_u64(&w, SG_F_LOCKS, sg_policy_lock_count(x->policy, sg_now_real_usec()) +
+                                              sg_policy_fleet_lock_count(x->policy, sg_now_real_usec()));
         sg_writer_u64(&w, SG_F_SESSIONS, sessions_count(x->sessions));
         sg_writer_u64(&w, SG_F_AUDIT_ROWS, rows);
         sg_writer_u64(&w, SG_F_PERMITS, permits_in_use(x->permits));
@@ -64,6 +66,22 @@ static int send_lock_row(void *userdata, const struct sg_lock_info *l) {
         return client_send(cl, &w);
 }
 
+/* A fleet lock: its kind and key as a local one, no failures or level of its own, and the
+ * decision's origin host (SG_F_HOST) and id (SG_F_ID), which mark the row as a fleet lock. */
+static int send_fleet_lock_row(void *userdata, const struct sg_fleet_lock *l) {
+        Client *cl = userdata;
+        struct sg_writer w;
+
+        sg_writer_init(&w, SG_MSG_ROW);
+        sg_writer_str(&w, SG_F_KIND, sg_lock_kind_name(l->kind));
+        sg_writer_str(&w, SG_F_KEY, l->key);
+        sg_writer_u64(&w, SG_F_UNTIL, l->until_usec);
+        sg_writer_str(&w, SG_F_HOST, l->origin_host);
+        sg_writer_u64(&w, SG_F_ID, l->decision_id);
+        sg_writer_u64(&w, SG_F_FLEET, 1);
+        return client_send(cl, &w);
+}
+
 int admin_locks(Client *cl, const struct sg_msg *msg) {
         const Context *x = client_ctx(cl);
         struct sg_writer w;
@@ -72,10 +90,12 @@ int admin_locks(Client *cl, const struct sg_msg *msg) {
 
         (void) msg;
         r = sg_policy_foreach_lock(x->policy, now, send_lock_row, cl);
+        if (r >= 0)
+                r = sg_policy_foreach_fleet_lock(x->policy, now, send_fleet_lock_row, cl);
         if (r < 0)
                 return r;
         sg_writer_init(&w, SG_MSG_OK);
-        sg_writer_u64(&w, SG_F_COUNT, sg_policy_lock_count(x->policy, now));
+        sg_writer_u64(&w, SG_F_COUNT, sg_policy_lock_count(x->policy, now) + sg_policy_fleet_lock_count(x->policy, now));
         return client_send(cl, &w);
 }
 
@@ -110,7 +130,11 @@ static int unlock_one(struct unlock_count *u, enum sg_lock_kind kind, const char
 }
 
 /* `unlock USER` means the user everywhere: the user's own key and every (user, source);
- * `unlock --rhost` the source everywhere: its own keys and every (user, that source). */
+ * `unlock --rhost` the source everywhere: its own keys and every (user, that source), and
+ * the fleet locks on those keys (this host's administrator wants the address in). With
+ * SG_F_FLEET=1 (--rhost only) the audit row says reason "fleet": the fleet helper ships it
+ * and the fleet turns it into an unlock on every host; it is written even when nothing was
+ * locked here. */
 int admin_unlock(Client *cl, const struct sg_msg *msg) {
         const Context *x = client_ctx(cl);
         const char *kind = sg_msg_str(msg, SG_F_KIND), *key = sg_msg_str(msg, SG_F_KEY);
@@ -120,9 +144,16 @@ int admin_unlock(Client *cl, const struct sg_msg *msg) {
         };
         struct unlock_count u = { .x = x };
         struct sg_writer w;
-        char source[320], detail[128], wide[SG_POLICY_KEY_MAX], widest[SG_POLICY_KEY_MAX];
-        int r;
+        char source[320], detail[160], wide[SG_POLICY_KEY_MAX], widest[SG_POLICY_KEY_MAX];
+        uint64_t fleet = sg_msg_u64(msg, SG_F_FLEET, 0);
+        int r, fleet_cleared = 0;
 
+        if (fleet > 1)
+                return client_send_error(cl, SG_ERR_INVALID, "fleet must be 0 or 1");
+        if (fleet && strcmp(kind, "source") != 0)
+                return client_send_error(cl, SG_ERR_INVALID, "a fleet-wide unlock names a source address (--rhost)");
+        if (fleet)
+                ev.reason = "fleet";
         r = txn_begin(x->txn);
         if (r < 0)
                 return r;
@@ -153,53 +184,67 @@ int admin_unlock(Client *cl, const struct sg_msg *msg) {
                 if (r >= 0)
                         r = sg_policy_unlock_pairs(x->policy, NULL, source, sg_now_real_usec(),
                                                    unlock_persist, &u);
+                if (r >= 0) {
+                        fleet_cleared = fleet_clear_for_unlock(x, source, wide, widest);
+                        r = fleet_cleared;
+                }
                 ev.rhost = key;
         } else
                 return client_send_error(cl, SG_ERR_INVALID, "kind must be user or source");
         if (r < 0)
                 return r;
-        if (u.keys == 0)
+        if (u.keys == 0 && fleet_cleared == 0 && !fleet)
                 return client_send_error(cl, SG_ERR_NOT_FOUND, "no lock or failures recorded");
-        snprintf(detail, sizeof detail, "%u locks cleared, failures reset on %u keys", u.locks, u.keys);
+        if (fleet_cleared > 0)
+                snprintf(detail, sizeof detail, "%u locks cleared, failures reset on %u keys, %d fleet locks cleared%s",
+                         u.locks, u.keys, fleet_cleared, fleet ? "; fleet-wide unlock requested" : "");
+        else
+                snprintf(detail, sizeof detail, "%u locks cleared, failures reset on %u keys%s", u.locks, u.keys,
+                         fleet ? "; fleet-wide unlock requested" : "");
         ev.detail = detail;
         r = context_emit(x, &ev, false);
         if (r < 0)
                 return r;
         sg_writer_init(&w, SG_MSG_OK);
-        sg_writer_u64(&w, SG_F_COUNT, u.locks);
+        sg_writer_u64(&w, SG_F_COUNT, u.locks + (unsigned) fleet_cleared);
         sg_writer_str(&w, SG_F_DETAIL, detail);
         return client_send(cl, &w);
 }
 
+void admin_audit_row_fields(struct sg_writer *w, const struct sg_audit_row *row) {
+        const struct sg_audit_event *e = &row->ev;
+
+        sg_writer_u64(w, SG_F_ID, row->id);
+        sg_writer_u64(w, SG_F_TIME, e->time_usec);
+        sg_writer_str(w, SG_F_EVENT, e->event);
+        if (e->reason)
+                sg_writer_str(w, SG_F_REASON, e->reason);
+        if (e->user)
+                sg_writer_strn(w, SG_F_USER, e->user, strnlen(e->user, SG_FIELD_WIRE_MAX));
+        if (e->user_sealed)
+                sg_writer_bytes(w, SG_F_SEALED, e->user_sealed, e->user_sealed_len);
+        if (e->service)
+                sg_writer_strn(w, SG_F_SERVICE, e->service, strnlen(e->service, SG_FIELD_WIRE_MAX));
+        if (e->rhost)
+                sg_writer_strn(w, SG_F_RHOST, e->rhost, strnlen(e->rhost, SG_FIELD_WIRE_MAX));
+        if (e->tty)
+                sg_writer_strn(w, SG_F_TTY, e->tty, strnlen(e->tty, SG_FIELD_WIRE_MAX));
+        if (e->pid >= 0)
+                sg_writer_u64(w, SG_F_PID, (uint64_t) e->pid);
+        if (e->uid >= 0)
+                sg_writer_u64(w, SG_F_UID, (uint64_t) e->uid);
+        if (e->session_id)
+                sg_writer_strn(w, SG_F_SESSION_ID, e->session_id, strnlen(e->session_id, 64));
+        if (e->detail)
+                sg_writer_strn(w, SG_F_DETAIL, e->detail, strnlen(e->detail, 1024));
+}
+
 static int send_audit_row(void *userdata, const struct sg_audit_row *row) {
         Client *cl = userdata;
-        const struct sg_audit_event *e = &row->ev;
         struct sg_writer w;
 
         sg_writer_init(&w, SG_MSG_ROW);
-        sg_writer_u64(&w, SG_F_ID, row->id);
-        sg_writer_u64(&w, SG_F_TIME, e->time_usec);
-        sg_writer_str(&w, SG_F_EVENT, e->event);
-        if (e->reason)
-                sg_writer_str(&w, SG_F_REASON, e->reason);
-        if (e->user)
-                sg_writer_strn(&w, SG_F_USER, e->user, strnlen(e->user, SG_FIELD_WIRE_MAX));
-        if (e->user_sealed)
-                sg_writer_bytes(&w, SG_F_SEALED, e->user_sealed, e->user_sealed_len);
-        if (e->service)
-                sg_writer_strn(&w, SG_F_SERVICE, e->service, strnlen(e->service, SG_FIELD_WIRE_MAX));
-        if (e->rhost)
-                sg_writer_strn(&w, SG_F_RHOST, e->rhost, strnlen(e->rhost, SG_FIELD_WIRE_MAX));
-        if (e->tty)
-                sg_writer_strn(&w, SG_F_TTY, e->tty, strnlen(e->tty, SG_FIELD_WIRE_MAX));
-        if (e->pid >= 0)
-                sg_writer_u64(&w, SG_F_PID, (uint64_t) e->pid);
-        if (e->uid >= 0)
-                sg_writer_u64(&w, SG_F_UID, (uint64_t) e->uid);
-        if (e->session_id)
-                sg_writer_strn(&w, SG_F_SESSION_ID, e->session_id, strnlen(e->session_id, 64));
-        if (e->detail)
-                sg_writer_strn(&w, SG_F_DETAIL, e->detail, strnlen(e->detail, 1024));
+        admin_audit_row_fields(&w, row);
         return client_send(cl, &w);
 }
 

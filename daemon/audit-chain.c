@@ -56,6 +56,7 @@ enum stmt_id {
         ST_QUERY_USER,
         ST_QUERY_EVENT,
         ST_QUERY_RHOST,
+        ST_EXPORT,
         _ST_MAX,
 };
 
@@ -112,6 +113,8 @@ static const char *const stmt_sql[_ST_MAX] = {
         [ST_QUERY_USER] = QUERY("audit", "user = ?1 AND " Q_EVENT " AND " Q_RHOST " AND " Q_TIME),
         [ST_QUERY_EVENT] = QUERY("audit", "event = ?2 AND " Q_USER " AND " Q_RHOST " AND " Q_TIME),
         [ST_QUERY_RHOST] = QUERY("audit", "rhost = ?3 AND " Q_USER " AND " Q_EVENT " AND " Q_TIME),
+        /* The fleet helper's feed: a range of the primary key, so a page costs its rows. */
+        [ST_EXPORT] = "SELECT " AUDIT_COLS " FROM audit WHERE id > ?1 AND id <= ?2 ORDER BY id ASC LIMIT ?3",
 };
 
 struct chain {
@@ -475,6 +478,16 @@ static void read_audit_row(sqlite3_stmt *st, struct sg_audit_row *r) {
                 r->ev.user_sealed = b ? b : (const uint8_t *) "";
                 r->ev.user_sealed_len = (size_t) sqlite3_column_bytes(st, C_SEALED);
         }
+        if (sqlite3_column_type(st, C_MAC) != SQLITE_NULL) {
+                const void *b = sqlite3_column_blob(st, C_MAC);
+
+                r->mac = b ? b : (const uint8_t *) "";
+                r->mac_len = (size_t) sqlite3_column_bytes(st, C_MAC);
+        }
+        if (sqlite3_column_type(st, C_EPOCH) != SQLITE_NULL) {
+                r->has_epoch = true;
+                r->epoch = col_u64(st, C_EPOCH);
+        }
 }
 
 int sg_audit_chain_query(sg_audit_chain *c, const struct sg_audit_filter *f, sg_audit_cb cb, void *userdata) {
@@ -502,6 +515,38 @@ int sg_audit_chain_query(sg_audit_chain *c, const struct sg_audit_filter *f, sg_
         (void) sqlite3_bind_int64(st, 4, to_i64(f->since_usec));
         (void) sqlite3_bind_int64(st, 5, f->until_usec ? to_i64(f->until_usec) : INT64_MAX);
         (void) sqlite3_bind_int64(st, 6, f->limit ? to_i64(f->limit) : 100);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                struct sg_audit_row row;
+
+                read_audit_row(st, &row);
+                if (!row.ev.event)
+                        continue;
+                r = cb(userdata, &row);
+                if (r < 0)
+                        break;
+        }
+        return walk_end(st, rc, r);
+}
+
+int sg_audit_chain_export(sg_audit_chain *c, uint64_t after_id, uint64_t upto_id, uint64_t limit,
+                          sg_audit_cb cb, void *userdata, uint64_t *ret_max_id) {
+        sqlite3_int64 max = 0;
+        sqlite3_stmt *st;
+        int rc, r = 0;
+
+        if (!c || !cb || limit == 0)
+                return -EINVAL;
+        if (ret_max_id) {
+                r = step_int(c->st[ST_AUDIT_MAX_ID], &max);
+                if (r < 0)
+                        return r;
+                r = 0;
+                *ret_max_id = max <= 0 ? 0 : (uint64_t) max < upto_id ? (uint64_t) max : upto_id;
+        }
+        st = c->st[ST_EXPORT];
+        (void) sqlite3_bind_int64(st, 1, to_i64(after_id));
+        (void) sqlite3_bind_int64(st, 2, to_i64(upto_id));
+        (void) sqlite3_bind_int64(st, 3, to_i64(limit));
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 struct sg_audit_row row;
 

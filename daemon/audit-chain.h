@@ -69,6 +69,10 @@ bool sg_audit_event_valid(const struct sg_audit_event *ev);
  * checks whether SQLite dropped it. */
 int sg_audit_chain_append(sg_audit_chain *c, const struct sg_audit_event *ev, uint64_t *ret_id);
 int sg_audit_chain_query(sg_audit_chain *c, const struct sg_audit_filter *f, sg_audit_cb cb, void *userdata);
+/* Rows with after_id < id <= upto_id, oldest first, at most limit; *ret_max_id (may be NULL)
+ * = min(upto_id, the highest id in the table), 0 when the table is empty. */
+int sg_audit_chain_export(sg_audit_chain *c, uint64_t after_id, uint64_t upto_id, uint64_t limit,
+                          sg_audit_cb cb, void *userdata, uint64_t *ret_max_id);
 int sg_audit_chain_count(sg_audit_chain *c, uint64_t *ret);
 void sg_audit_chain_tail(const sg_audit_chain *c, uint64_t *ret_id, uint8_t ret_mac[SG_MAC_BYTES]);
 int sg_audit_chain_verify(sg_audit_chain *c, uint64_t *ret_bad_id, char *detail, size_t detailsize);

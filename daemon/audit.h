@@ -25,6 +25,8 @@ struct sg_audit_event {
 struct sg_audit_row {
         uint64_t id;
         struct sg_audit_event ev;
+        const uint8_t *mac; size_t mac_len; /* the row's stored MAC (NULL when the column is NULL) */
+        bool has_epoch; uint64_t epoch;     /* the forward-secure epoch that MACed it; none: the static key */
 };
 
 struct sg_audit_filter {

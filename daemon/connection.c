@@ -310,6 +310,7 @@ int conn_set_add(ConnSet *s, int fd) {
         c->peer.is_root = c->peer.uid == 0;
         c->peer.is_admin = c->peer.is_root ||
                            (s->limits.have_admin_gid && peer_in_group(fd, s->limits.admin_gid, c->peer.gid));
+        c->peer.is_fleet = !c->peer.is_root && s->limits.have_fleet_uid && c->peer.uid == s->limits.fleet_uid;
         c->in = malloc(SG_FRAME_MAX);
         if (!c->in) {
                 r = -ENOMEM;

@@ -30,6 +30,7 @@ struct conn_peer {
         gid_t gid;
         bool is_root;
         bool is_admin; /* root or a member of the admin group */
+        bool is_fleet; /* the [fleet] user's uid (the fleet helper) */
 };
 
 struct conn_limits {
@@ -40,6 +41,8 @@ struct conn_limits {
         uint64_t nonroot_idle_usec;       /* between requests, other peers */
         bool have_admin_gid;
         gid_t admin_gid;
+        bool have_fleet_uid;
+        uid_t fleet_uid;
 };
 
 struct conn_ops {

@@ -2,7 +2,7 @@
 /*
  * The dispatch table and the connection ops. Who may ask what is decided here, from the
  * kernel's SO_PEERCRED, never from a request field: root for everything, the admin group for
- * read-only views. Anything not permitted is refused and audited (peer_denied).
+ * read-only views, the [fleet] user for the fleet helper's requests. Anything not permitted is refused and audited (peer_denied).
  * A new request type is one handler file and one row in the table below.
  */
 #include <errno.h>
@@ -12,6 +12,7 @@
 #include "admin.h"
 #include "dispatch.h"
 #include "events.h"
+#include "fleet.h"
 #include "io.h"
 #include "log.h"
 #include "login.h"
@@ -38,6 +39,9 @@ static const struct {
         [SG_MSG_TOKEN_ISSUE] = { PERM_ROOT, token_issue },
         [SG_MSG_TOKEN_REVOKE] = { PERM_ROOT, token_revoke },
         [SG_MSG_TOKENS] = { PERM_ROOT | PERM_ADMIN, token_list },
+        [SG_MSG_FLEET_EXPORT] = { PERM_ROOT | PERM_FLEET, fleet_export },
+        [SG_MSG_FLEET_LOCK] = { PERM_ROOT | PERM_FLEET, fleet_lock },
+        [SG_MSG_FLEET_UNLOCK] = { PERM_ROOT | PERM_FLEET, fleet_unlock },
 };
 
 unsigned dispatch_permission(unsigned type) {
@@ -49,7 +53,8 @@ unsigned dispatch_permission(unsigned type) {
 bool dispatch_permitted(unsigned type, const struct conn_peer *peer) {
         unsigned perm = dispatch_permission(type);
 
-        return ((perm & PERM_ROOT) && peer->is_root) || ((perm & PERM_ADMIN) && peer->is_admin);
+        return ((perm & PERM_ROOT) && peer->is_root) || ((perm & PERM_ADMIN) && peer->is_admin) ||
+               ((perm & PERM_FLEET) && peer->is_fleet);
 }
 
 /* ---- events any local user can cause: limited per uid (peers.h) ---- */

@@ -18,6 +18,7 @@ extern const struct conn_ops dispatch_conn_ops;
 enum {
         PERM_ROOT = 1 << 0,  /* uid 0 */
         PERM_ADMIN = 1 << 1, /* members of [daemon] admin_group */
+        PERM_FLEET = 1 << 2, /* the [fleet] user (the fleet helper's account) */
 };
 /* The permission bits for a request type; 0 for a type that is no request. */
 unsigned dispatch_permission(unsigned type);

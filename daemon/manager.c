@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pwd.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -148,6 +149,16 @@ static void apply_limits(Manager *m) {
                 } else
                         log_notice("admin group \"%s\" does not exist; read-only views are root only",
                                    m->config.admin_group);
+        }
+        if (m->config.fleet_user[0]) {
+                struct passwd *pw = getpwnam(m->config.fleet_user);
+
+                if (pw && pw->pw_uid != 0) {
+                        l.fleet_uid = pw->pw_uid;
+                        l.have_fleet_uid = true;
+                } else if (!pw && m->config.fleet_enabled)
+                        log_notice("[fleet] user \"%s\" does not exist; fleet requests are root only",
+                                   m->config.fleet_user);
         }
         conn_set_set_limits(m->ctx.conns, &l);
         permits_configure(m->ctx.permits, permits_from_config(&m->config),
@@ -360,6 +371,26 @@ static int replay_attempt(void *userdata, uint64_t id, uint64_t time_usec, const
         return 0;
 }
 
+static int replay_fleet_lock(void *userdata, const struct sg_fleet_lock_row *row) {
+        Manager *m = userdata;
+        struct sg_fleet_lock l = { .until_usec = row->until_usec, .decision_id = row->decision_id,
+                                   .applied_usec = row->applied_usec };
+        int kind = sg_lock_kind_from_name(row->kind), r = -EINVAL;
+
+        /* Checked again as on arrival, against today's config: a row that no longer names a
+         * key this host counts on (ipv6_prefix changed) or that is not ours is skipped. */
+        if ((kind == SG_LOCK_SOURCE || kind == SG_LOCK_SPRAY) && sg_fleet_host_id_valid(row->origin_host) &&
+            sg_policy_fleet_key(m->ctx.policy, (enum sg_lock_kind) kind, row->key, l.key) == 0 &&
+            strcmp(l.key, row->key) == 0) {
+                l.kind = (enum sg_lock_kind) kind;
+                memcpy(l.origin_host, row->origin_host, SG_FLEET_HOST_ID_LEN + 1);
+                r = sg_policy_fleet_lock(m->ctx.policy, &l);
+        }
+        if (r < 0)
+                log_warning_errno(r, "ignoring stored fleet lock \"%s\" of kind \"%s\"", row->key, row->kind);
+        return 0;
+}
+
 static int replay_lock(void *userdata, const struct sg_lock_row *l) {
         Manager *m = userdata;
         struct sg_lock_info info;
@@ -418,6 +449,9 @@ static int open_state(Manager *m) {
         r = sg_store_lock_foreach(m->ctx.store, replay_lock, m);
         if (r < 0)
                 return store_failed(m, r, "cannot load locks");
+        r = sg_store_fleet_lock_foreach(m->ctx.store, replay_fleet_lock, m);
+        if (r < 0)
+                return store_failed(m, r, "cannot load fleet locks");
         r = sg_store_attempt_foreach(m->ctx.store, now > pc.window_usec ? now - pc.window_usec : 0,
                                      replay_attempt, m);
         if (r < 0)
@@ -810,6 +844,8 @@ static int maintenance(Manager *m) {
         r = sg_store_attempt_prune(m->ctx.store, now > keep_attempts ? now - keep_attempts : 0);
         if (r >= 0)
                 r = sg_store_lock_prune(m->ctx.store, now - m->config.history_sec * USEC_PER_SEC);
+        if (r >= 0)
+                r = sg_store_fleet_lock_prune(m->ctx.store, now);
         if (r >= 0)
                 r = tokens_prune(m->ctx.store, now);
         if (r >= 0 && !pruning(m))

@@ -36,6 +36,7 @@ static const char *const event_names[SG_PEER_EVENT_MAX] = {
         [SG_PEER_AUTH_BLOCKED] = "auth_blocked",
         [SG_PEER_AUTH_INVALID] = "auth_failure",
         [SG_PEER_AUTH_PACED] = "auth_blocked",
+        [SG_PEER_FLEET_REJECTED] = "fleet_rejected",
 };
 
 const char *sg_peer_event_name(enum sg_peer_event kind) {

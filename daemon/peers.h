@@ -35,6 +35,7 @@ enum sg_peer_event {
         SG_PEER_AUTH_BLOCKED = 2,   /* auth_blocked (locked), per source */
         SG_PEER_AUTH_INVALID = 3,   /* auth_failure, reason invalid_input, per source */
         SG_PEER_AUTH_PACED = 4,     /* auth_blocked (paced), per source */
+        SG_PEER_FLEET_REJECTED = 5, /* fleet_rejected: a refused fleet decision, per uid */
         SG_PEER_EVENT_MAX,
 };
 
@@ -77,6 +78,7 @@ enum sg_peer_verdict sg_peers_source_event(sg_peers *p, const char *source, enum
  * split across calls; when they do not fit, the next call goes on. Cheap when nothing is due. */
 size_t sg_peers_flush(sg_peers *p, uint64_t mono_usec, bool force, struct sg_peer_summary *out, size_t max);
 
-/* The audit event keyword ("peer_denied", "protocol_error", "auth_blocked", "auth_failure");
+/* The audit event keyword ("peer_denied", "protocol_error", "auth_blocked", "auth_failure",
+ * "fleet_rejected");
  * NULL for an unknown kind. */
 const char *sg_peer_event_name(enum sg_peer_event kind);

@@ -78,6 +78,10 @@ struct entry {
         uint64_t *ring;
         struct spray_slot *slots;
 
+        /* a fleet lock on this key (SOURCE, SPRAY): fleet_until_usec 0 = none */
+        uint64_t fleet_until_usec, fleet_decision_id, fleet_applied_usec;
+        char fleet_host[SG_POLICY_HOST_MAX];
+
         /* USER: the next attempt pacing admits, remote and local (0 = none yet) */
         uint64_t pace_usec, pace_local_usec;
 
@@ -509,7 +513,7 @@ static size_t max_keys(const sg_policy *p) {
         return p->c.max_keys < MIN_MAX_KEYS ? MIN_MAX_KEYS : p->c.max_keys;
 }
 
-/* Frees the least recently used key without a lock in force and not used by this call.
+/* Frees the least recently used key without a lock in force (local or fleet) and not used by this call.
  * Locked keys met on the way go to the head so the next search does not walk them again. */
 static bool evict_one(sg_policy *p, uint64_t now) {
         size_t steps = p->n;
@@ -522,7 +526,7 @@ static bool evict_one(sg_policy *p, uint64_t now) {
                         e = prev;
                         continue;
                 }
-                if (e->until_usec <= now) {
+                if (e->until_usec <= now && e->fleet_until_usec <= now) {
                         entry_remove(p, e);
                         return true;
                 }
@@ -799,16 +803,23 @@ static void find_all(sg_policy *p, const struct attempt_keys *k, struct entry *e
         }
 }
 
-/* The lock in force that ends last, if any. */
+/* The lock in force (local or fleet) that ends last, if any. */
 static bool lock_in_force(struct entry *e[SLOT_MAX], uint64_t now, struct sg_verdict *v) {
         bool locked = false;
 
         for (int slot = 0; slot < SLOT_MAX; slot++) {
-                if (!e[slot] || e[slot]->until_usec <= now)
+                uint64_t until;
+
+                if (!e[slot])
                         continue;
-                if (!locked || e[slot]->until_usec > v->until_usec) {
+                /* a fleet lock refuses exactly as a local one; the later end wins */
+                until = e[slot]->until_usec > e[slot]->fleet_until_usec ? e[slot]->until_usec
+                                                                        : e[slot]->fleet_until_usec;
+                if (until <= now)
+                        continue;
+                if (!locked || until > v->until_usec) {
                         v->kind = slot_kind(slot);
-                        v->until_usec = e[slot]->until_usec;
+                        v->until_usec = until;
                 }
                 locked = true;
         }
@@ -1412,8 +1423,140 @@ void sg_policy_gc(sg_policy *p, uint64_t now_usec) {
                 next = e->lru_next;
                 if (cutoff > 0)
                         entry_drop_upto(e, cutoff - 1);
-                if (e->until_usec > now_usec || e->n > 0 || history)
+                if (e->fleet_until_usec != 0 && e->fleet_until_usec <= now_usec)
+                        e->fleet_until_usec = 0; /* expired: the store drops its row at maintenance */
+                if (e->until_usec > now_usec || e->fleet_until_usec > now_usec || e->n > 0 || history)
                         continue;
                 entry_remove(p, e);
         }
+}
+
+/* ---- fleet locks ---- */
+
+int sg_policy_fleet_key(const sg_policy *p, enum sg_lock_kind kind, const char *key,
+                        char out[static SG_POLICY_KEY_MAX]) {
+        char addr[INET6_ADDRSTRLEN];
+        struct sg_cidr net;
+        struct sg_addr a;
+        unsigned len;
+
+        assert(p);
+        if ((kind != SG_LOCK_SOURCE && kind != SG_LOCK_SPRAY) || !key || !*key ||
+            strnlen(key, SG_POLICY_KEY_MAX) >= SG_POLICY_KEY_MAX)
+                return -EINVAL;
+        if (sg_addr_parse(key, &a) == 0)
+                return sg_source_key(key, p->c.ipv6_prefix, out, SG_POLICY_KEY_MAX) < 0 ? -EINVAL : 0;
+        /* a network: IPv6 only (IPv4 sources are keyed by address), at a length this host
+         * keys sources on, else no attempt here could ever match it */
+        if (!strchr(key, '/') || sg_cidr_parse(key, &net) < 0 || net.addr.family != AF_INET6)
+                return -EINVAL;
+        len = net.prefix;
+        if (!(len == p->c.ipv6_prefix ||
+              (kind == SG_LOCK_SOURCE && len != 0 && (len == prefix_wide(p) || len == prefix_widest(p)))))
+                return -EINVAL;
+        if (!inet_ntop(AF_INET6, net.addr.bytes, addr, sizeof addr))
+                return -EINVAL;
+        return sg_source_key(addr, len, out, SG_POLICY_KEY_MAX) < 0 ? -EINVAL : 0;
+}
+
+bool sg_policy_key_allowlisted(const sg_policy *p, const char *key) {
+        assert(p);
+        return key && *key && source_allowlisted(p, key);
+}
+
+static bool fleet_kind(enum sg_lock_kind kind) {
+        return kind == SG_LOCK_SOURCE || kind == SG_LOCK_SPRAY;
+}
+
+int sg_policy_fleet_lock(sg_policy *p, const struct sg_fleet_lock *l) {
+        size_t len;
+        struct entry *e;
+
+        assert(p);
+        if (!l || !fleet_kind(l->kind))
+                return -EINVAL;
+        len = strnlen(l->key, sizeof l->key);
+        if (len == 0 || len >= sizeof l->key ||
+            strnlen(l->origin_host, sizeof l->origin_host) >= sizeof l->origin_host)
+                return -EINVAL;
+        p->op++;
+        note_now(p, l->applied_usec);
+        e = entry_get(p, l->kind, l->key, len, l->applied_usec);
+        if (!e)
+                return -ENOSPC;
+        e->fleet_until_usec = l->until_usec;
+        e->fleet_decision_id = l->decision_id;
+        e->fleet_applied_usec = l->applied_usec;
+        memcpy(e->fleet_host, l->origin_host, sizeof e->fleet_host);
+        return 0;
+}
+
+int sg_policy_fleet_unlock(sg_policy *p, enum sg_lock_kind kind, const char *key, uint64_t now_usec) {
+        struct entry *e;
+        bool was;
+
+        assert(p);
+        if (!fleet_kind(kind) || !key)
+                return 0;
+        e = entry_find(p, kind, key, strnlen(key, SG_POLICY_KEY_MAX));
+        if (!e || e->fleet_until_usec == 0)
+                return 0;
+        was = e->fleet_until_usec > now_usec;
+        e->fleet_until_usec = 0;
+        e->fleet_decision_id = 0;
+        e->fleet_applied_usec = 0;
+        e->fleet_host[0] = '\0';
+        return was;
+}
+
+static void fleet_fill(const struct entry *e, struct sg_fleet_lock *l) {
+        *l = (struct sg_fleet_lock) {
+                .kind = e->kind,
+                .until_usec = e->fleet_until_usec,
+                .decision_id = e->fleet_decision_id,
+                .applied_usec = e->fleet_applied_usec,
+        };
+        memcpy(l->key, e->key, e->keylen);
+        l->key[e->keylen] = '\0';
+        memcpy(l->origin_host, e->fleet_host, sizeof l->origin_host);
+}
+
+int sg_policy_fleet_get(sg_policy *p, enum sg_lock_kind kind, const char *key, struct sg_fleet_lock *ret) {
+        struct entry *e;
+
+        assert(p);
+        if (!fleet_kind(kind) || !key)
+                return -ENOENT;
+        e = entry_find(p, kind, key, strnlen(key, SG_POLICY_KEY_MAX));
+        if (!e || e->fleet_until_usec == 0)
+                return -ENOENT;
+        if (ret)
+                fleet_fill(e, ret);
+        return 0;
+}
+
+int sg_policy_foreach_fleet_lock(sg_policy *p, uint64_t now_usec, sg_policy_fleet_cb cb, void *userdata) {
+        assert(p && cb);
+        for (struct entry *e = p->lru_head; e; e = e->lru_next) {
+                struct sg_fleet_lock l;
+                int r;
+
+                if (e->fleet_until_usec <= now_usec)
+                        continue;
+                fleet_fill(e, &l);
+                r = cb(userdata, &l);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+size_t sg_policy_fleet_lock_count(sg_policy *p, uint64_t now_usec) {
+        size_t n = 0;
+
+        assert(p);
+        for (struct entry *e = p->lru_head; e; e = e->lru_next)
+                if (e->fleet_until_usec > now_usec)
+                        n++;
+        return n;
 }

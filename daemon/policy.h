@@ -157,5 +157,43 @@ void sg_policy_gc(sg_policy *p, uint64_t now_usec);
 /* Keys held in memory (status, tests). */
 size_t sg_policy_key_count(const sg_policy *p);
 
+/* ---- fleet locks (docs/state.md): decisions of the fleet helper, kept beside the local lock
+ * of the same key. They refuse an attempt exactly like a local lock in force (the allowlist
+ * still wins), expire at until_usec, and are never created, lifted or extended by attempts:
+ * only sg_policy_fleet_lock/_unlock and an administrator's unlock change them. */
+#define SG_POLICY_HOST_MAX 33 /* 32 hex digits + NUL */
+
+struct sg_fleet_lock {
+        enum sg_lock_kind kind;       /* SG_LOCK_SOURCE or SG_LOCK_SPRAY */
+        char key[SG_POLICY_KEY_MAX];  /* as sg_policy_fleet_key() made it */
+        uint64_t until_usec;
+        char origin_host[SG_POLICY_HOST_MAX];
+        uint64_t decision_id;
+        uint64_t applied_usec;
+};
+
+/* The key a fleet decision names, as a local lock of that kind keys it: an IP address
+ * (IPv6 grouped to ipv6_prefix), or an IPv6 network at ipv6_prefix (for source also at
+ * ipv6_prefix_wide or ipv6_prefix_widest), written canonically to out. Host names and other
+ * networks are refused: -EINVAL (also for a kind other than source or spray). */
+int sg_policy_fleet_key(const sg_policy *p, enum sg_lock_kind kind, const char *key,
+                        char out[static SG_POLICY_KEY_MAX]);
+/* Whether a source key (an address or a network key) is on the allowlist. */
+bool sg_policy_key_allowlisted(const sg_policy *p, const char *key);
+/* Sets (replaces) the fleet lock of l->kind/l->key; l->key must come from
+ * sg_policy_fleet_key(). 0; -EINVAL for a bad kind or key; -ENOSPC when the key table is
+ * full of locked keys (nothing changed). */
+int sg_policy_fleet_lock(sg_policy *p, const struct sg_fleet_lock *l);
+/* Removes the fleet lock of kind/key (as sg_policy_fleet_key() made it): 1 when one was in
+ * force at now_usec, 0 when there was none in force (an expired one is removed too). */
+int sg_policy_fleet_unlock(sg_policy *p, enum sg_lock_kind kind, const char *key, uint64_t now_usec);
+/* The fleet lock of kind/key (key as sg_policy_fleet_key() made it), expired or not:
+ * 0, or -ENOENT when there is none. */
+int sg_policy_fleet_get(sg_policy *p, enum sg_lock_kind kind, const char *key, struct sg_fleet_lock *ret);
+typedef int (*sg_policy_fleet_cb)(void *userdata, const struct sg_fleet_lock *l);
+/* Fleet locks in force at now_usec (allowlisted ones included: they are listed, not enforced). */
+int sg_policy_foreach_fleet_lock(sg_policy *p, uint64_t now_usec, sg_policy_fleet_cb cb, void *userdata);
+size_t sg_policy_fleet_lock_count(sg_policy *p, uint64_t now_usec);
+
 const char *sg_lock_kind_name(enum sg_lock_kind k);
 int sg_lock_kind_from_name(const char *s); /* -EINVAL */

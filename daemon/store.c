@@ -57,6 +57,10 @@ enum stmt_id {
         ST_TOKEN_FOREACH,
         ST_TOKEN_COUNT,
         ST_TOKEN_PRUNE,
+        ST_FLEET_LOCK_PUT,
+        ST_FLEET_LOCK_DELETE,
+        ST_FLEET_LOCK_FOREACH,
+        ST_FLEET_LOCK_PRUNE,
         _ST_MAX,
 };
 
@@ -101,6 +105,12 @@ static const char *const stmt_sql[_ST_MAX] = {
         [ST_TOKEN_COUNT] = "SELECT count(*) FROM tokens",
         [ST_TOKEN_PRUNE] = "DELETE FROM tokens WHERE expires_usec < ?1 OR (used_usec != 0 AND used_usec < ?1) "
                            "OR (revoked_usec != 0 AND revoked_usec < ?1)",
+        [ST_FLEET_LOCK_PUT] = "INSERT OR REPLACE INTO fleet_locks(kind, key, until_usec, origin_host, decision_id, "
+                              "applied_usec) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+        [ST_FLEET_LOCK_DELETE] = "DELETE FROM fleet_locks WHERE kind = ?1 AND key = ?2",
+        [ST_FLEET_LOCK_FOREACH] = "SELECT kind, key, until_usec, origin_host, decision_id, applied_usec "
+                                  "FROM fleet_locks ORDER BY kind, key",
+        [ST_FLEET_LOCK_PRUNE] = "DELETE FROM fleet_locks WHERE until_usec < ?1",
 };
 
 /* Migration i brings the schema from user_version i to i + 1. Append only; never edit one
@@ -183,6 +193,16 @@ static const char *const migrations[] = {
         "  last_mac BLOB NOT NULL,"
         "  time_usec INTEGER NOT NULL,"
         "  mac BLOB NOT NULL);",
+        /* 6: fleet locks (docs/state.md): lock decisions the fleet helper handed over, kept
+         * apart from the local locks and their backoff history. */
+        "CREATE TABLE fleet_locks("
+        "  kind TEXT NOT NULL,"
+        "  key TEXT NOT NULL,"
+        "  until_usec INTEGER NOT NULL,"
+        "  origin_host TEXT NOT NULL,"
+        "  decision_id INTEGER NOT NULL,"
+        "  applied_usec INTEGER NOT NULL,"
+        "  PRIMARY KEY(kind, key)) WITHOUT ROWID;",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == SG_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -969,6 +989,72 @@ int sg_store_lock_prune(sg_store *s, uint64_t before_usec) {
         return prune_before(s, ST_LOCK_PRUNE, before_usec);
 }
 
+/* ---- fleet locks ---- */
+
+int sg_store_fleet_lock_put(sg_store *s, const struct sg_fleet_lock_row *l) {
+        sqlite3_stmt *st;
+        int r;
+
+        if (!l || !l->kind || !l->key || !l->origin_host)
+                return -EINVAL;
+        r = write_check(s);
+        if (r < 0)
+                return r;
+        st = s->st[ST_FLEET_LOCK_PUT];
+        (void) bind_text(st, 1, l->kind);
+        (void) bind_text(st, 2, l->key);
+        (void) sqlite3_bind_int64(st, 3, to_i64(l->until_usec));
+        (void) bind_text(st, 4, l->origin_host);
+        (void) sqlite3_bind_int64(st, 5, to_i64(l->decision_id));
+        (void) sqlite3_bind_int64(st, 6, to_i64(l->applied_usec));
+        return step_done(st);
+}
+
+int sg_store_fleet_lock_delete(sg_store *s, const char *kind, const char *key) {
+        sqlite3_stmt *st;
+        int r;
+
+        if (!kind || !key)
+                return -EINVAL;
+        r = write_check(s);
+        if (r < 0)
+                return r;
+        st = s->st[ST_FLEET_LOCK_DELETE];
+        (void) bind_text(st, 1, kind);
+        (void) bind_text(st, 2, key);
+        return step_done(st);
+}
+
+int sg_store_fleet_lock_foreach(sg_store *s, sg_fleet_lock_cb cb, void *userdata) {
+        sqlite3_stmt *st;
+        int rc, r = 0;
+
+        if (!s || !cb)
+                return -EINVAL;
+        st = s->st[ST_FLEET_LOCK_FOREACH];
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                struct sg_fleet_lock_row l = {
+                        .kind = (const char *) sqlite3_column_text(st, 0),
+                        .key = (const char *) sqlite3_column_text(st, 1),
+                        .until_usec = col_u64(st, 2),
+                        .origin_host = (const char *) sqlite3_column_text(st, 3),
+                        .decision_id = col_u64(st, 4),
+                        .applied_usec = col_u64(st, 5),
+                };
+
+                if (!l.kind || !l.key || !l.origin_host)
+                        continue;
+                r = cb(userdata, &l);
+                if (r < 0)
+                        break;
+        }
+        return walk_end(st, rc, r);
+}
+
+int sg_store_fleet_lock_prune(sg_store *s, uint64_t before_usec) {
+        return prune_before(s, ST_FLEET_LOCK_PRUNE, before_usec);
+}
+
 /* ---- audit trail: the store's transaction around audit-chain.c ---- */
 
 int sg_store_audit_append(sg_store *s, const struct sg_audit_event *ev, uint64_t *ret_id) {
@@ -983,6 +1069,17 @@ int sg_store_audit_append(sg_store *s, const struct sg_audit_event *ev, uint64_t
         if (r < 0)
                 (void) tx_lost(s);
         return r;
+}
+
+int sg_store_audit_export(sg_store *s, uint64_t after_id, uint64_t limit, sg_audit_cb cb, void *userdata,
+                          uint64_t *ret_max_id) {
+        struct sg_audit_tail tail;
+
+        if (!s || !cb || limit == 0)
+                return -EINVAL;
+        sg_audit_chain_committed_tail(s->audit, s->in_tx, &tail);
+        sodium_memzero(tail.mac, sizeof tail.mac);
+        return sg_audit_chain_export(s->audit, after_id, tail.id, limit, cb, userdata, ret_max_id);
 }
 
 int sg_store_audit_query(sg_store *s, const struct sg_audit_filter *f, sg_audit_cb cb, void *userdata) {

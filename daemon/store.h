@@ -19,7 +19,7 @@
 #include "audit.h"
 #include "fss.h"
 
-#define SG_STORE_SCHEMA_VERSION 5
+#define SG_STORE_SCHEMA_VERSION 6
 
 typedef struct sg_store sg_store;
 
@@ -78,6 +78,22 @@ int sg_store_lock_foreach(sg_store *s, sg_lock_cb cb, void *userdata);
 /* Deletes history whose last lock and clear are both older than before_usec. */
 int sg_store_lock_prune(sg_store *s, uint64_t before_usec);
 
+/* ---- fleet locks: decisions of the fleet helper (docs/state.md), one per kind and key ---- */
+struct sg_fleet_lock_row {
+        const char *kind;        /* "source" or "spray" */
+        const char *key;         /* as a local lock of that kind keys it */
+        uint64_t until_usec;
+        const char *origin_host; /* the host id the decision came from (32 hex) */
+        uint64_t decision_id;    /* the central decision's id */
+        uint64_t applied_usec;   /* when this host applied it */
+};
+int sg_store_fleet_lock_put(sg_store *s, const struct sg_fleet_lock_row *l); /* insert or replace */
+int sg_store_fleet_lock_delete(sg_store *s, const char *kind, const char *key); /* none is not an error */
+typedef int (*sg_fleet_lock_cb)(void *userdata, const struct sg_fleet_lock_row *l);
+int sg_store_fleet_lock_foreach(sg_store *s, sg_fleet_lock_cb cb, void *userdata);
+/* Deletes fleet locks that ended before before_usec. */
+int sg_store_fleet_lock_prune(sg_store *s, uint64_t before_usec);
+
 /* ---- open login sessions (daemon/sessions.c keeps them in memory) ---- */
 struct sg_session_row {
         const char *id;          /* public id, SG_SESSION_ID_LEN hex digits */
@@ -124,6 +140,12 @@ int sg_store_token_prune(sg_store *s, uint64_t before_usec);
  * length-prefixes every field so no two different rows encode alike. */
 int sg_store_audit_append(sg_store *s, const struct sg_audit_event *ev, uint64_t *ret_id);
 int sg_store_audit_query(sg_store *s, const struct sg_audit_filter *f, sg_audit_cb cb, void *userdata);
+/* Committed rows with after_id < id, oldest first, at most limit (1..), with their MAC and
+ * epoch (struct sg_audit_row): the fleet helper's feed. *ret_max_id (may be NULL) = the
+ * highest committed id in the table, 0 when it is empty. Rows of the open transaction are
+ * never shown: they may yet be rolled back and their ids reused. */
+int sg_store_audit_export(sg_store *s, uint64_t after_id, uint64_t limit, sg_audit_cb cb, void *userdata,
+                          uint64_t *ret_max_id);
 int sg_store_audit_count(sg_store *s, uint64_t *ret);
 /* The chain's tail: id and MAC of the newest row (including appends not yet committed). The
  * manager copies it out of the database after each commit (audit.head), because the chain

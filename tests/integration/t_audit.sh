@@ -56,7 +56,7 @@ check "daemon down: a valid query is exit 3 (unreachable)" test "$(usage_rc audi
 # Every event name of the common table (printed by the sg_event_table helper, built from the
 # same common/event_table.c as the daemon and the CLI) is accepted by the CLI, and no other.
 mapfile -t DAEMON_EVENTS < <("$SG_BUILD/tests/integration/sg_event_table" | cut -f1)
-check "the event table lists 19 event kinds" test "${#DAEMON_EVENTS[@]}" -eq 19
+check "the event table lists 22 event kinds" test "${#DAEMON_EVENTS[@]}" -eq 22
 bad=
 for e in "${DAEMON_EVENTS[@]}"; do [ "$(usage_rc audit --event "$e")" -eq 3 ] || bad="$bad $e"; done
 check "every daemon event name passes the CLI's check (refused:${bad:- none})" test -z "$bad"

@@ -11,12 +11,19 @@ for f in sbin/secguardd sbin/secguardctl "$libdir/security/pam_secguard.so" \
         lib/systemd/catalog/secguard.catalog etc/secguard/secguard.conf \
         share/secguard/pam.d/secguard-auth share/secguard/pam.d/sshd.example \
         share/man/man5/secguard.conf.5 share/man/man8/secguardd.8 share/man/man8/secguardctl.8 \
-        share/man/man8/pam_secguard.8; do
+        share/man/man8/pam_secguard.8 \
+        sbin/secguard-fleetd lib/systemd/system/secguard-fleetd.service share/man/man8/secguard-fleetd.8 \
+        share/doc/secguard/fleet.md share/doc/secguard/roles.sql; do
         check "installed: $f" test -f "$P/$f"
 done
 # The unit names the daemon under the prefix installed to, whatever the build was configured with.
 check "unit runs the installed daemon" grep -qx "ExecStart=$P/sbin/secguardd" "$P/lib/systemd/system/secguardd.service"
 check "reload checks the config first" grep -qx "ExecReload=$P/sbin/secguardd --check-config" "$P/lib/systemd/system/secguardd.service"
+check "fleet unit runs the installed helper" grep -qx "ExecStart=$P/sbin/secguard-fleetd" "$P/lib/systemd/system/secguard-fleetd.service"
+check "fleet unit: no /etc/shadow, password as a credential" sh -c \
+        'grep -q "^InaccessiblePaths=.*/etc/shadow" "$1" && grep -q "^LoadCredential=secguard-fleet-password:" "$1"' \
+        sh "$P/lib/systemd/system/secguard-fleetd.service"
+check "sysusers.d creates the fleet helper's account" grep -q "^u secguard-fleet " "$P/lib/sysusers.d/secguard.conf"
 
 # README's host install: configured with the default prefix, installed with --prefix /usr (into a
 # DESTDIR here). Issue 12: the unit named /usr/local/sbin/secguardd and the config went to /usr/etc.
@@ -63,5 +70,9 @@ if command -v systemd-analyze >/dev/null; then
         score=$(systemd-analyze security --offline=yes "$P/lib/systemd/system/secguardd.service" 2>&1 | sed -n 's/.*Overall exposure level[^:]*: *\([0-9.]*\).*/\1/p')
         echo "# systemd-analyze security: exposure $score"
         check "unit hardening exposure below 2.0 (got $score)" awk -v s="$score" 'BEGIN { exit !(s != "" && s + 0 < 2.0) }'
+        # The fleet helper needs the network (PostgreSQL), so it scores higher than secguardd.
+        score=$(systemd-analyze security --offline=yes "$P/lib/systemd/system/secguard-fleetd.service" 2>&1 | sed -n 's/.*Overall exposure level[^:]*: *\([0-9.]*\).*/\1/p')
+        echo "# systemd-analyze security secguard-fleetd: exposure $score"
+        check "fleet unit hardening exposure below 2.0 (got $score)" awk -v s="$score" 'BEGIN { exit !(s != "" && s + 0 < 2.0) }'
 fi
 sg_done

@@ -143,7 +143,7 @@ PYEOF
 
 # The table the daemon was built from: name, MESSAGE_ID, priority (tab-separated).
 "$SG_BUILD/tests/integration/sg_event_table" >"$T/event_table.tsv" || fail "sg_event_table"
-check "the event table has 19 kinds" test "$(wc -l <"$T/event_table.tsv")" -eq 19
+check "the event table has 22 kinds" test "$(wc -l <"$T/event_table.tsv")" -eq 22
 sg_start_daemon --log-target journal
 check "journal target: nothing on stderr but start-up notes" ! grep -q "SECGUARD_EVENT" "$T/daemon.log"
 check "login accepted" sg_auth alice "$SG_PW_ALICE" 192.0.2.10
@@ -252,7 +252,7 @@ mkdir -p "$T/catroot/usr/lib/systemd/catalog"
 cp "$SG_SRC/etc/secguard.catalog" "$T/catroot/usr/lib/systemd/catalog/"
 check "journalctl --update-catalog accepts the file" journalctl --root "$T/catroot" --update-catalog
 listed=$(journalctl --root "$T/catroot" --list-catalog | grep -c ' secguard: ' || true)
-check "journalctl lists all 19 entries ($listed)" test "$listed" -eq 19
+check "journalctl lists all 22 entries ($listed)" test "$listed" -eq 22
 # journalctl -x explains our entries with that catalog. -x reads the catalog database from
 # its fixed path, whatever --root says: put ours there, in this namespace only.
 private_dir /var/lib/systemd/catalog sg-catalog

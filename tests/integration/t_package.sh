@@ -37,7 +37,9 @@ for f in /usr/sbin/secguardd /usr/sbin/secguardctl "/usr/lib/$triplet/security/p
         /usr/lib/systemd/catalog/secguard.catalog /usr/lib/sysusers.d/secguard.conf \
         /etc/secguard/secguard.conf /usr/share/pam-configs/secguard \
         /usr/share/man/man5/secguard.conf.5.gz /usr/share/man/man8/secguardd.8.gz \
-        /usr/share/man/man8/secguardctl.8.gz /usr/share/man/man8/pam_secguard.8.gz; do
+        /usr/share/man/man8/secguardctl.8.gz /usr/share/man/man8/pam_secguard.8.gz \
+        /usr/sbin/secguard-fleetd /lib/systemd/system/secguard-fleetd.service \
+        /usr/share/man/man8/secguard-fleetd.8.gz /usr/share/doc/secguard/fleet.md.gz; do
         check "package ships $f" grep -qx "$f" "$T/contents"
 done
 check "nothing under /usr/etc or /usr/local" ! grep -Eq '^/usr/(etc|local)/' "$T/contents"
@@ -124,14 +126,17 @@ check "disabled: pam_unix back in charge" grep -Eq '\[success=1 default=ignore\]
 # ---- purge, with the profile enabled: the stack must not keep naming a removed module ----
 in_root pam-auth-update --enable secguard || fail "pam-auth-update --enable secguard failed"
 mkdir -p "$R/var/lib/secguard" && echo state >"$R/var/lib/secguard/secguard.db" # as the daemon would
-in_root apt-get purge -y -q secguard >"$T/apt-purge.log" 2>&1 || { cat "$T/apt-purge.log" >&2; fail "apt-get purge secguard failed"; }
+# --autoremove: the libraries apt pulled in for us (libpq5 for secguard-fleetd and its own
+# dependencies) go with the package, as they would on an admin's `apt purge --autoremove`.
+in_root apt-get purge -y -q --autoremove secguard >"$T/apt-purge.log" 2>&1 || { cat "$T/apt-purge.log" >&2; fail "apt-get purge secguard failed"; }
 check "purged: dpkg forgot secguard" ! sh -c 'chroot "$1" dpkg-query -W secguard >/dev/null 2>&1' sh "$R"
 check "purged: PAM stack without pam_secguard" ! grep -q pam_secguard "$R"/etc/pam.d/common-*
 find "$R" -xdev \( -path "$R/proc" -o -path "$R/dev" -o -path "$R/tmp" \) -prune -o -print | sed "s|^$R||" | sort >"$T/after"
 # What install + purge left behind, beyond apt's and dpkg's own bookkeeping and logs.
 comm -13 "$T/before" "$T/after" |
-        grep -Ev '^/var/(cache/(apt|debconf|ldconfig)|lib/(apt|dpkg|systemd/catalog|pam)|log)(/|$)|^/etc/(group|gshadow|ld.so.cache)-?$' \
+        grep -Ev '^/var/(cache/(apt|debconf|ldconfig)|lib/(apt|dpkg|systemd/catalog|pam)|log)(/|$)|^/etc/(group|gshadow|passwd|shadow|ld.so.cache)-?$' \
                 >"$T/leftovers" || true
 check "purged: nothing left behind ($(tr '\n' ' ' <"$T/leftovers"))" test ! -s "$T/leftovers"
 check "purged: admin group kept (policy: files elsewhere may belong to it)" in_root getent group secguard
+check "installed: the fleet helper's account exists (kept after purge, like the group)" in_root getent passwd secguard-fleet
 sg_done

@@ -126,6 +126,17 @@ static void test_defaults(void **state) {
         assert_string_equal(c.key_file, "");
         assert_string_equal(c.seal_public_key, "");
         assert_int_equal(c.seal_interval_sec, 900);
+        assert_false(c.fleet_enabled);
+        assert_string_equal(c.fleet_postgres, "");
+        assert_string_equal(c.fleet_password_file, "");
+        assert_string_equal(c.fleet_host_id, "");
+        assert_string_equal(c.fleet_user, "secguard-fleet");
+        assert_int_equal(c.fleet_source_max_failures, 50);
+        assert_int_equal(c.fleet_window_sec, 3600);
+        assert_int_equal(c.fleet_lock_time_sec, 3600);
+        assert_int_equal(c.fleet_max_lock_time_sec, 7 * 86400);
+        assert_int_equal(c.fleet_batch, 500);
+        assert_int_equal(c.fleet_poll_interval_ms, 1000);
         /* The defaults are a valid configuration. */
         assert_int_equal(sg_config_check(&c, err, sizeof err), 0);
 }
@@ -183,7 +194,19 @@ static void test_every_key(void **state) {
                 "max_age = 90d\n"
                 "max_rows = 1000000\n"
                 "key_file = /etc/secguard/audit.key\n"
-                "seal_public_key = /etc/secguard/seal.pub\n";
+                "seal_public_key = /etc/secguard/seal.pub\n"
+                "[fleet]\n"
+                "enabled = yes\n"
+                "postgres = host=db.example.org port=5433 dbname=fleet user=sg sslmode=verify-full\n"
+                "password_file = /etc/secguard/fleet.pw\n"
+                "host_id = 0123456789abcdef0123456789abcdef\n"
+                "user = sg-fleet_2\n"
+                "source_max_failures = 80\n"
+                "window = 2h\n"
+                "lock_time = 30m\n"
+                "max_lock_time = 2d\n"
+                "batch = 100\n"
+                "poll_interval = 250ms\n";
         struct sg_config c;
         char err[512];
 
@@ -236,6 +259,17 @@ static void test_every_key(void **state) {
         assert_int_equal(c.max_rows, 1000000);
         assert_string_equal(c.key_file, "/etc/secguard/audit.key");
         assert_string_equal(c.seal_public_key, "/etc/secguard/seal.pub");
+        assert_true(c.fleet_enabled);
+        assert_string_equal(c.fleet_postgres, "host=db.example.org port=5433 dbname=fleet user=sg sslmode=verify-full");
+        assert_string_equal(c.fleet_password_file, "/etc/secguard/fleet.pw");
+        assert_string_equal(c.fleet_host_id, "0123456789abcdef0123456789abcdef");
+        assert_string_equal(c.fleet_user, "sg-fleet_2");
+        assert_int_equal(c.fleet_source_max_failures, 80);
+        assert_int_equal(c.fleet_window_sec, 7200);
+        assert_int_equal(c.fleet_lock_time_sec, 1800);
+        assert_int_equal(c.fleet_max_lock_time_sec, 2 * 86400);
+        assert_int_equal(c.fleet_batch, 100);
+        assert_int_equal(c.fleet_poll_interval_ms, 250);
         assert_int_equal(sg_config_check(&c, err, sizeof err), 0);
 }
 
@@ -302,6 +336,30 @@ static void test_error_classes(void **state) {
                 { "[auth]\nargon2_memlimit = 5G\n", 2, "out of range" },
                 { "[auth]\nmax_bcrypt_cost = 32\n", 2, "out of range" },
                 { "[auth]\nmax_sha_rounds = 999\n", 2, "out of range" },
+                /* [fleet] */
+                { "[fleet]\nenabled = perhaps\n", 2, "[fleet] enabled: \"perhaps\": expected yes or no" },
+                { "[fleet]\nenabled =\n", 2, "empty value" },
+                { "[fleet]\nhost_id = 0123456789ABCDEF0123456789ABCDEF\n", 2, "32 lowercase hex" },
+                { "[fleet]\nhost_id = 0123456789abcdef0123456789abcde\n", 2, "32 lowercase hex" },
+                { "[fleet]\nhost_id = 0123456789abcdef0123456789abcdef0\n", 2, "[fleet] host_id" },
+                { "[fleet]\nhost_id = 0123456789abcdef-123456789abcdef\n", 2, "32 lowercase hex" },
+                { "[fleet]\nuser = Fleet\n", 2, "not a valid user name" },
+                { "[fleet]\nuser = fleet;rm\n", 2, "not a valid user name" },
+                { "[fleet]\npassword_file = fleet.pw\n", 2, "absolute path or empty" },
+                { "[fleet]\npostgres = host=db password=hunter2\n", 2, "password_file" },
+                { "[fleet]\npostgres = host=db PASSWORD = x\n", 2, "password_file" },
+                { "[fleet]\npostgres = password=x\n", 2, "password_file" },
+                { "[fleet]\npostgres = postgresql://sg:hunter2@db/fleet\n", 2, "password in the URI" },
+                { "[fleet]\npostgres = postgres://sg@db/fleet?password=x\n", 2, "password_file" },
+                { "[fleet]\npostgres = host=db\x01\n", 2, "control characters" },
+                { "[fleet]\nsource_max_failures = 0\n", 2, "out of range (1..1000000)" },
+                { "[fleet]\nwindow = 31d\n", 2, "out of range" },
+                { "[fleet]\nlock_time = 0\n", 2, "out of range" },
+                { "[fleet]\nmax_lock_time = 366d\n", 2, "out of range" },
+                { "[fleet]\nbatch = 0\n", 2, "out of range (1..10000)" },
+                { "[fleet]\nbatch = 10001\n", 2, "out of range" },
+                { "[fleet]\npoll_interval = 5ms\n", 2, "out of range (10..3600000 ms)" },
+                { "[fleet]\nnosuch = 1\n", 2, "[fleet] nosuch: unknown key" },
                 /* overflow: too large rather than wrapped */
                 { "[audit]\nmax_rows = 18446744073709551616\n", 2, "too large" },
                 { "[audit]\nmax_rows = 9223372036854775808\n", 2, "out of range" },
@@ -557,6 +615,14 @@ static void test_range_edges(void **state) {
                 { "[session]\nmax_lifetime = 3651d\n", -EINVAL },
                 { "[audit]\nmax_age = 0\n", 0 },             { "[audit]\nmax_rows = 9223372036854775807\n", 0 },
                 { "[ratelimit]\nhistory = 3650d\n", 0 },     { "[ratelimit]\nhistory = 3651d\n", -EINVAL },
+                { "[fleet]\nbatch = 1\n", 0 },               { "[fleet]\nbatch = 10000\n", 0 },
+                { "[fleet]\nmax_lock_time = 365d\n", 0 },    { "[fleet]\nwindow = 30d\n", 0 },
+                { "[fleet]\npoll_interval = 10ms\n", 0 },    { "[fleet]\npoll_interval = 1h\n", 0 },
+                { "[fleet]\npoll_interval = 3601s\n", -EINVAL },
+                { "[fleet]\nuser =\n", 0 },                  { "[fleet]\nhost_id =\n", 0 },
+                { "[fleet]\npostgres =\n", 0 },              { "[fleet]\npostgres = service=fleet\n", 0 },
+                { "[fleet]\npostgres = postgresql://sg@db.example.org:5432/fleet?sslmode=require\n", 0 },
+                { "[fleet]\npostgres = host=db passfile=/etc/secguard/pgpass\n", 0 },
         };
         struct sg_config c;
         char err[512];
@@ -603,6 +669,11 @@ static void test_check(void **state) {
         EXPECT_CHECK_FAILS(strcpy(c.allowlist, "10.0.0.0/8 bogus"), "bogus");
         EXPECT_CHECK_FAILS(strcpy(c.admin_group, "Admins"), "admin_group");
         EXPECT_CHECK_FAILS(memset(c.socket, 'a', sizeof c.socket), "socket");
+        EXPECT_CHECK_FAILS(c.fleet_lock_time_sec = c.fleet_max_lock_time_sec + 1, "[fleet] lock_time");
+        EXPECT_CHECK_FAILS(strcpy(c.fleet_host_id, "xyz"), "[fleet] host_id");
+        EXPECT_CHECK_FAILS(strcpy(c.fleet_postgres, "dbname=x password=y"), "[fleet] postgres");
+        EXPECT_CHECK_FAILS(strcpy(c.fleet_user, "Root"), "[fleet] user");
+        EXPECT_CHECK_FAILS(c.fleet_batch = 0, "[fleet] batch");
 #undef EXPECT_CHECK_FAILS
 
         /* Equal values are fine: lock_time == lock_max == history, min == max length. */
@@ -643,7 +714,7 @@ static void test_dump(void **state) {
                 assert_true(dot < eq && eq < strchr(line, '\n'));
                 lines++;
         }
-        assert_int_equal(lines, 55); /* every key of struct sg_config */
+        assert_int_equal(lines, 66); /* every key of struct sg_config */
         n = (int) strlen(out);
         free(out);
 
@@ -841,7 +912,7 @@ static void test_example_config_matches_defaults(void **state) {
                 fail_msg("etc/secguard.conf with every key uncommented: %s", err);
         a = dump(&c);
         assert_string_equal(a, b);
-        assert_int_equal(keys, 55);
+        assert_int_equal(keys, 66);
         free(a);
         free(b);
         free(uncommented);

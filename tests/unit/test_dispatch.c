@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The dispatch table's permission bits: who may make which request. Root may make every
- * request; the admin group only the read-only views; anyone else none; replies and
+ * request; the admin group only the read-only views; the [fleet] user only the fleet
+ * helper's requests; anyone else none; replies and
  * unknown types are no requests for anybody.
  */
 
@@ -17,6 +18,7 @@
 static const struct conn_peer root = { .uid = 0, .is_root = true, .is_admin = true };
 static const struct conn_peer admin = { .uid = 1000, .is_admin = true };
 static const struct conn_peer user = { .uid = 1001 };
+static const struct conn_peer fleet = { .uid = 998, .is_fleet = true };
 
 static void test_root_only(void **state) {
         const unsigned types[] = { SG_MSG_PRECHECK, SG_MSG_REPORT, SG_MSG_EVENT, SG_MSG_ACCOUNT, SG_MSG_UNLOCK,
@@ -29,7 +31,25 @@ static void test_root_only(void **state) {
                 assert_true(dispatch_permitted(types[i], &root));
                 assert_false(dispatch_permitted(types[i], &admin));
                 assert_false(dispatch_permitted(types[i], &user));
+                assert_false(dispatch_permitted(types[i], &fleet));
         }
+}
+
+static void test_fleet_requests(void **state) {
+        const unsigned types[] = { SG_MSG_FLEET_EXPORT, SG_MSG_FLEET_LOCK, SG_MSG_FLEET_UNLOCK };
+
+        (void) state;
+        for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+                assert_int_equal(dispatch_permission(types[i]), PERM_ROOT | PERM_FLEET);
+                assert_true(dispatch_permitted(types[i], &root));
+                assert_true(dispatch_permitted(types[i], &fleet));
+                assert_false(dispatch_permitted(types[i], &admin));
+                assert_false(dispatch_permitted(types[i], &user));
+        }
+        /* the fleet user may ask nothing else */
+        for (unsigned t = 0; t < 300; t++)
+                if (t != SG_MSG_FLEET_EXPORT && t != SG_MSG_FLEET_LOCK && t != SG_MSG_FLEET_UNLOCK)
+                        assert_false(dispatch_permitted(t, &fleet));
 }
 
 static void test_read_only_views(void **state) {
@@ -68,6 +88,7 @@ static void test_no_request(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_root_only),
+                cmocka_unit_test(test_fleet_requests),
                 cmocka_unit_test(test_read_only_views),
                 cmocka_unit_test(test_no_request),
         };

@@ -44,7 +44,7 @@ static void test_names_and_ids(void **state) {
         (void) state;
         k = sg_event_kinds(&n);
         assert_non_null(k);
-        assert_int_equal(n, 19);
+        assert_int_equal(n, 22);
         for (size_t i = 0; i < n; i++) {
                 assert_non_null(k[i].name);
                 assert_true(strlen(k[i].name) > 0 && strspn(k[i].name, "abcdefghijklmnopqrstuvwxyz_") == strlen(k[i].name));
@@ -73,6 +73,10 @@ static void test_find_is_exact(void **state) {
         assert_null(sg_event_kind_find("session_reap"));
         assert_non_null(sg_event_kind_find("session_reaped"));
         assert_non_null(sg_event_kind_find("auth_failure"));
+        assert_non_null(sg_event_kind_find("fleet_lock"));
+        assert_non_null(sg_event_kind_find("fleet_unlock"));
+        assert_non_null(sg_event_kind_find("fleet_rejected"));
+        assert_null(sg_event_kind_find("fleet"));
         assert_non_null(sg_event_kind_find("daemon_stop"));
         /* A fixed id users may already filter on. */
         assert_string_equal(sg_event_kind_find("lockout")->message_id, "6c043ffc13a24eaab37fb8e0df4e07d9");

@@ -39,6 +39,7 @@ static void test_peer_bucket(void **state) {
         (void) state;
         assert_string_equal(sg_peer_event_name(SG_PEER_DENIED), "peer_denied");
         assert_string_equal(sg_peer_event_name(SG_PEER_PROTOCOL_ERROR), "protocol_error");
+        assert_string_equal(sg_peer_event_name(SG_PEER_FLEET_REJECTED), "fleet_rejected");
         assert_null(sg_peer_event_name(SG_PEER_EVENT_MAX));
         for (unsigned i = 0; i < SG_PEER_BURST; i++) {
                 assert_int_equal(peer(p, 65534, SG_PEER_PROTOCOL_ERROR, t, s, &n), SG_PEER_WRITE);

@@ -1316,6 +1316,183 @@ static void test_hostname_budget(void **state) {
         sg_policy_free(p);
 }
 
+/* ---- fleet locks ---- */
+
+static int count_fleet_cb(void *userdata, const struct sg_fleet_lock *l) {
+        (void) l;
+        (*(size_t *) userdata)++;
+        return 0;
+}
+
+
+static struct sg_fleet_lock fleet_make(sg_policy *p, enum sg_lock_kind kind, const char *key, uint64_t until,
+                                       uint64_t id, uint64_t now) {
+        struct sg_fleet_lock l = { .kind = kind, .until_usec = until, .decision_id = id, .applied_usec = now };
+
+        assert_int_equal(sg_policy_fleet_key(p, kind, key, l.key), 0);
+        snprintf(l.origin_host, sizeof l.origin_host, "%s", "0123456789abcdef0123456789abcdef");
+        return l;
+}
+
+static void test_fleet_key(void **state) {
+        struct sg_policy_config c = base_config();
+        char out[SG_POLICY_KEY_MAX];
+        sg_policy *p;
+
+        (void) state;
+        c.ipv6_prefix_wide = 48;
+        c.ipv6_prefix_widest = 32;
+        p = mk(&c);
+        /* addresses: keyed as a local lock keys them */
+        assert_int_equal(sg_policy_fleet_key(p, SG_LOCK_SOURCE, "192.0.2.7", out), 0);
+        assert_string_equal(out, "192.0.2.7");
+        assert_int_equal(sg_policy_fleet_key(p, SG_LOCK_SOURCE, "2001:db8:1:2::99", out), 0);
+        assert_string_equal(out, "2001:db8:1:2::/64");
+        assert_int_equal(sg_policy_fleet_key(p, SG_LOCK_SPRAY, "::ffff:192.0.2.8", out), 0);
+        assert_string_equal(out, "192.0.2.8");
+        /* networks at the lengths this host keys on, written canonically */
+        assert_int_equal(sg_policy_fleet_key(p, SG_LOCK_SOURCE, "2001:db8:1:2::/64", out), 0);
+        assert_string_equal(out, "2001:db8:1:2::/64");
+        assert_int_equal(sg_policy_fleet_key(p, SG_LOCK_SOURCE, "2001:DB8:1:2:0::/64", out), 0);
+        assert_string_equal(out, "2001:db8:1:2::/64");
+        assert_int_equal(sg_policy_fleet_key(p, SG_LOCK_SOURCE, "2001:db8:1::/48", out), 0);
+        assert_string_equal(out, "2001:db8:1::/48");
+        assert_int_equal(sg_policy_fleet_key(p, SG_LOCK_SOURCE, "2001:db8::/32", out), 0);
+        assert_string_equal(out, "2001:db8::/32");
+        /* refused: other lengths, IPv4 networks, wide networks for spray, names, junk, kinds */
+        assert_int_equal(sg_policy_fleet_key(p, SG_LOCK_SOURCE, "2001:db8:1:2::/56", out), -EINVAL);
+        assert_int_equal(sg_policy_fleet_key(p, SG_LOCK_SOURCE, "2001:db8::/0", out), -EINVAL);
+        assert_int_equal(sg_policy_fleet_key(p, SG_LOCK_SOURCE, "192.0.2.0/24", out), -EINVAL);
+        assert_int_equal(sg_policy_fleet_key(p, SG_LOCK_SPRAY, "2001:db8:1::/48", out), -EINVAL);
+        assert_int_equal(sg_policy_fleet_key(p, SG_LOCK_SOURCE, "attacker.example", out), -EINVAL);
+        assert_int_equal(sg_policy_fleet_key(p, SG_LOCK_SOURCE, "*.example.org", out), -EINVAL);
+        assert_int_equal(sg_policy_fleet_key(p, SG_LOCK_SOURCE, "192.0.2.300", out), -EINVAL);
+        assert_int_equal(sg_policy_fleet_key(p, SG_LOCK_SOURCE, "", out), -EINVAL);
+        assert_int_equal(sg_policy_fleet_key(p, SG_LOCK_SOURCE, "2001:db8::1/64/64", out), -EINVAL);
+        assert_int_equal(sg_policy_fleet_key(p, SG_LOCK_USER, "192.0.2.7", out), -EINVAL);
+        assert_int_equal(sg_policy_fleet_key(p, SG_LOCK_USER_SOURCE, "a@192.0.2.7", out), -EINVAL);
+        sg_policy_free(p);
+}
+
+static void test_fleet_lock_denies_like_a_local_lock(void **state) {
+        struct sg_policy_config c = base_config();
+        struct sg_fleet_lock l, got;
+        struct sg_verdict v;
+        struct result r;
+        sg_policy *p;
+
+        (void) state;
+        p = mk(&c);
+        l = fleet_make(p, SG_LOCK_SOURCE, "192.0.2.7", T0 + HOUR, 41, T0);
+        assert_int_equal(sg_policy_fleet_lock(p, &l), 0);
+        assert_int_equal(sg_policy_fleet_lock_count(p, T0), 1);
+        assert_int_equal(sg_policy_lock_count(p, T0), 0); /* not a local lock */
+
+        /* any user from that source: refused, nothing counted, no new lock */
+        r = reserve(p, "alice", "192.0.2.7", T0 + MINUTE);
+        assert_false(r.v.allowed);
+        assert_false(r.v.paced);
+        assert_int_equal(r.v.kind, SG_LOCK_SOURCE);
+        assert_int_equal(r.v.until_usec, T0 + HOUR);
+        assert_int_equal(r.n, 0);
+        assert_true(sg_policy_is_locked(p, "bob", "192.0.2.7", T0 + MINUTE, &v));
+        /* another source is not touched */
+        r = reserve(p, "alice", "192.0.2.8", T0 + MINUTE);
+        assert_allowed_no_lock(&r);
+
+        /* the decision is what is stored: host and id */
+        assert_int_equal(sg_policy_fleet_get(p, SG_LOCK_SOURCE, "192.0.2.7", &got), 0);
+        assert_int_equal(got.decision_id, 41);
+        assert_string_equal(got.origin_host, "0123456789abcdef0123456789abcdef");
+        assert_int_equal(sg_policy_fleet_get(p, SG_LOCK_SPRAY, "192.0.2.7", &got), -ENOENT);
+
+        /* a local unlock of the key touches the local lock only (the daemon clears the fleet
+         * lock itself, with its store row) */
+        assert_int_equal(sg_policy_unlock(p, SG_LOCK_SOURCE, "192.0.2.7", T0 + MINUTE, NULL), -ENOENT);
+        assert_false(reserve(p, "alice", "192.0.2.7", T0 + 2 * MINUTE).v.allowed);
+
+        /* it expires like a local lock */
+        r = reserve(p, "alice", "192.0.2.7", T0 + HOUR);
+        assert_true(r.v.allowed);
+        assert_int_equal(sg_policy_fleet_lock_count(p, T0 + HOUR), 0);
+        sg_policy_free(p);
+}
+
+static void test_fleet_lock_unlock_and_listing(void **state) {
+        struct sg_policy_config c = base_config();
+        struct sg_fleet_lock l;
+        sg_policy *p;
+        size_t n = 0;
+
+        (void) state;
+        p = mk(&c);
+        l = fleet_make(p, SG_LOCK_SPRAY, "2001:db8:1:2::5", T0 + HOUR, 7, T0);
+        assert_int_equal(sg_policy_fleet_lock(p, &l), 0);
+        /* a spray lock refuses every named user from the /64 */
+        assert_false(reserve(p, "carol", "2001:db8:1:2::99", T0 + 1).v.allowed);
+        assert_int_equal(sg_policy_foreach_fleet_lock(p, T0 + 1, count_fleet_cb, &n), 0);
+        assert_int_equal(n, 1);
+        /* unlock: 1 when one was in force, then 0 */
+        assert_int_equal(sg_policy_fleet_unlock(p, SG_LOCK_SPRAY, "2001:db8:1:2::/64", T0 + 2), 1);
+        assert_int_equal(sg_policy_fleet_unlock(p, SG_LOCK_SPRAY, "2001:db8:1:2::/64", T0 + 2), 0);
+        assert_true(reserve(p, "carol", "2001:db8:1:2::99", T0 + 3).v.allowed);
+        assert_int_equal(sg_policy_fleet_lock_count(p, T0 + 3), 0);
+        /* bad input changes nothing */
+        l.kind = SG_LOCK_USER;
+        assert_int_equal(sg_policy_fleet_lock(p, &l), -EINVAL);
+        l.kind = SG_LOCK_SOURCE;
+        l.key[0] = '\0';
+        assert_int_equal(sg_policy_fleet_lock(p, &l), -EINVAL);
+        sg_policy_free(p);
+}
+
+static void test_fleet_lock_allowlist_wins(void **state) {
+        struct sg_policy_config c = base_config();
+        struct sg_cidr_list list = { 0 };
+        struct sg_fleet_lock l;
+        sg_policy *p;
+
+        (void) state;
+        assert_int_equal(sg_cidr_list_parse("192.0.2.0/28", &list, NULL), 0);
+        c.allowlist = list;
+        p = mk(&c);
+        assert_true(sg_policy_key_allowlisted(p, "192.0.2.7"));
+        assert_false(sg_policy_key_allowlisted(p, "192.0.2.77"));
+        l = fleet_make(p, SG_LOCK_SOURCE, "192.0.2.7", T0 + HOUR, 1, T0);
+        assert_int_equal(sg_policy_fleet_lock(p, &l), 0);
+        /* listed, never enforced */
+        assert_int_equal(sg_policy_fleet_lock_count(p, T0), 1);
+        assert_true(reserve(p, "alice", "192.0.2.7", T0 + 1).v.allowed);
+        assert_false(sg_policy_is_locked(p, "alice", "192.0.2.7", T0 + 1, NULL));
+        sg_policy_free(p);
+        sg_cidr_list_free(&list);
+}
+
+/* A fleet-locked key is never evicted to make room, and gc keeps it until it ends. */
+static void test_fleet_lock_survives_eviction_and_gc(void **state) {
+        struct sg_policy_config c = base_config();
+        struct sg_fleet_lock l;
+        char rhost[32];
+        sg_policy *p;
+
+        (void) state;
+        c.max_keys = 8;
+        p = mk(&c);
+        l = fleet_make(p, SG_LOCK_SOURCE, "198.51.100.1", T0 + DAY, 3, T0);
+        assert_int_equal(sg_policy_fleet_lock(p, &l), 0);
+        for (int i = 0; i < 50; i++) {
+                snprintf(rhost, sizeof rhost, "203.0.113.%d", i);
+                (void) fail_once(p, "alice", rhost, T0 + (uint64_t) i);
+        }
+        assert_false(reserve(p, "alice", "198.51.100.1", T0 + MINUTE).v.allowed);
+        sg_policy_gc(p, T0 + HOUR);
+        assert_false(reserve(p, "alice", "198.51.100.1", T0 + HOUR).v.allowed);
+        sg_policy_gc(p, T0 + DAY + 1);
+        assert_int_equal(sg_policy_fleet_get(p, SG_LOCK_SOURCE, "198.51.100.1", NULL), -ENOENT);
+        assert_true(reserve(p, "alice", "198.51.100.1", T0 + DAY + 2).v.allowed);
+        sg_policy_free(p);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_kind_names),
@@ -1349,6 +1526,11 @@ int main(void) {
                 cmocka_unit_test(test_ipv6_hierarchy),
                 cmocka_unit_test(test_hostname_budget),
                 cmocka_unit_test(test_wider_keys),
+                cmocka_unit_test(test_fleet_key),
+                cmocka_unit_test(test_fleet_lock_denies_like_a_local_lock),
+                cmocka_unit_test(test_fleet_lock_unlock_and_listing),
+                cmocka_unit_test(test_fleet_lock_allowlist_wins),
+                cmocka_unit_test(test_fleet_lock_survives_eviction_and_gc),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

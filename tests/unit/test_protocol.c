@@ -46,7 +46,9 @@ static const struct {
         [SG_F_PERMITS] = { K_U64, 8 },      [SG_F_PERMITS_MAX] = { K_U64, 8 },
         [SG_F_FAILURES] = { K_U64, 8 },     [SG_F_SESSION_ID] = { K_STR, 64 },
         [SG_F_LOGIND_ID] = { K_STR, 64 },   [SG_F_IDLE] = { K_U64, 8 },
-        [SG_F_STATE] = { K_STR, 16 },
+        [SG_F_STATE] = { K_STR, 16 },       [SG_F_MAC] = { K_BYTES, 64 },
+        [SG_F_EPOCH] = { K_U64, 8 },        [SG_F_HOST] = { K_STR, 64 },
+        [SG_F_FLEET] = { K_U64, 8 },
 };
 
 static const struct {
@@ -65,7 +67,7 @@ static const struct {
           B(SG_F_EVENT) },
         { SG_MSG_STATUS, 0, 0 },
         { SG_MSG_LOCKS, 0, 0 },
-        { SG_MSG_UNLOCK, B(SG_F_KIND) | B(SG_F_KEY), B(SG_F_KIND) | B(SG_F_KEY) },
+        { SG_MSG_UNLOCK, B(SG_F_KIND) | B(SG_F_KEY) | B(SG_F_FLEET), B(SG_F_KIND) | B(SG_F_KEY) },
         { SG_MSG_AUDIT_QUERY,
           B(SG_F_USER) | B(SG_F_EVENT) | B(SG_F_RHOST) | B(SG_F_SINCE) | B(SG_F_UNTIL) |
                   B(SG_F_LIMIT),
@@ -83,6 +85,12 @@ static const struct {
         { SG_MSG_TOKEN_ISSUE, B(SG_F_USER) | B(SG_F_UNTIL), B(SG_F_USER) },
         { SG_MSG_TOKEN_REVOKE, B(SG_F_ID), B(SG_F_ID) },
         { SG_MSG_TOKENS, 0, 0 },
+        { SG_MSG_FLEET_EXPORT, B(SG_F_ID) | B(SG_F_LIMIT), B(SG_F_ID) },
+        { SG_MSG_FLEET_LOCK,
+          B(SG_F_KIND) | B(SG_F_KEY) | B(SG_F_UNTIL) | B(SG_F_HOST) | B(SG_F_ID) | B(SG_F_REASON),
+          B(SG_F_KIND) | B(SG_F_KEY) | B(SG_F_UNTIL) | B(SG_F_HOST) | B(SG_F_ID) },
+        { SG_MSG_FLEET_UNLOCK, B(SG_F_KIND) | B(SG_F_KEY) | B(SG_F_HOST) | B(SG_F_ID),
+          B(SG_F_KIND) | B(SG_F_KEY) | B(SG_F_HOST) | B(SG_F_ID) },
         { SG_MSG_OK, ALL, 0 },
         { SG_MSG_ERROR, B(SG_F_ERROR) | B(SG_F_DETAIL), B(SG_F_ERROR) },
         { SG_MSG_ROW, ALL, 0 },
@@ -483,7 +491,8 @@ static void test_oversized_field(void **state) {
         static const uint8_t strtags[] = { SG_F_USER, SG_F_RHOST, SG_F_TTY, SG_F_SERVICE,
                                            SG_F_REASON, SG_F_DETAIL, SG_F_EVENT, SG_F_KIND,
                                            SG_F_KEY, SG_F_VERSION, SG_F_CONFIG, SG_F_TOKEN,
-                                           SG_F_SESSION_ID, SG_F_SEALED, SG_F_STATE };
+                                           SG_F_SESSION_ID, SG_F_SEALED, SG_F_STATE,
+                                           SG_F_MAC, SG_F_HOST };
         static char buf[16385];
         struct raw *r = raw_new(SG_MSG_OK);
         (void) state;
@@ -804,6 +813,17 @@ static void test_names(void **state) {
         assert_string_equal(sg_msg_type_name(SG_MSG_PRECHECK), "PRECHECK");
         assert_string_equal(sg_msg_type_name(SG_MSG_SESSION_CLOSE), "SESSION_CLOSE");
         assert_string_equal(sg_msg_type_name(SG_MSG_ROW), "ROW");
+        assert_string_equal(sg_msg_type_name(SG_MSG_FLEET_EXPORT), "FLEET_EXPORT");
+        assert_string_equal(sg_msg_type_name(SG_MSG_FLEET_LOCK), "FLEET_LOCK");
+        assert_string_equal(sg_msg_type_name(SG_MSG_FLEET_UNLOCK), "FLEET_UNLOCK");
+        /* The fleet numbers are shared with the PostgreSQL helper: they never move. */
+        assert_int_equal(SG_MSG_FLEET_EXPORT, 17);
+        assert_int_equal(SG_MSG_FLEET_LOCK, 18);
+        assert_int_equal(SG_MSG_FLEET_UNLOCK, 19);
+        assert_int_equal(SG_F_MAC, 38);
+        assert_int_equal(SG_F_EPOCH, 39);
+        assert_int_equal(SG_F_HOST, 40);
+        assert_int_equal(SG_F_FLEET, 41);
         assert_string_equal(sg_msg_type_name(0x7f), "UNKNOWN");
         for (size_t i = 0; i < N_SPECS; i++)
                 assert_string_not_equal(sg_msg_type_name(specs[i].type), "UNKNOWN");

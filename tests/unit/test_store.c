@@ -294,7 +294,7 @@ static void test_migrations_create_schema(void **state) {
         static const char *const names[] = { "attempts", "locks", "audit", "audit_anchor",
                                              "attempts_time", "attempts_pending", "audit_user",
                                              "audit_event", "audit_rhost", "audit_time", "sessions",
-                                             "tokens", "audit_seal" };
+                                             "tokens", "audit_seal", "fleet_locks" };
         char sql[256];
 
         (void) state;
@@ -307,7 +307,7 @@ static void test_migrations_create_schema(void **state) {
         /* A second open finds the schema current and changes nothing. */
         sg_store_free(open_store());
         assert_int_equal(raw_int("PRAGMA user_version"), SG_STORE_SCHEMA_VERSION);
-        assert_int_equal(raw_int("SELECT count(*) FROM sqlite_schema WHERE type = 'table'"), 7);
+        assert_int_equal(raw_int("SELECT count(*) FROM sqlite_schema WHERE type = 'table'"), 8);
 }
 
 struct lock_seen {
@@ -825,7 +825,164 @@ static void test_sql_payloads_verbatim(void **state) {
         assert_intact(s);
         sg_store_free(s);
         assert_int_equal(raw_int("SELECT count(*) FROM audit"), 7);
-        assert_int_equal(raw_int("SELECT count(*) FROM sqlite_schema WHERE type = 'table'"), 7);
+        assert_int_equal(raw_int("SELECT count(*) FROM sqlite_schema WHERE type = 'table'"), 8);
+}
+
+/* ---- fleet locks ---- */
+
+struct fleet_seen {
+        size_t n;
+        char kind[8][16], key[8][64], host[8][40];
+        struct sg_fleet_lock_row row[8];
+};
+
+static int collect_fleet(void *userdata, const struct sg_fleet_lock_row *l) {
+        struct fleet_seen *fs = userdata;
+
+        if (fs->n >= 8)
+                return -E2BIG;
+        snprintf(fs->kind[fs->n], sizeof fs->kind[0], "%s", l->kind);
+        snprintf(fs->key[fs->n], sizeof fs->key[0], "%s", l->key);
+        snprintf(fs->host[fs->n], sizeof fs->host[0], "%s", l->origin_host);
+        fs->row[fs->n] = *l;
+        fs->n++;
+        return 0;
+}
+
+static void test_fleet_locks(void **state) {
+        static const char host[] = "0123456789abcdef0123456789abcdef";
+        struct sg_fleet_lock_row a = { .kind = "source", .key = "192.0.2.7", .until_usec = 9000,
+                                       .origin_host = host, .decision_id = 41, .applied_usec = 100 };
+        struct sg_fleet_lock_row b = { .kind = "spray", .key = "2001:db8:1:2::/64", .until_usec = 5000,
+                                       .origin_host = host, .decision_id = 42, .applied_usec = 200 };
+        struct fleet_seen fs = { 0 };
+        sg_store *s;
+
+        (void) state;
+        s = open_store();
+        assert_int_equal(sg_store_fleet_lock_put(s, &a), 0);
+        assert_int_equal(sg_store_fleet_lock_put(s, &b), 0);
+        a.until_usec = 12000;
+        a.decision_id = 43;
+        assert_int_equal(sg_store_fleet_lock_put(s, &a), 0); /* the newer decision replaces */
+        assert_int_equal(sg_store_fleet_lock_put(s, &(struct sg_fleet_lock_row) { .kind = "source", .key = "x" }),
+                         -EINVAL);
+        /* durable: a new store sees them */
+        sg_store_free(s);
+        s = open_store();
+        assert_int_equal(sg_store_fleet_lock_foreach(s, collect_fleet, &fs), 0);
+        assert_int_equal(fs.n, 2);
+        assert_string_equal(fs.kind[0], "source");
+        assert_string_equal(fs.key[0], "192.0.2.7");
+        assert_int_equal(fs.row[0].until_usec, 12000);
+        assert_int_equal(fs.row[0].decision_id, 43);
+        assert_int_equal(fs.row[0].applied_usec, 100);
+        assert_string_equal(fs.host[0], host);
+        assert_string_equal(fs.kind[1], "spray");
+        assert_string_equal(fs.key[1], "2001:db8:1:2::/64");
+        /* local locks are another table: untouched */
+        assert_int_equal(raw_int("SELECT count(*) FROM locks"), 0);
+
+        /* expired before 6000: the spray lock (5000) goes, the source lock (12000) stays */
+        assert_int_equal(sg_store_fleet_lock_prune(s, 6000), 0);
+        memset(&fs, 0, sizeof fs);
+        assert_int_equal(sg_store_fleet_lock_foreach(s, collect_fleet, &fs), 0);
+        assert_int_equal(fs.n, 1);
+        assert_string_equal(fs.key[0], "192.0.2.7");
+
+        /* delete: exact kind and key; none left is not an error */
+        assert_int_equal(sg_store_fleet_lock_delete(s, "spray", "192.0.2.7"), 0);
+        assert_int_equal(raw_int("SELECT count(*) FROM fleet_locks"), 1);
+        assert_int_equal(sg_store_fleet_lock_delete(s, "source", "192.0.2.7"), 0);
+        assert_int_equal(sg_store_fleet_lock_delete(s, "source", "192.0.2.7"), 0);
+        assert_int_equal(raw_int("SELECT count(*) FROM fleet_locks"), 0);
+        /* hostile text is stored verbatim (bound, never spliced) */
+        assert_int_equal(sg_store_fleet_lock_put(s, &(struct sg_fleet_lock_row) {
+                                 .kind = "source", .key = "x'); DROP TABLE locks; --", .origin_host = host }), 0);
+        assert_int_equal(raw_int("SELECT count(*) FROM fleet_locks WHERE key LIKE 'x%DROP TABLE locks%'"), 1);
+        assert_int_equal(raw_int("SELECT count(*) FROM sqlite_schema WHERE name = 'locks'"), 1);
+        sg_store_free(s);
+}
+
+/* A schema 5 database (before fleet locks) migrates to 6 and keeps its data. */
+static void test_fleet_locks_from_schema_5(void **state) {
+        sg_store *s;
+
+        (void) state;
+        s = open_store();
+        append_ten(s);
+        sg_store_free(s);
+        raw_exec("DROP TABLE fleet_locks; PRAGMA user_version = 5");
+        s = open_store();
+        assert_int_equal(raw_int("PRAGMA user_version"), 6);
+        assert_int_equal(raw_int("SELECT count(*) FROM fleet_locks"), 0);
+        assert_int_equal(raw_int("SELECT count(*) FROM audit"), 10);
+        assert_intact(s);
+        sg_store_free(s);
+}
+
+struct export_seen {
+        size_t n;
+        uint64_t id[16];
+        bool mac_ok[16];
+        bool has_epoch[16];
+};
+
+static int collect_export(void *userdata, const struct sg_audit_row *r) {
+        struct export_seen *es = userdata;
+
+        if (es->n >= 16)
+                return -E2BIG;
+        es->id[es->n] = r->id;
+        es->mac_ok[es->n] = r->mac && r->mac_len == SG_MAC_BYTES;
+        es->has_epoch[es->n] = r->has_epoch;
+        es->n++;
+        return 0;
+}
+
+static void test_audit_export(void **state) {
+        struct export_seen es = { 0 };
+        uint64_t max = 99;
+        sg_store *s;
+
+        (void) state;
+        s = open_store();
+        /* empty: nothing, max 0 */
+        assert_int_equal(sg_store_audit_export(s, 0, 10, collect_export, &es, &max), 0);
+        assert_int_equal(es.n, 0);
+        assert_int_equal(max, 0);
+        assert_int_equal(sg_store_audit_export(s, 0, 0, collect_export, &es, &max), -EINVAL);
+
+        append_ten(s);
+        assert_int_equal(sg_store_audit_export(s, 3, 4, collect_export, &es, &max), 0);
+        assert_int_equal(es.n, 4);
+        for (size_t i = 0; i < 4; i++) {
+                assert_int_equal(es.id[i], 4 + i);
+                assert_true(es.mac_ok[i]);
+                assert_false(es.has_epoch[i]); /* the static key */
+        }
+        assert_int_equal(max, 10);
+
+        /* rows of an open transaction are not exported, nor counted in max */
+        assert_int_equal(sg_store_begin(s), 0);
+        assert_int_equal(append(s, 1100, "auth_failure", "carol", "192.0.2.2"), 11);
+        memset(&es, 0, sizeof es);
+        assert_int_equal(sg_store_audit_export(s, 8, 100, collect_export, &es, &max), 0);
+        assert_int_equal(es.n, 2);
+        assert_int_equal(es.id[1], 10);
+        assert_int_equal(max, 10);
+        assert_int_equal(sg_store_commit(s), 0);
+        memset(&es, 0, sizeof es);
+        assert_int_equal(sg_store_audit_export(s, 8, 100, collect_export, &es, &max), 0);
+        assert_int_equal(es.n, 3);
+        assert_int_equal(es.id[2], 11);
+        assert_int_equal(max, 11);
+
+        /* after the newest: nothing */
+        memset(&es, 0, sizeof es);
+        assert_int_equal(sg_store_audit_export(s, 11, 100, collect_export, &es, NULL), 0);
+        assert_int_equal(es.n, 0);
+        sg_store_free(s);
 }
 
 /* ---- the chain ---- */
@@ -1145,7 +1302,7 @@ static void test_anchor_mac_not_a_row_mac(void **state) {
 /* A database from schema 1 (anchor without a MAC) is migrated; its anchor is reported as
  * unauthenticated until the daemon's next prune replaces it. */
 /* Back to before schema 4 (forward-secure keys), for the tests of older databases. */
-#define UNDO_SCHEMA_5 "DROP TABLE audit_seal; ALTER TABLE audit DROP COLUMN epoch; ALTER TABLE audit_anchor DROP COLUMN epoch; "
+#define UNDO_SCHEMA_5 "DROP TABLE fleet_locks; DROP TABLE audit_seal; ALTER TABLE audit DROP COLUMN epoch; ALTER TABLE audit_anchor DROP COLUMN epoch; "
 
 static void test_anchor_from_schema_1(void **state) {
         uint64_t deleted = 0;
@@ -1727,6 +1884,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_open_bad_args, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_attempts, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_locks, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_fleet_locks, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_fleet_locks_from_schema_5, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_audit_export, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_audit_query_filters, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_audit_query_newest_n, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sql_payloads_verbatim, setup, teardown),

@@ -286,11 +286,11 @@ static int daemon_export(struct fleetd *f, uint64_t after, uint32_t limit, struc
                 }
                 f->export_refused_logged = true;
                 r = -EPERM;
-        } else if (r == 0) {
-                f->export_refused_logged = false;
         } else if (r == 0 && (m->type != SG_MSG_OK || sg_msg_u64(m, SG_F_COUNT, UINT64_MAX) != *n)) {
-                r = -EBADMSG;
+                r = -EBADMSG; /* any other answer, or a count that is not the rows we got */
         }
+        if (r == 0)
+                f->export_refused_logged = false;
         if (r == 0)
                 *ret_max_id = sg_msg_u64(m, SG_F_ID, 0);
         if (r < 0 && r != -EPERM)

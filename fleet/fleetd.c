@@ -332,6 +332,8 @@ static int daemon_apply(struct fleetd *f, const struct fleet_decision *d) {
         sg_writer_u64(w, SG_F_ID, (uint64_t) d->id);
         if (d->lock && d->reason)
                 sg_writer_str(w, SG_F_REASON, d->reason);
+        if (!d->lock && d->reason && strcmp(d->reason, "lifted") == 0)
+                sg_writer_str(w, SG_F_STATE, "lifted"); /* only origin_host's own fleet lock */
         r = sg_call(fd, w, m, daemon_deadline(f));
         if (r < 0) {
                 logp(LOG_WARNING, "decision %" PRId64 ": secguardd did not answer: %s (retrying)", d->id,
@@ -654,6 +656,10 @@ retry:
 
 /* ---- shipping ---- */
 
+/* An unlock u ends the lock d: a fleet-wide one (reason fleet) always, a lifted one only the
+ * lockout its own host published (docs/state.md, "Lifted locks"). */
+#define LIFT_MATCHES " AND (u.reason <> 'lifted' OR (u.origin_host = d.origin_host AND d.reason = 'lockout'))"
+
 static const char q_ins_decision[] =
         "INSERT INTO secguard.decisions(action, kind, key, until_usec, origin_host, reason, audit_id)"
         " VALUES ($1, $2, $3, $4::bigint, $5, $6, $7::bigint) ON CONFLICT DO NOTHING";
@@ -668,7 +674,7 @@ static const char q_sum_insert[] =
         " AND NOT EXISTS (SELECT 1 FROM secguard.decisions d WHERE d.action = 'lock' AND d.key = $1"
         "  AND d.kind IN ('source', 'spray') AND d.until_usec > $6::bigint"
         "  AND NOT EXISTS (SELECT 1 FROM secguard.decisions u WHERE u.action = 'unlock'"
-        "   AND u.key = d.key AND u.kind = d.kind AND u.id > d.id))";
+        "   AND u.key = d.key AND u.kind = d.kind AND u.id > d.id" LIFT_MATCHES "))";
 
 static bool ins_decision(struct fleetd *f, const char *action, const char *kind, const char *key,
                          uint64_t until, const char *reason, uint64_t audit_id) {
@@ -786,6 +792,15 @@ static bool publish_row(struct fleetd *f, const struct row *r, char (*keys)[FLEE
                  * fleet-wide start again after it (secguard.source_failures). */
                 if (!ins_decision(f, "unlock", "source", r->src, r->time_usec, "fleet", r->id) ||
                     !ins_decision(f, "unlock", "spray", r->src, r->time_usec, "fleet", r->id))
+                        return false;
+        } else if (strcmp(r->event, "unlock") == 0 && r->reason && strcmp(r->reason, "lifted") == 0) {
+                /* This host lifted a lock the attempt that set it turned out not to deserve;
+                 * the decision lifts on other hosts only the fleet lock its lockout made. */
+                char key[FLEET_KEY_MAX + 1];
+                const char *kind;
+
+                if (fleet_parse_lifted(r->detail, &kind, key) == 1 &&
+                    !ins_decision(f, "unlock", kind, key, r->time_usec, "lifted", r->id))
                         return false;
         } else if (strcmp(r->event, "auth_failure") == 0 && r->have_src) {
                 size_t i;
@@ -942,8 +957,9 @@ static int apply_result(struct fleetd *f, PGresult *res) {
                 const char *why;
                 char msg[256], ekey[300], ehost[300], ekind[300];
 
-                /* Our own lockouts are already in force here. */
-                if (d.lock && strcmp(d.origin_host, f->host_id) == 0 && strcmp(d.reason, "lockout") == 0) {
+                /* Our own lockouts are already in force here, our own lifts already done. */
+                if (strcmp(d.origin_host, f->host_id) == 0 &&
+                    (d.lock ? strcmp(d.reason, "lockout") == 0 : strcmp(d.reason, "lifted") == 0)) {
                         f->applied_id = d.id;
                         continue;
                 }
@@ -999,7 +1015,7 @@ static void apply_decisions(struct fleetd *f) {
                               "SELECT id, action, kind, key, until_usec, origin_host, reason FROM secguard.decisions d"
                               " WHERE d.action = 'lock' AND d.id <= $1::bigint AND d.until_usec > $2::bigint"
                               " AND NOT EXISTS (SELECT 1 FROM secguard.decisions u WHERE u.action = 'unlock'"
-                              "  AND u.kind = d.kind AND u.key = d.key AND u.id > d.id) ORDER BY d.id",
+                              "  AND u.kind = d.kind AND u.key = d.key AND u.id > d.id" LIFT_MATCHES ") ORDER BY d.id",
                               2, v, NULL, NULL);
                 if (!res)
                         return;

@@ -936,6 +936,28 @@ out:
 
 /* ---- applying ---- */
 
+/* A lifted unlock ends only its origin host's lockout (docs/state.md, "Lifted locks"): 1 when
+ * the newest lock decision that host made for kind/key before it is a lockout, 0 when it is
+ * something else (a fleet_failures lock that host's helper summed up is not the host's to
+ * lift) or there is none, -1 on a PostgreSQL problem. */
+static int lift_target_ok(struct fleetd *f, const struct fleet_decision *d) {
+        char id[24];
+        const char *v[4] = { d->origin_host, d->kind, d->key, id };
+        PGresult *res;
+        int ok;
+
+        snprintf(id, sizeof id, "%" PRId64, d->id);
+        res = pg_must(f, "reading the lock a lift ends",
+                      "SELECT reason FROM secguard.decisions WHERE action = 'lock' AND origin_host = $1"
+                      " AND kind = $2 AND key = $3 AND id < $4::bigint ORDER BY id DESC LIMIT 1",
+                      4, v, NULL, NULL);
+        if (!res)
+                return -1;
+        ok = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "lockout") == 0;
+        PQclear(res);
+        return ok;
+}
+
 /* 1 when every decision in res was dealt with, 0 when the daemon could not be reached (the
  * rest waits), -1 on a PostgreSQL problem. */
 static int apply_result(struct fleetd *f, PGresult *res) {
@@ -979,6 +1001,19 @@ static int apply_result(struct fleetd *f, PGresult *res) {
                         f->decisions_rejected++;
                         f->applied_id = d.id;
                         continue;
+                }
+                if (!d.lock && strcmp(d.reason, "lifted") == 0) {
+                        int ok = lift_target_ok(f, &d);
+
+                        if (ok < 0)
+                                return -1;
+                        if (ok == 0) {
+                                logp(LOG_INFO, "decision %" PRId64 " skipped: host %s lifted %s %s, but its newest "
+                                     "lock decision there is not a lockout (nothing of its own to lift)",
+                                     d.id, d.origin_host, d.kind, d.key);
+                                f->applied_id = d.id;
+                                continue;
+                        }
                 }
                 int r = daemon_apply(f, &d);
                 if (r < 0)

@@ -8,7 +8,8 @@
 #     A restarted after the lift: no second row, the source stays unlocked;
 #  2. B's own lock on a source (its own failures) survives A's lift of the same source: the
 #     lift clears only the fleet lock A's lockout made. PostgreSQL then still holds B's lock
-#     decision in force and A's ended.
+#     decision in force and A's ended;
+#  3. a lift from A does not end a fleet_failures lock with origin A (only A's lockouts).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pg_lib.sh"
 
@@ -223,6 +224,24 @@ in_force() {
 check "PostgreSQL: B's lock decision on $SRC2 still in force, A's ended by its lift" test "$(in_force)" = "$HB"
 grep -q "LIFT_MATCHES \" AND (u.reason <> 'lifted' OR (u.origin_host = d.origin_host AND d.reason = 'lockout'))\"" \
         "$SG_SRC/fleet/fleetd.c" || fail "in_force above no longer mirrors secguard-fleetd's LIFT_MATCHES"
+
+# ---- 3. a lift ends only a lockout: not a fleet_failures lock its host's helper summed up ----
+# Decisions written straight into PostgreSQL by its owner, as host A's helper would write them.
+SRC3=198.51.100.22
+pg_psql -qc "INSERT INTO secguard.decisions(action, kind, key, until_usec, origin_host, reason)
+        VALUES ('lock', 'source', '$SRC3', (extract(epoch from now()) * 1000000)::bigint + 600000000, '$HA', 'fleet_failures')" \
+        >/dev/null || fail "insert a fleet_failures lock"
+b_has() { [ "$(lsql b "SELECT count(*) FROM fleet_locks WHERE key = '$1' AND origin_host = '$HA';")" = 1 ]; }
+check "B applies host A's fleet_failures lock on $SRC3" wait_for 200 b_has "$SRC3"
+lift_id=$(pg_psql -qAt -c "INSERT INTO secguard.decisions(action, kind, key, until_usec, origin_host, reason)
+        VALUES ('unlock', 'source', '$SRC3', (extract(epoch from now()) * 1000000)::bigint, '$HA', 'lifted') RETURNING id" |
+        head -n 1)
+[ -n "$lift_id" ] || fail "insert a lifted unlock"
+b_skipped() { grep -q "decision $lift_id skipped: host $HA lifted source $SRC3" "$T/fb.log"; }
+check "B's helper skips a lift of it (logged)" wait_for 200 b_skipped
+check "... B still holds that fleet lock and refuses $SRC3" bash -c \
+        "[ \"\$(sqlite3 -batch '$(local_db b)' \"SELECT count(*) FROM fleet_locks WHERE key = '$SRC3';\")\" = 1 ]"
+check "... B refuses bob's right password from $SRC3" ! auth b bob "$SG_PW_BOB" "$SRC3"
 
 check "both helpers exit 0 on SIGTERM, no sanitizer report" bash -c \
         "kill -TERM ${FPID[a]} ${FPID[b]} && ! grep -l 'Sanitizer\|runtime error' '$T'/f[ab].log"

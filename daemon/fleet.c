@@ -280,8 +280,8 @@ static int clear_fleet_lifted(const Context *x, enum sg_lock_kind kind, const ch
         int was, r;
 
         was = sg_policy_fleet_unlock_origin(x->policy, kind, key, origin_host, now);
-        if (was == -ESRCH)
-                return 0; /* another host's decision: not this one's to lift */
+        if (was == -ESRCH || was == -ENOENT)
+                return 0; /* none, or another host's decision: not this one's to lift (nor its row) */
         if (was < 0)
                 return was;
         r = sg_store_fleet_lock_delete(x->store, sg_lock_kind_name(kind), key);

@@ -1531,10 +1531,10 @@ int sg_policy_fleet_unlock_origin(sg_policy *p, enum sg_lock_kind kind, const ch
 
         assert(p);
         if (!fleet_kind(kind) || !key || !origin_host)
-                return 0;
+                return -ENOENT;
         e = entry_find(p, kind, key, strnlen(key, SG_POLICY_KEY_MAX));
         if (!e || e->fleet_until_usec == 0)
-                return 0;
+                return -ENOENT;
         if (strncmp(e->fleet_host, origin_host, sizeof e->fleet_host) != 0)
                 return -ESRCH;
         return sg_policy_fleet_unlock(p, kind, key, now_usec);

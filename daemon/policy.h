@@ -193,8 +193,9 @@ int sg_policy_fleet_lock(sg_policy *p, const struct sg_fleet_lock *l);
  * force at now_usec, 0 when there was none in force (an expired one is removed too). */
 int sg_policy_fleet_unlock(sg_policy *p, enum sg_lock_kind kind, const char *key, uint64_t now_usec);
 /* As sg_policy_fleet_unlock(), only when the fleet lock of kind/key came from origin_host
- * (a lifted lockout: docs/state.md, "Lifted locks"): 1 or 0 as there; -ESRCH when the fleet
- * lock there came from another host (left as it is). Local locks are never touched. */
+ * (a lifted lockout: docs/state.md, "Lifted locks"): 1 or 0 as there; -ENOENT when kind/key
+ * holds no fleet lock, -ESRCH when it came from another host (left as it is). Local locks
+ * are never touched. */
 int sg_policy_fleet_unlock_origin(sg_policy *p, enum sg_lock_kind kind, const char *key, const char *origin_host,
                                   uint64_t now_usec);
 /* The fleet lock of kind/key (key as sg_policy_fleet_key() made it), expired or not:

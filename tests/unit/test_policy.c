@@ -1660,13 +1660,18 @@ static void test_fleet_unlock_origin(void **state) {
                          -ESRCH);
         assert_true(sg_policy_is_locked(p, "bob", "192.0.2.12", T0 + 2, NULL));
         /* the spray kind of the same key has none */
-        assert_int_equal(sg_policy_fleet_unlock_origin(p, SG_LOCK_SPRAY, l.key, l.origin_host, T0 + 2), 0);
+        assert_int_equal(sg_policy_fleet_unlock_origin(p, SG_LOCK_SPRAY, l.key, l.origin_host, T0 + 2), -ENOENT);
         assert_true(sg_policy_is_locked(p, "bob", "192.0.2.12", T0 + 2, NULL));
         /* the origin: cleared */
         assert_int_equal(sg_policy_fleet_unlock_origin(p, SG_LOCK_SOURCE, l.key, l.origin_host, T0 + 3), 1);
         assert_int_equal(sg_policy_fleet_get(p, SG_LOCK_SOURCE, l.key, &have), -ENOENT);
         assert_false(sg_policy_is_locked(p, "bob", "192.0.2.12", T0 + 4, NULL));
-        assert_int_equal(sg_policy_fleet_unlock_origin(p, SG_LOCK_SOURCE, l.key, l.origin_host, T0 + 5), 0);
+        assert_int_equal(sg_policy_fleet_unlock_origin(p, SG_LOCK_SOURCE, l.key, l.origin_host, T0 + 5), -ENOENT);
+        /* an expired one from the origin goes too, reported as not in force */
+        struct sg_fleet_lock old = fleet_make(p, SG_LOCK_SOURCE, "192.0.2.12", T0 + 6, 8, T0 + 5);
+        assert_int_equal(sg_policy_fleet_lock(p, &old), 0);
+        assert_int_equal(sg_policy_fleet_unlock_origin(p, SG_LOCK_SOURCE, l.key, l.origin_host, T0 + 7), 0);
+        assert_int_equal(sg_policy_fleet_get(p, SG_LOCK_SOURCE, l.key, &have), -ENOENT);
         /* a local lock on the key is never touched */
         c.source_max_failures = 3;
         sg_policy_set_config(p, &c);

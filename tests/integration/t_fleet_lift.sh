@@ -146,6 +146,11 @@ sg_start_daemon
 start_b
 start_fleetd a
 start_fleetd b
+# Both helpers connected and following decisions (under SG_VALGRIND=1 a start takes seconds):
+# the figures below measure a lift, not a start.
+following() { grep -q 'decisions in force applied' "$T/f$1.log"; }
+check "host A's helper is connected and following decisions" wait_for 600 following a
+check "host B's helper is connected and following decisions" wait_for 600 following b
 
 # ---- 1. fail, fail, succeed on A ----
 auth a alice "typo 1" "$SRC" && fail "a wrong password got in"

@@ -11,7 +11,7 @@ static const struct sg_event_kind kinds[] = {
         { "auth_failure",     "7d83522bc15e482fb99cb8a983d6d48d", LOG_NOTICE,  "Password login failed" },
         { "auth_blocked",     "9efb99913c604602bdd08db2b074b4e3", LOG_WARNING, "Login attempt blocked by a lock" },
         { "lockout",          "6c043ffc13a24eaab37fb8e0df4e07d9", LOG_WARNING, "Lock imposed" },
-        { "unlock",           "71f11c47c1f04beb8efd58b85fcef243", LOG_NOTICE,  "Lock cleared by an administrator" },
+        { "unlock",           "71f11c47c1f04beb8efd58b85fcef243", LOG_NOTICE,  "Lock cleared" },
         { "session_open",     "297cd2073b504ddd83d11f3e93a11803", LOG_INFO,    "Session opened" },
         { "session_close",    "ce07912fc4a74f6884961a4792eda096", LOG_INFO,    "Session closed" },
         { "session_expired",  "96c1ac2fd7f54e98bc3489af99cb92aa", LOG_NOTICE,  "Session expired" },

@@ -37,7 +37,7 @@
  *   TOKENS         -                      -
  *   FLEET_EXPORT   ID                     LIMIT
  *   FLEET_LOCK     KIND KEY UNTIL HOST ID REASON
- *   FLEET_UNLOCK   KIND KEY HOST ID       -
+ *   FLEET_UNLOCK   KIND KEY HOST ID       STATE ("lifted": only HOST's own fleet lock)
  *   OK             -                      every tag (the generic reply; fields depend on the request)
  *   ERROR          ERROR                  DETAIL
  *   ROW            -                      every tag (one row of a listing)
@@ -166,7 +166,7 @@ static const struct msg_spec msg_specs[256] = {
                 B(SG_F_KIND) | B(SG_F_KEY) | B(SG_F_UNTIL) | B(SG_F_HOST) | B(SG_F_ID) | B(SG_F_REASON),
                 B(SG_F_KIND) | B(SG_F_KEY) | B(SG_F_UNTIL) | B(SG_F_HOST) | B(SG_F_ID) },
         [SG_MSG_FLEET_UNLOCK] = { true,
-                B(SG_F_KIND) | B(SG_F_KEY) | B(SG_F_HOST) | B(SG_F_ID),
+                B(SG_F_KIND) | B(SG_F_KEY) | B(SG_F_HOST) | B(SG_F_ID) | B(SG_F_STATE),
                 B(SG_F_KIND) | B(SG_F_KEY) | B(SG_F_HOST) | B(SG_F_ID) },
 
         [SG_MSG_OK] = { true, ALL_TAGS, 0 },

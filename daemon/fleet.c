@@ -80,6 +80,7 @@ struct decision {
         uint64_t id;
         uint64_t until_usec; /* FLEET_LOCK */
         const char *reason;  /* FLEET_LOCK, may be NULL */
+        bool lifted;         /* FLEET_UNLOCK with STATE "lifted": only host's own fleet lock */
 };
 
 /* Refuses a decision: log line, fleet_rejected row, SG_ERR_INVALID with the same sentence.
@@ -162,8 +163,17 @@ static int decision_parse(Client *cl, const struct sg_msg *msg, bool lock, struc
                 r = reject(cl, what, "bad_id", d->key, "decision id %" PRIu64 " is out of range (1..2^63-2)", d->id);
                 return r < 0 ? r : r + 1;
         }
-        if (!lock)
+        if (!lock) {
+                const char *state = sg_msg_str(msg, SG_F_STATE);
+
+                if (state && strcmp(state, "lifted") != 0) {
+                        sg_escape(state, strlen(state), shown, sizeof shown);
+                        r = reject(cl, what, "bad_state", d->key, "state \"%s\" is not lifted", shown);
+                        return r < 0 ? r : r + 1;
+                }
+                d->lifted = state != NULL;
                 return 0;
+        }
         d->until_usec = sg_msg_u64(msg, SG_F_UNTIL, 0);
         sg_format_time(d->until_usec, until_s, sizeof until_s);
         if (d->until_usec <= now) {
@@ -263,6 +273,21 @@ static int clear_fleet(const Context *x, enum sg_lock_kind kind, const char *key
         return r < 0 ? r : was;
 }
 
+/* A lifted lockout (docs/state.md, "Lifted locks"): the fleet lock of kind/key goes only when
+ * origin_host published it, the row with it; 1 when one was in force, 0 when none went. */
+static int clear_fleet_lifted(const Context *x, enum sg_lock_kind kind, const char *key, const char *origin_host,
+                              uint64_t now) {
+        int was, r;
+
+        was = sg_policy_fleet_unlock_origin(x->policy, kind, key, origin_host, now);
+        if (was == -ESRCH || was == -ENOENT)
+                return 0; /* none, or another host's decision: not this one's to lift (nor its row) */
+        if (was < 0)
+                return was;
+        r = sg_store_fleet_lock_delete(x->store, sg_lock_kind_name(kind), key);
+        return r < 0 ? r : was;
+}
+
 /* Clears the local lock of kind/key (counters too, as an administrator's unlock does), the
  * row written back: 1 when one was in force. */
 static int clear_local(const Context *x, enum sg_lock_kind kind, const char *key, uint64_t now) {
@@ -298,21 +323,39 @@ int fleet_unlock(Client *cl, const struct sg_msg *msg) {
         r = txn_begin(x->txn);
         if (r < 0)
                 return r;
-        fleet = clear_fleet(x, d.kind, d.key, now);
-        if (fleet < 0)
-                return fleet;
-        local = clear_local(x, d.kind, d.key, now);
-        if (local < 0)
-                return local;
-        snprintf(detail, sizeof detail,
-                 "%s %s unlocked fleet-wide (decision %" PRIu64 " from host %s): %s fleet lock, %s local lock cleared here",
-                 d.kind_name, d.key, d.id, d.host, fleet ? "a" : "no", local ? "a" : "no");
+        if (d.lifted) {
+                /* Host d.host's own lockout was lifted there (the attempt that set it
+                 * succeeded): only the fleet lock that lockout made goes; this host's own
+                 * lock and other hosts' decisions stay. */
+                local = 0;
+                fleet = clear_fleet_lifted(x, d.kind, d.key, d.host, now);
+                if (fleet < 0)
+                        return fleet;
+                snprintf(detail, sizeof detail,
+                         "%s %s lifted on host %s (decision %" PRIu64 "): %s fleet lock from that host cleared here; "
+                         "local locks untouched",
+                         d.kind_name, d.key, d.host, d.id, fleet ? "its" : "no");
+        } else {
+                fleet = clear_fleet(x, d.kind, d.key, now);
+                if (fleet < 0)
+                        return fleet;
+                local = clear_local(x, d.kind, d.key, now);
+                if (local < 0)
+                        return local;
+                snprintf(detail, sizeof detail,
+                         "%s %s unlocked fleet-wide (decision %" PRIu64 " from host %s): %s fleet lock, %s local lock "
+                         "cleared here",
+                         d.kind_name, d.key, d.id, d.host, fleet ? "a" : "no", local ? "a" : "no");
+        }
         ev.reason = d.kind_name;
         ev.rhost = d.key;
         ev.detail = detail;
-        r = context_emit(x, &ev, false);
-        if (r < 0)
-                return r;
+        /* A lifted lockout that found nothing here is no event on this host. */
+        if (!d.lifted || fleet > 0) {
+                r = context_emit(x, &ev, false);
+                if (r < 0)
+                        return r;
+        }
         sg_writer_init(&w, SG_MSG_OK);
         sg_writer_u64(&w, SG_F_COUNT, (uint64_t) (fleet + local));
         sg_writer_str(&w, SG_F_DETAIL, detail);

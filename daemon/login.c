@@ -147,6 +147,42 @@ static int emit_new_locks(struct login_attempt *a, const struct sg_lock_info *lo
         return 0;
 }
 
+/* The locks this attempt had created and its end lifted (docs/state.md, "Lifted locks"): the
+ * row written back, and an `unlock` row with reason `lifted` each, so the trail (and the
+ * fleet, which published the `lockout`) learns the lock is gone. Replay writes neither: the
+ * row written back holds until 0, so replay finds nothing left to lift. */
+static int emit_lifted_locks(struct login_attempt *a, const struct sg_lock_info *locks, size_t n) {
+        const Context *x = client_ctx(a->cl);
+
+        for (size_t i = 0; i < n; i++) {
+                struct sg_lock_row row;
+                struct sg_audit_event ev;
+                char detail[512];
+                int r;
+
+                r = sg_lock_row_from_info(&locks[i], &row);
+                if (r < 0)
+                        return r;
+                r = txn_begin(x->txn);
+                if (r >= 0)
+                        r = sg_store_lock_put(x->store, &row);
+                if (r < 0)
+                        return r;
+                ev = attempt_event(a, "unlock", "lifted");
+                /* A source or spray key is the source itself: the fleet helper reads it here. */
+                if (locks[i].kind == SG_LOCK_SOURCE || locks[i].kind == SG_LOCK_SPRAY)
+                        ev.rhost = row.key;
+                /* fleet/fleet-util.c (fleet_parse_lifted) reads "KIND KEY lock lifted". */
+                snprintf(detail, sizeof detail, "%s %s lock lifted: the attempt that set it %s", row.kind, row.key,
+                         a->overloaded ? "was void (the daemon could not serve it)" : "succeeded");
+                ev.detail = detail;
+                r = context_emit(x, &ev, !a->user_known);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 static void set_counted_user(struct login_attempt *a) {
         const Context *x = client_ctx(a->cl);
         crypto_auth_hmacsha256_state st;
@@ -297,7 +333,8 @@ static int attempt_invalid(struct login_attempt *a, const char *source, uint64_t
                 sg_policy_reserve(x->policy, a->counted_user, a->rhost, now, &v, locks, SG_POLICY_NEW_LOCKS_MAX, &n_locks);
                 if (!v.allowed)
                         return attempt_blocked(a, source, &v);
-                sg_policy_settle(x->policy, a->counted_user, a->rhost, v.reservation, SG_OUTCOME_FAILURE, now);
+                sg_policy_settle(x->policy, a->counted_user, a->rhost, v.reservation, SG_OUTCOME_FAILURE, now,
+                                 NULL, 0, NULL);
                 r = login_store_result(a->cl, sg_store_attempt_add(x->store, now, a->counted_user, source,
                                                                    SG_ATTEMPT_FAILURE, NULL));
                 if (r < 0)
@@ -413,11 +450,14 @@ static int attempt_settle(struct login_attempt *a, bool success, const char *rea
         Client *cl = a->cl;
         const Context *x = client_ctx(cl);
         enum sg_outcome outcome = attempt_outcome(a, success);
+        struct sg_lock_info lifted[SG_POLICY_NEW_LOCKS_MAX];
         struct sg_audit_event ev;
+        size_t n_lifted = 0;
         int r;
 
         a->open = false;
-        sg_policy_settle(x->policy, a->counted_user, a->rhost, a->reservation, outcome, sg_now_real_usec());
+        sg_policy_settle(x->policy, a->counted_user, a->rhost, a->reservation, outcome, sg_now_real_usec(),
+                         lifted, SG_POLICY_NEW_LOCKS_MAX, &n_lifted);
         permits_release(x->permits, &a->permit);
         if (a->charged)
                 charges_drop(x->charges, a->invoker);
@@ -433,7 +473,10 @@ static int attempt_settle(struct login_attempt *a, bool success, const char *rea
         }
         ev = attempt_event(a, success ? "auth_success" : "auth_failure", success ? NULL : reason);
         ev.detail = detail;
-        return login_store_result(cl, context_emit(x, &ev, !success && !a->user_known));
+        r = login_store_result(cl, context_emit(x, &ev, !success && !a->user_known));
+        if (r < 0)
+                return r;
+        return login_store_result(cl, emit_lifted_locks(a, lifted, n_lifted));
 }
 
 /* Failures a token may turn into a success: the name is in the shadow file and the typed

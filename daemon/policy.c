@@ -1083,28 +1083,38 @@ finish:
                 *ret_new = n_new;
 }
 
+/* Where lifted locks are reported (NULL on replay: the audit already holds their rows). */
+struct lifted_out {
+        struct sg_lock_info *locks;
+        size_t max, n;
+};
+
 /* Lifts the locks the attempt stamped t created: live they are known by their reservation,
- * on replay by their time. */
-static void lift_locks_of(struct entry *e[SLOT_MAX], uint64_t t, bool replay) {
+ * on replay by their time. Each lifted lock, as it now is, goes to out. */
+static void lift_locks_of(struct entry *e[SLOT_MAX], uint64_t t, bool replay, struct lifted_out *out) {
         for (int slot = 0; slot < SLOT_MAX; slot++) {
                 struct entry *x = e[slot];
 
                 if (!x || x->until_usec == 0)
                         continue;
-                if (replay ? x->last_lock_usec == t : x->lock_stamp == t)
-                        lock_lift(x);
+                if (!(replay ? x->last_lock_usec == t : x->lock_stamp == t))
+                        continue;
+                lock_lift(x);
+                if (out && out->locks && out->n < out->max)
+                        lock_fill(x, &out->locks[out->n++]);
         }
 }
 
 /* Success proves the user: clears user and (user, source) up to t, and the user's place in the
  * source's spray set. The source keeps failures against other users. Locks created by this very
  * attempt are lifted. */
-static void clear_on_success(sg_policy *p, const struct attempt_keys *k, uint64_t t, bool replay) {
+static void clear_on_success(sg_policy *p, const struct attempt_keys *k, uint64_t t, bool replay,
+                             struct lifted_out *out) {
         static const enum sg_lock_kind reset[] = { SG_LOCK_USER, SG_LOCK_USER_SOURCE };
         struct entry *e[SLOT_MAX];
 
         find_all(p, k, e);
-        lift_locks_of(e, t, replay);
+        lift_locks_of(e, t, replay, out);
         for (size_t i = 0; i < sizeof reset / sizeof reset[0]; i++) {
                 struct entry *x = e[reset[i]];
 
@@ -1121,11 +1131,11 @@ static void clear_on_success(sg_policy *p, const struct attempt_keys *k, uint64_
 /* A void attempt never happened: its stamp leaves every ring, and the user's spray slot goes
  * back to the user's newest other failure from this source (the pair's ring holds exactly
  * those), or goes when there is none. Nothing else is reset. */
-static void void_attempt(sg_policy *p, const struct attempt_keys *k, uint64_t stamp) {
+static void void_attempt(sg_policy *p, const struct attempt_keys *k, uint64_t stamp, struct lifted_out *out) {
         struct entry *e[SLOT_MAX];
 
         find_all(p, k, e);
-        lift_locks_of(e, stamp, false);
+        lift_locks_of(e, stamp, false, out);
         for (int slot = 0; slot < SLOT_MAX; slot++)
                 if (e[slot] && slot != SG_LOCK_SPRAY)
                         ring_remove(e[slot], stamp);
@@ -1138,11 +1148,15 @@ static void void_attempt(sg_policy *p, const struct attempt_keys *k, uint64_t st
 }
 
 void sg_policy_settle(sg_policy *p, const char *user, const char *rhost, uint64_t reservation,
-                      enum sg_outcome outcome, uint64_t now_usec) {
+                      enum sg_outcome outcome, uint64_t now_usec, struct sg_lock_info *lifted,
+                      size_t max_lifted, size_t *ret_lifted) {
+        struct lifted_out out = { .locks = lifted, .max = max_lifted };
         struct attempt_keys k;
         struct entry *src;
 
         assert(p);
+        if (ret_lifted)
+                *ret_lifted = 0;
         note_now(p, now_usec);
         if (attempt_keys(p, user, rhost ?: "", &k) < 0)
                 return;
@@ -1162,15 +1176,17 @@ void sg_policy_settle(sg_policy *p, const char *user, const char *rhost, uint64_
                         if (src)
                                 ring_remove(src, reservation);
                 }
-                clear_on_success(p, &k, reservation, false);
-                return;
+                clear_on_success(p, &k, reservation, false, &out);
+                break;
         case SG_OUTCOME_VOID:
                 if (!k.allowlisted)
-                        void_attempt(p, &k, reservation);
-                return;
+                        void_attempt(p, &k, reservation, &out);
+                break;
         default:
                 return; /* a failure: counted at reserve time */
         }
+        if (ret_lifted)
+                *ret_lifted = out.n;
 }
 
 bool sg_policy_is_locked(sg_policy *p, const char *user, const char *rhost, uint64_t now_usec,
@@ -1232,7 +1248,7 @@ void sg_policy_replay_success(sg_policy *p, const char *user, const char *source
         note_now(p, time_usec);
         if (time_usec > p->last_stamp)
                 p->last_stamp = time_usec;
-        clear_on_success(p, &k, time_usec, true);
+        clear_on_success(p, &k, time_usec, true, NULL);
 }
 
 void sg_policy_replay_void(sg_policy *p, const char *user, const char *source_key, uint64_t time_usec) {
@@ -1246,7 +1262,7 @@ void sg_policy_replay_void(sg_policy *p, const char *user, const char *source_ke
         if (time_usec > p->last_stamp)
                 p->last_stamp = time_usec;
         find_all(p, &k, e);
-        lift_locks_of(e, time_usec, true);
+        lift_locks_of(e, time_usec, true, NULL);
 }
 
 /* Accepts a key as listed, or for source kinds a raw address (grouped here). */
@@ -1507,6 +1523,21 @@ int sg_policy_fleet_unlock(sg_policy *p, enum sg_lock_kind kind, const char *key
         e->fleet_applied_usec = 0;
         e->fleet_host[0] = '\0';
         return was;
+}
+
+int sg_policy_fleet_unlock_origin(sg_policy *p, enum sg_lock_kind kind, const char *key, const char *origin_host,
+                                  uint64_t now_usec) {
+        struct entry *e;
+
+        assert(p);
+        if (!fleet_kind(kind) || !key || !origin_host)
+                return -ENOENT;
+        e = entry_find(p, kind, key, strnlen(key, SG_POLICY_KEY_MAX));
+        if (!e || e->fleet_until_usec == 0)
+                return -ENOENT;
+        if (strncmp(e->fleet_host, origin_host, sizeof e->fleet_host) != 0)
+                return -ESRCH;
+        return sg_policy_fleet_unlock(p, kind, key, now_usec);
 }
 
 static void fleet_fill(const struct entry *e, struct sg_fleet_lock *l) {

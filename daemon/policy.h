@@ -108,9 +108,13 @@ enum sg_outcome {
  * failure from the source's count and lifts the locks this reservation created. FAILURE
  * keeps it. VOID removes the reserved failure from every key it was counted on (user,
  * source, pair, the source's spray set) and lifts the locks this reservation created,
- * resetting nothing else. Settling twice, or an unknown reservation, is a no-op. */
+ * resetting nothing else. Settling twice, or an unknown reservation, is a no-op.
+ * Each lock lifted is written to lifted as it now is (until_usec 0), up to max_lifted
+ * (SG_POLICY_NEW_LOCKS_MAX holds them all), their count in *ret_lifted (0 when none);
+ * lifted may be NULL. The caller audits them (docs/state.md, "Lifted locks"). */
 void sg_policy_settle(sg_policy *p, const char *user, const char *rhost, uint64_t reservation,
-                      enum sg_outcome outcome, uint64_t now_usec);
+                      enum sg_outcome outcome, uint64_t now_usec, struct sg_lock_info *lifted,
+                      size_t max_lifted, size_t *ret_lifted);
 
 /* Read-only check (account phase): true when user or source is locked now. */
 bool sg_policy_is_locked(sg_policy *p, const char *user, const char *rhost, uint64_t now_usec,
@@ -120,7 +124,8 @@ bool sg_policy_is_locked(sg_policy *p, const char *user, const char *rhost, uint
 void sg_policy_replay_failure(sg_policy *p, const char *user, const char *source_key, uint64_t time_usec);
 void sg_policy_replay_success(sg_policy *p, const char *user, const char *source_key, uint64_t time_usec);
 /* A voided attempt counts nowhere; replaying it only lifts the locks it created (their
- * last_lock_usec is its time), which the stored rows still show. */
+ * last_lock_usec is its time) when a stored row still shows them in force. Replay reports
+ * no lifted lock: the live lift wrote its audit row and the lock row already. */
 void sg_policy_replay_void(sg_policy *p, const char *user, const char *source_key, uint64_t time_usec);
 void sg_policy_load_lock(sg_policy *p, const struct sg_lock_info *l);
 
@@ -187,6 +192,12 @@ int sg_policy_fleet_lock(sg_policy *p, const struct sg_fleet_lock *l);
 /* Removes the fleet lock of kind/key (as sg_policy_fleet_key() made it): 1 when one was in
  * force at now_usec, 0 when there was none in force (an expired one is removed too). */
 int sg_policy_fleet_unlock(sg_policy *p, enum sg_lock_kind kind, const char *key, uint64_t now_usec);
+/* As sg_policy_fleet_unlock(), only when the fleet lock of kind/key came from origin_host
+ * (a lifted lockout: docs/state.md, "Lifted locks"): 1 or 0 as there; -ENOENT when kind/key
+ * holds no fleet lock, -ESRCH when it came from another host (left as it is). Local locks
+ * are never touched. */
+int sg_policy_fleet_unlock_origin(sg_policy *p, enum sg_lock_kind kind, const char *key, const char *origin_host,
+                                  uint64_t now_usec);
 /* The fleet lock of kind/key (key as sg_policy_fleet_key() made it), expired or not:
  * 0, or -ENOENT when there is none. */
 int sg_policy_fleet_get(sg_policy *p, enum sg_lock_kind kind, const char *key, struct sg_fleet_lock *ret);

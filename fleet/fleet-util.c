@@ -75,6 +75,34 @@ int fleet_parse_lockout(const char *reason, const char *detail, char *key, uint6
         return 1;
 }
 
+int fleet_parse_lifted(const char *detail, const char **ret_kind, char *key) {
+        static const char *const kinds[] = { "source", "spray" };
+        static const char tail[] = " lock lifted";
+        const char *p, *sp;
+
+        if (!detail)
+                return 0;
+        for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+                size_t kl = strlen(kinds[i]);
+
+                if (strncmp(detail, kinds[i], kl) != 0 || detail[kl] != ' ')
+                        continue;
+                p = detail + kl + 1;
+                sp = strchr(p, ' ');
+                if (!sp || sp == p || (size_t) (sp - p) > FLEET_KEY_MAX)
+                        return 0;
+                if (strncmp(sp, tail, sizeof tail - 1) != 0 || (sp[sizeof tail - 1] != '\0' && sp[sizeof tail - 1] != ':'))
+                        return 0;
+                memcpy(key, p, (size_t) (sp - p));
+                key[sp - p] = '\0';
+                if (!fleet_key_valid(key))
+                        return 0;
+                *ret_kind = kinds[i];
+                return 1;
+        }
+        return 0;
+}
+
 int fleet_decision_check(const struct fleet_decision *d, uint64_t now_usec, uint64_t max_lock_usec,
                          const char **why, char *msg, size_t msgsize) {
         if (!fleet_kind_valid(d->kind)) {
@@ -109,6 +137,9 @@ int fleet_decision_check(const struct fleet_decision *d, uint64_t now_usec, uint
                         *why = "bad_reason";
                         return sg_errmsg(msg, msgsize, -EINVAL, "reason is not lockout or fleet_failures");
                 }
+        } else if (d->reason && strcmp(d->reason, "fleet") != 0 && strcmp(d->reason, "lifted") != 0) {
+                *why = "bad_reason";
+                return sg_errmsg(msg, msgsize, -EINVAL, "reason is not fleet or lifted");
         }
         *why = NULL;
         return 0;

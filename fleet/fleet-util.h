@@ -32,6 +32,12 @@ bool fleet_host_id_valid(const char *s);
  * not one to publish. key must hold FLEET_KEY_MAX + 1 bytes. */
 int fleet_parse_lockout(const char *reason, const char *detail, char *key, uint64_t *ret_secs);
 
+/* An `unlock` audit row with reason `lifted` (the daemon lifted a lock the succeeding or
+ * void attempt had set; detail "KIND KEY lock lifted: ..."): 1 and kind ("source" or
+ * "spray", static) and key when kind is one that crosses hosts and key a valid fleet key, 0
+ * otherwise. key must hold FLEET_KEY_MAX + 1 bytes. */
+int fleet_parse_lifted(const char *detail, const char **ret_kind, char *key);
+
 /* A decision as read from PostgreSQL, before it goes to the daemon. */
 struct fleet_decision {
         int64_t id;
@@ -40,7 +46,7 @@ struct fleet_decision {
         const char *key;
         int64_t until_usec;     /* lock only */
         const char *origin_host;
-        const char *reason;
+        const char *reason;     /* unlock: "fleet" (unlock --fleet) or "lifted" (origin only) */
 };
 
 /* 0 when d may be sent to the daemon, else -EINVAL with why (a short keyword such as

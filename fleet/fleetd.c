@@ -332,6 +332,8 @@ static int daemon_apply(struct fleetd *f, const struct fleet_decision *d) {
         sg_writer_u64(w, SG_F_ID, (uint64_t) d->id);
         if (d->lock && d->reason)
                 sg_writer_str(w, SG_F_REASON, d->reason);
+        if (!d->lock && d->reason && strcmp(d->reason, "lifted") == 0)
+                sg_writer_str(w, SG_F_STATE, "lifted"); /* only origin_host's own fleet lock */
         r = sg_call(fd, w, m, daemon_deadline(f));
         if (r < 0) {
                 logp(LOG_WARNING, "decision %" PRId64 ": secguardd did not answer: %s (retrying)", d->id,
@@ -654,6 +656,10 @@ retry:
 
 /* ---- shipping ---- */
 
+/* An unlock u ends the lock d: a fleet-wide one (reason fleet) always, a lifted one only the
+ * lockout its own host published (docs/state.md, "Lifted locks"). */
+#define LIFT_MATCHES " AND (u.reason <> 'lifted' OR (u.origin_host = d.origin_host AND d.reason = 'lockout'))"
+
 static const char q_ins_decision[] =
         "INSERT INTO secguard.decisions(action, kind, key, until_usec, origin_host, reason, audit_id)"
         " VALUES ($1, $2, $3, $4::bigint, $5, $6, $7::bigint) ON CONFLICT DO NOTHING";
@@ -668,7 +674,7 @@ static const char q_sum_insert[] =
         " AND NOT EXISTS (SELECT 1 FROM secguard.decisions d WHERE d.action = 'lock' AND d.key = $1"
         "  AND d.kind IN ('source', 'spray') AND d.until_usec > $6::bigint"
         "  AND NOT EXISTS (SELECT 1 FROM secguard.decisions u WHERE u.action = 'unlock'"
-        "   AND u.key = d.key AND u.kind = d.kind AND u.id > d.id))";
+        "   AND u.key = d.key AND u.kind = d.kind AND u.id > d.id" LIFT_MATCHES "))";
 
 static bool ins_decision(struct fleetd *f, const char *action, const char *kind, const char *key,
                          uint64_t until, const char *reason, uint64_t audit_id) {
@@ -786,6 +792,15 @@ static bool publish_row(struct fleetd *f, const struct row *r, char (*keys)[FLEE
                  * fleet-wide start again after it (secguard.source_failures). */
                 if (!ins_decision(f, "unlock", "source", r->src, r->time_usec, "fleet", r->id) ||
                     !ins_decision(f, "unlock", "spray", r->src, r->time_usec, "fleet", r->id))
+                        return false;
+        } else if (strcmp(r->event, "unlock") == 0 && r->reason && strcmp(r->reason, "lifted") == 0) {
+                /* This host lifted a lock the attempt that set it turned out not to deserve;
+                 * the decision lifts on other hosts only the fleet lock its lockout made. */
+                char key[FLEET_KEY_MAX + 1];
+                const char *kind;
+
+                if (fleet_parse_lifted(r->detail, &kind, key) == 1 &&
+                    !ins_decision(f, "unlock", kind, key, r->time_usec, "lifted", r->id))
                         return false;
         } else if (strcmp(r->event, "auth_failure") == 0 && r->have_src) {
                 size_t i;
@@ -921,6 +936,28 @@ out:
 
 /* ---- applying ---- */
 
+/* A lifted unlock ends only its origin host's lockout (docs/state.md, "Lifted locks"): 1 when
+ * the newest lock decision that host made for kind/key before it is a lockout, 0 when it is
+ * something else (a fleet_failures lock that host's helper summed up is not the host's to
+ * lift) or there is none, -1 on a PostgreSQL problem. */
+static int lift_target_ok(struct fleetd *f, const struct fleet_decision *d) {
+        char id[24];
+        const char *v[4] = { d->origin_host, d->kind, d->key, id };
+        PGresult *res;
+        int ok;
+
+        snprintf(id, sizeof id, "%" PRId64, d->id);
+        res = pg_must(f, "reading the lock a lift ends",
+                      "SELECT reason FROM secguard.decisions WHERE action = 'lock' AND origin_host = $1"
+                      " AND kind = $2 AND key = $3 AND id < $4::bigint ORDER BY id DESC LIMIT 1",
+                      4, v, NULL, NULL);
+        if (!res)
+                return -1;
+        ok = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "lockout") == 0;
+        PQclear(res);
+        return ok;
+}
+
 /* 1 when every decision in res was dealt with, 0 when the daemon could not be reached (the
  * rest waits), -1 on a PostgreSQL problem. */
 static int apply_result(struct fleetd *f, PGresult *res) {
@@ -942,8 +979,9 @@ static int apply_result(struct fleetd *f, PGresult *res) {
                 const char *why;
                 char msg[256], ekey[300], ehost[300], ekind[300];
 
-                /* Our own lockouts are already in force here. */
-                if (d.lock && strcmp(d.origin_host, f->host_id) == 0 && strcmp(d.reason, "lockout") == 0) {
+                /* Our own lockouts are already in force here, our own lifts already done. */
+                if (strcmp(d.origin_host, f->host_id) == 0 &&
+                    (d.lock ? strcmp(d.reason, "lockout") == 0 : strcmp(d.reason, "lifted") == 0)) {
                         f->applied_id = d.id;
                         continue;
                 }
@@ -963,6 +1001,19 @@ static int apply_result(struct fleetd *f, PGresult *res) {
                         f->decisions_rejected++;
                         f->applied_id = d.id;
                         continue;
+                }
+                if (!d.lock && strcmp(d.reason, "lifted") == 0) {
+                        int ok = lift_target_ok(f, &d);
+
+                        if (ok < 0)
+                                return -1;
+                        if (ok == 0) {
+                                logp(LOG_INFO, "decision %" PRId64 " skipped: host %s lifted %s %s, but its newest "
+                                     "lock decision there is not a lockout (nothing of its own to lift)",
+                                     d.id, d.origin_host, d.kind, d.key);
+                                f->applied_id = d.id;
+                                continue;
+                        }
                 }
                 int r = daemon_apply(f, &d);
                 if (r < 0)
@@ -999,7 +1050,7 @@ static void apply_decisions(struct fleetd *f) {
                               "SELECT id, action, kind, key, until_usec, origin_host, reason FROM secguard.decisions d"
                               " WHERE d.action = 'lock' AND d.id <= $1::bigint AND d.until_usec > $2::bigint"
                               " AND NOT EXISTS (SELECT 1 FROM secguard.decisions u WHERE u.action = 'unlock'"
-                              "  AND u.kind = d.kind AND u.key = d.key AND u.id > d.id) ORDER BY d.id",
+                              "  AND u.kind = d.kind AND u.key = d.key AND u.id > d.id" LIFT_MATCHES ") ORDER BY d.id",
                               2, v, NULL, NULL);
                 if (!res)
                         return;

@@ -80,6 +80,17 @@ const char *const fleet_migrations[] = {
         "CREATE POLICY decisions_own_insert ON secguard.decisions FOR INSERT WITH CHECK (EXISTS ("
         "  SELECT 1 FROM secguard.hosts h WHERE h.host_id = decisions.origin_host"
         "   AND h.role = current_user));",
+        /* 2: an unlock with reason 'lifted' (a host lifted its own lockout: the attempt that
+         * set it succeeded) ends only that lockout; the failures counted fleet-wide stay, or
+         * a valid password would wipe its source's fleet-wide count. */
+        "CREATE OR REPLACE FUNCTION secguard.source_failures(p_key text, p_since bigint) RETURNS bigint"
+        "  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$"
+        "  SELECT count(*) FROM secguard.audit a"
+        "   WHERE a.event = 'auth_failure' AND a.source_key = p_key"
+        "     AND a.time_usec >= greatest(p_since, coalesce((SELECT max(u.until_usec)"
+        "         FROM secguard.decisions u WHERE u.action = 'unlock' AND u.key = p_key"
+        "          AND u.reason <> 'lifted'), 0)) $$;"
+        "REVOKE ALL ON FUNCTION secguard.source_failures(text, bigint) FROM PUBLIC;",
 };
 
 const size_t fleet_migrations_n = sizeof fleet_migrations / sizeof fleet_migrations[0];

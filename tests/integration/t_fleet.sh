@@ -60,8 +60,8 @@ fleet_section() { # ROLE PWFILE HOSTID
 mpid=$!
 "$FLEETD" --config "$T/owner.conf" --migrate 2>"$T/migrate2.log" || fail "migrate: $(cat "$T/migrate2.log")"
 wait "$mpid" || fail "migrate (concurrent): $(cat "$T/migrate1.log")"
-check "two concurrent migrations: schema version 1, recorded once" \
-        test "$(pg_psql -qAt -c 'SELECT count(*), max(version) FROM secguard.schema_version')" = "1|1"
+check "two concurrent migrations: schema version 2, each recorded once" \
+        test "$(pg_psql -qAt -c 'SELECT count(*), max(version) FROM secguard.schema_version')" = "2|2"
 check "exactly one of them migrated" test "$(cat "$T"/migrate[12].log | grep -c 'migrated to version 1')" -eq 1
 
 # Configuration errors: exit 78 (the unit does not restart on it), a message with the fix.

@@ -130,6 +130,54 @@ check "FLEET_UNLOCK of 192.0.2.9 (no fleet lock): OK" W FLEET_UNLOCK KIND=source
 check "... the local lock is cleared too" test "$(decision 192.0.2.9)" = 1
 check "a hostile FLEET_UNLOCK is refused too" ! W FLEET_UNLOCK KIND=source KEY=192.0.2.9 HOST=nothex ID=44
 
+# ---- lifted lockouts (docs/state.md, "Lifted locks") ----
+# The daemon's side: 5 failures, then the right password from the same source; the 6th
+# attempt's reservation crosses source_max_failures = 6 in flight and its success lifts it.
+for i in 1 2 3 4 5; do sg_auth alice "lift $i" 192.0.2.42 || true; done
+check "the right password at the threshold gets in (the in-flight lock is its own)" sg_auth alice "$SG_PW_ALICE" 192.0.2.42
+check "... audited: lockout of source 192.0.2.42, then unlock reason lifted" test \
+        "$(sg_sql "SELECT group_concat(event || '/' || coalesce(reason, ''), ' ') FROM (SELECT event, reason FROM audit WHERE rhost = '192.0.2.42' AND event IN ('lockout', 'unlock', 'auth_success') ORDER BY id);")" = \
+        "lockout/source auth_success/ unlock/lifted"
+check "... the unlock row names kind and key" test \
+        "$(rows "event = 'unlock' AND reason = 'lifted' AND rhost = '192.0.2.42' AND detail = 'source 192.0.2.42 lock lifted: the attempt that set it succeeded'")" = 1
+check "... the lock row written back lifted (until 0)" test "$(sg_sql "SELECT until_usec FROM locks WHERE kind = 'source' AND key = '192.0.2.42';")" = 0
+# (Not probed with PRECHECK: an abandoned probe is a 6th failure and would lock it for real.)
+check "... 192.0.2.42 not locked" ! grep -q '192\.0\.2\.42' <(sgctl locks)
+check "SIGTERM" sg_stop_daemon
+sg_start_daemon
+check "after a restart: still one unlock/lifted row (replay writes none)" test \
+        "$(rows "event = 'unlock' AND reason = 'lifted' AND rhost = '192.0.2.42'")" = 1
+check "... and 192.0.2.42 still not locked" ! grep -q '192\.0\.2\.42' <(sgctl locks)
+check "... its lock row still lifted" test "$(sg_sql "SELECT until_usec FROM locks WHERE kind = 'source' AND key = '192.0.2.42';")" = 0
+# alice's 5 failures still count on the source: bob's login crosses the threshold in flight again.
+check "... bob's right password from it gets in" sg_auth bob "$SG_PW_BOB" 192.0.2.42
+check "... that in-flight lock is lifted too: lockout and unlock/lifted rows pair up (2 each)" test \
+        "$(rows "event = 'lockout' AND rhost = '192.0.2.42'")/$(rows "event = 'unlock' AND reason = 'lifted' AND rhost = '192.0.2.42'")" = 2/2
+check "... and 192.0.2.42 is not locked" ! grep -q '192\.0\.2\.42' <(sgctl locks)
+
+# FLEET_UNLOCK STATE=lifted: only the origin host's own fleet lock goes.
+OTHER=fedcba9876543210fedcba9876543210
+now=$(now_us)
+fleet_lock source 192.0.2.43 $((now + 600000000)) "$OTHER" 60 >/dev/null || fail "fleet lock from another host"
+check "lifted from a host that is not the lock's origin: OK, nothing cleared" test \
+        "$(W FLEET_UNLOCK KIND=source KEY=192.0.2.43 HOST=$HOST ID=61 STATE=lifted | last COUNT)" = 0
+check "... 192.0.2.43 still refused" test "$(decision 192.0.2.43)" = 2
+check "... still stored" test "$(sg_sql "SELECT origin_host FROM fleet_locks WHERE key = '192.0.2.43';")" = "$OTHER"
+check "... no fleet_unlock row" test "$(rows "event = 'fleet_unlock' AND rhost = '192.0.2.43'")" = 0
+for i in 1 2 3 4 5 6; do sg_auth alice "local $i" 192.0.2.44 || true; done
+check "setup: a local source lock on 192.0.2.44" test "$(decision 192.0.2.44)" = 2
+fleet_lock source 192.0.2.44 $((now + 600000000)) "$HOST" 62 >/dev/null || fail "fleet lock on a locally locked source"
+check "lifted from the fleet lock's origin: OK, one cleared" test \
+        "$(W FLEET_UNLOCK KIND=source KEY=192.0.2.44 HOST=$HOST ID=63 STATE=lifted | last COUNT)" = 1
+check "... the fleet lock is gone" test "$(sg_sql "SELECT count(*) FROM fleet_locks WHERE key = '192.0.2.44';")" = 0
+check "... this host's own lock stays" test "$(decision 192.0.2.44)" = 2
+check "... fleet_unlock row saying so" test \
+        "$(rows "event = 'fleet_unlock' AND rhost = '192.0.2.44' AND detail LIKE '%lifted on host $HOST (decision 63)%local locks untouched'")" = 1
+n0=$(rows "event = 'fleet_rejected' AND reason = 'bad_state'")
+check "another STATE is refused" ! W FLEET_UNLOCK KIND=source KEY=192.0.2.43 HOST=$OTHER ID=64 STATE=revoked
+check "... audited fleet_rejected, bad_state" test "$(rows "event = 'fleet_rejected' AND reason = 'bad_state'")" = $((n0 + 1))
+check "... 192.0.2.43 still refused" test "$(decision 192.0.2.43)" = 2
+
 # ---- durable across restart and reload; expiry ----
 now=$(now_us)
 fleet_lock source 192.0.2.20 $((now + 5000000)) >/dev/null || fail "short fleet lock"

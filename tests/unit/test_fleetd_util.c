@@ -92,10 +92,45 @@ static void test_decision_check(void **state) {
         assert_int_equal(fleet_decision_check(&d, now, 7 * day, &why, msg, sizeof msg), -EINVAL);
         assert_string_equal(why, "bad_host");
         d.origin_host = "0123456789abcdef0123456789abcdef";
-        /* an unlock carries no until */
+        /* an unlock carries no until; its reason is fleet or lifted */
         d.lock = false;
         d.until_usec = 0;
+        d.reason = "lockout";
+        assert_int_equal(fleet_decision_check(&d, now, 7 * day, &why, msg, sizeof msg), -EINVAL);
+        assert_string_equal(why, "bad_reason");
+        d.reason = "fleet";
         assert_int_equal(fleet_decision_check(&d, now, 7 * day, &why, msg, sizeof msg), 0);
+        d.reason = "lifted";
+        assert_int_equal(fleet_decision_check(&d, now, 7 * day, &why, msg, sizeof msg), 0);
+        d.reason = "Lifted";
+        assert_int_equal(fleet_decision_check(&d, now, 7 * day, &why, msg, sizeof msg), -EINVAL);
+}
+
+/* The daemon's `unlock`/`lifted` row: "KIND KEY lock lifted: ..." (daemon/login.c). */
+static void test_parse_lifted(void **state) {
+        char key[FLEET_KEY_MAX + 1];
+        const char *kind = NULL;
+
+        (void) state;
+        assert_int_equal(fleet_parse_lifted("source 192.0.2.9 lock lifted: the attempt that set it succeeded",
+                                            &kind, key), 1);
+        assert_string_equal(kind, "source");
+        assert_string_equal(key, "192.0.2.9");
+        assert_int_equal(fleet_parse_lifted("spray 2001:db8:1:2::/64 lock lifted", &kind, key), 1);
+        assert_string_equal(kind, "spray");
+        assert_string_equal(key, "2001:db8:1:2::/64");
+        /* kinds that stay on their host, host names, other texts: nothing to publish */
+        assert_int_equal(fleet_parse_lifted("user alice lock lifted: x", &kind, key), 0);
+        assert_int_equal(fleet_parse_lifted("user_source alice@192.0.2.9 lock lifted: x", &kind, key), 0);
+        assert_int_equal(fleet_parse_lifted("source attacker.example lock lifted: x", &kind, key), 0);
+        assert_int_equal(fleet_parse_lifted("source 192.0.2.9 locked for 600 s after 3 failures", &kind, key), 0);
+        assert_int_equal(fleet_parse_lifted("source 192.0.2.9 lock liftedX", &kind, key), 0);
+        assert_int_equal(fleet_parse_lifted("source  lock lifted", &kind, key), 0);
+        assert_int_equal(fleet_parse_lifted("source 192.0.2.9", &kind, key), 0);
+        assert_int_equal(fleet_parse_lifted("sourcex 192.0.2.9 lock lifted", &kind, key), 0);
+        assert_int_equal(fleet_parse_lifted(NULL, &kind, key), 0);
+        assert_int_equal(fleet_parse_lifted("source 1111111111111111111111111111111111111111111111111111111111111111111 "
+                                            "lock lifted", &kind, key), 0);
 }
 
 static void test_host_id(void **state) {
@@ -181,6 +216,7 @@ static void test_utf8(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse_lockout), cmocka_unit_test(test_decision_check),
+                cmocka_unit_test(test_parse_lifted),
                 cmocka_unit_test(test_host_id),       cmocka_unit_test(test_password_file),
                 cmocka_unit_test(test_utf8),
         };

@@ -67,7 +67,7 @@ static struct result fail_once(sg_policy *p, const char *user, const char *rhost
         struct result r = reserve(p, user, rhost, now);
 
         if (r.v.allowed)
-                sg_policy_settle(p, user, rhost, r.v.reservation, SG_OUTCOME_FAILURE, now);
+                sg_policy_settle(p, user, rhost, r.v.reservation, SG_OUTCOME_FAILURE, now, NULL, 0, NULL);
         return r;
 }
 
@@ -277,7 +277,7 @@ static void test_parallel_reservations(void **state) {
         assert_int_equal(allowed, 5);
         for (int i = 0; i < 50; i++)
                 if (r[i].v.allowed)
-                        sg_policy_settle(p, "alice", "192.0.2.1", r[i].v.reservation, SG_OUTCOME_FAILURE, T0 + USEC);
+                        sg_policy_settle(p, "alice", "192.0.2.1", r[i].v.reservation, SG_OUTCOME_FAILURE, T0 + USEC, NULL, 0, NULL);
 
         /* many users at once from one source: at most the source threshold */
         allowed = 0;
@@ -307,7 +307,7 @@ static void test_success_resets_user_not_source(void **state) {
         r = reserve(p, "alice", "192.0.2.1", T0 + 20 * USEC);
         assert_new_lock(&r, SG_LOCK_USER_SOURCE, "alice@192.0.2.1");
         assert_int_equal(r.v.delay_ms, 2000);
-        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_SUCCESS, T0 + 21 * USEC);
+        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_SUCCESS, T0 + 21 * USEC, NULL, 0, NULL);
         assert_int_equal(sg_policy_lock_count(p, T0 + 21 * USEC), 0);
         assert_false(sg_policy_is_locked(p, "alice", "192.0.2.1", T0 + 21 * USEC, NULL));
 
@@ -316,7 +316,7 @@ static void test_success_resets_user_not_source(void **state) {
                 r = reserve(p, "alice", "192.0.2.1", T0 + (30 + i) * USEC);
                 assert_allowed_no_lock(&r);
                 assert_int_equal(r.v.delay_ms, 0);
-                sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_SUCCESS, T0 + (30 + i) * USEC);
+                sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_SUCCESS, T0 + (30 + i) * USEC, NULL, 0, NULL);
         }
 
         /* the source keeps alice's 4 failures and bob's 3, not the successes: 7 */
@@ -812,29 +812,29 @@ static void test_settle_twice_noop(void **state) {
                 fail_once(p, "alice", "192.0.2.1", T0 + i);
         first = reserve(p, "alice", "192.0.2.1", T0 + 10);
         assert_int_equal(first.v.delay_ms, 1500);
-        sg_policy_settle(p, "alice", "192.0.2.1", first.v.reservation, SG_OUTCOME_SUCCESS, T0 + 11);
+        sg_policy_settle(p, "alice", "192.0.2.1", first.v.reservation, SG_OUTCOME_SUCCESS, T0 + 11, NULL, 0, NULL);
         assert_int_equal(fail_once(p, "alice", "192.0.2.1", T0 + 20).v.delay_ms, 0);
         assert_int_equal(fail_once(p, "alice", "192.0.2.1", T0 + 21).v.delay_ms, 500);
 
-        sg_policy_settle(p, "alice", "192.0.2.1", first.v.reservation, SG_OUTCOME_SUCCESS, T0 + 22); /* again */
-        sg_policy_settle(p, "alice", "192.0.2.1", 12345, SG_OUTCOME_SUCCESS, T0 + 22);              /* unknown */
-        sg_policy_settle(p, "alice", "192.0.2.1", 0, SG_OUTCOME_SUCCESS, T0 + 22);
+        sg_policy_settle(p, "alice", "192.0.2.1", first.v.reservation, SG_OUTCOME_SUCCESS, T0 + 22, NULL, 0, NULL); /* again */
+        sg_policy_settle(p, "alice", "192.0.2.1", 12345, SG_OUTCOME_SUCCESS, T0 + 22, NULL, 0, NULL);              /* unknown */
+        sg_policy_settle(p, "alice", "192.0.2.1", 0, SG_OUTCOME_SUCCESS, T0 + 22, NULL, 0, NULL);
         r4 = reserve(p, "alice", "192.0.2.1", T0 + 30);
         assert_int_equal(r4.v.delay_ms, 1000);
 
         /* someone else's user or source cannot settle it */
-        sg_policy_settle(p, "bob", "192.0.2.1", r4.v.reservation, SG_OUTCOME_SUCCESS, T0 + 31);
-        sg_policy_settle(p, "alice", "192.0.2.2", r4.v.reservation, SG_OUTCOME_SUCCESS, T0 + 31);
+        sg_policy_settle(p, "bob", "192.0.2.1", r4.v.reservation, SG_OUTCOME_SUCCESS, T0 + 31, NULL, 0, NULL);
+        sg_policy_settle(p, "alice", "192.0.2.2", r4.v.reservation, SG_OUTCOME_SUCCESS, T0 + 31, NULL, 0, NULL);
         r5 = reserve(p, "alice", "192.0.2.1", T0 + 32);
         assert_int_equal(r5.v.delay_ms, 1500);
         /* the rightful settle still works; r5, reserved later, stays counted */
-        sg_policy_settle(p, "alice", "192.0.2.1", r4.v.reservation, SG_OUTCOME_SUCCESS, T0 + 33);
+        sg_policy_settle(p, "alice", "192.0.2.1", r4.v.reservation, SG_OUTCOME_SUCCESS, T0 + 33, NULL, 0, NULL);
         r = reserve(p, "alice", "192.0.2.1", T0 + 34);
         assert_int_equal(r.v.delay_ms, 500);
 
         /* a failure settle, then a success for the same reservation: the success is a no-op */
-        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_FAILURE, T0 + 35);
-        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_SUCCESS, T0 + 36);
+        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_FAILURE, T0 + 35, NULL, 0, NULL);
+        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_SUCCESS, T0 + 36, NULL, 0, NULL);
         assert_int_equal(reserve(p, "alice", "192.0.2.1", T0 + 37).v.delay_ms, 1000);
         sg_policy_free(p);
 }
@@ -1029,7 +1029,7 @@ static void test_void_counts_nowhere(void **state) {
                 r = reserve(p, "alice", "192.0.2.1", T0 + i * USEC);
                 assert_true(r.v.allowed);
                 assert_int_equal(r.v.delay_ms, 0);
-                sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_VOID, T0 + i * USEC);
+                sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_VOID, T0 + i * USEC, NULL, 0, NULL);
         }
         assert_int_equal(sg_policy_lock_count(p, T0 + MINUTE), 0);
 
@@ -1038,22 +1038,22 @@ static void test_void_counts_nowhere(void **state) {
                 assert_allowed_no_lock((r = fail_once(p, "alice", "192.0.2.1", T0 + MINUTE + i), &r));
         r = reserve(p, "alice", "192.0.2.1", T0 + MINUTE + 10);
         assert_int_equal(r.v.delay_ms, 1500);
-        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_VOID, T0 + MINUTE + 10);
+        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_VOID, T0 + MINUTE + 10, NULL, 0, NULL);
         r = reserve(p, "alice", "192.0.2.1", T0 + MINUTE + 20);
         assert_int_equal(r.v.delay_ms, 1500);
         assert_int_equal(r.n, 0);
         /* the 5th: locks user_source; voided, the lock it created goes with it */
-        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_FAILURE, T0 + MINUTE + 20);
+        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_FAILURE, T0 + MINUTE + 20, NULL, 0, NULL);
         r = reserve(p, "alice", "192.0.2.1", T0 + MINUTE + 30);
         assert_new_lock(&r, SG_LOCK_USER_SOURCE, "alice@192.0.2.1");
-        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_VOID, T0 + MINUTE + 30);
+        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_VOID, T0 + MINUTE + 30, NULL, 0, NULL);
         assert_false(sg_policy_is_locked(p, "alice", "192.0.2.1", T0 + MINUTE + 40, NULL));
         /* and a real 5th failure locks again, at level 1 (the lifted lock left no history) */
         r = fail_once(p, "alice", "192.0.2.1", T0 + MINUTE + 50);
         assert_new_lock(&r, SG_LOCK_USER_SOURCE, "alice@192.0.2.1");
         assert_int_equal(r.locks[0].level, 1);
         /* settling again, in any way, changes nothing */
-        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_VOID, T0 + MINUTE + 60);
+        sg_policy_settle(p, "alice", "192.0.2.1", r.v.reservation, SG_OUTCOME_VOID, T0 + MINUTE + 60, NULL, 0, NULL);
         assert_true(sg_policy_is_locked(p, "alice", "192.0.2.1", T0 + MINUTE + 60, NULL));
         sg_policy_free(p);
 
@@ -1064,12 +1064,12 @@ static void test_void_counts_nowhere(void **state) {
         assert_allowed_no_lock((r = fail_once(p, "carol", "192.0.2.9", T0 + 1), &r));
         r = reserve(p, "dave", "192.0.2.9", T0 + 2);
         assert_new_lock(&r, SG_LOCK_SPRAY, "192.0.2.9");
-        sg_policy_settle(p, "dave", "192.0.2.9", r.v.reservation, SG_OUTCOME_VOID, T0 + 2);
+        sg_policy_settle(p, "dave", "192.0.2.9", r.v.reservation, SG_OUTCOME_VOID, T0 + 2, NULL, 0, NULL);
         assert_false(sg_policy_is_locked(p, "bob", "192.0.2.9", T0 + 3, NULL));
         /* ... but a user already in the set stays there (its slot goes back to its failure) */
         r = reserve(p, "carol", "192.0.2.9", T0 + 4);
         assert_allowed_no_lock(&r);
-        sg_policy_settle(p, "carol", "192.0.2.9", r.v.reservation, SG_OUTCOME_VOID, T0 + 4);
+        sg_policy_settle(p, "carol", "192.0.2.9", r.v.reservation, SG_OUTCOME_VOID, T0 + 4, NULL, 0, NULL);
         r = fail_once(p, "dave", "192.0.2.9", T0 + 5);
         assert_new_lock(&r, SG_LOCK_SPRAY, "192.0.2.9");
         sg_policy_free(p);
@@ -1149,7 +1149,7 @@ static void test_user_pacing(void **state) {
                 r = reserve(p, "alice", rhost, T0 + (uint64_t) i * 10000);
                 if (r.v.allowed) {
                         admitted++;
-                        sg_policy_settle(p, "alice", rhost, r.v.reservation, SG_OUTCOME_FAILURE, T0 + (uint64_t) i * 10000);
+                        sg_policy_settle(p, "alice", rhost, r.v.reservation, SG_OUTCOME_FAILURE, T0 + (uint64_t) i * 10000, NULL, 0, NULL);
                 } else {
                         assert_true(r.v.paced);
                         assert_int_equal(r.v.kind, SG_LOCK_USER);
@@ -1164,7 +1164,7 @@ static void test_user_pacing(void **state) {
         /* a local login of the victim is not held up by the remote flood */
         r = reserve(p, "alice", "", T0 + USEC);
         assert_true(r.v.allowed);
-        sg_policy_settle(p, "alice", "", r.v.reservation, SG_OUTCOME_FAILURE, T0 + USEC);
+        sg_policy_settle(p, "alice", "", r.v.reservation, SG_OUTCOME_FAILURE, T0 + USEC, NULL, 0, NULL);
         /* ... but is paced itself: the next local one waits its own step */
         assert_true((r = reserve(p, "alice", "", T0 + USEC + 1), !r.v.allowed && r.v.paced));
         /* the remote step opens at its time: one more admitted, which takes the next step */
@@ -1177,7 +1177,7 @@ static void test_user_pacing(void **state) {
         /* a success ends the pacing (the user's failures are cleared) */
         r = reserve(p, "alice", "192.0.2.9", T0 + 10 * USEC);
         assert_true(r.v.allowed);
-        sg_policy_settle(p, "alice", "192.0.2.9", r.v.reservation, SG_OUTCOME_SUCCESS, T0 + 10 * USEC);
+        sg_policy_settle(p, "alice", "192.0.2.9", r.v.reservation, SG_OUTCOME_SUCCESS, T0 + 10 * USEC, NULL, 0, NULL);
         for (int i = 0; i < 5; i++)
                 assert_true((r = fail_once(p, "alice", "192.0.2.10", T0 + 11 * USEC + (uint64_t) i), r.v.allowed));
         sg_policy_free(p);
@@ -1493,6 +1493,197 @@ static void test_fleet_lock_survives_eviction_and_gc(void **state) {
         sg_policy_free(p);
 }
 
+
+/* ---- lifted locks: the in-flight attempt that crossed a threshold succeeds or is void ---- */
+
+static struct sg_policy_config lift_config(void) {
+        struct sg_policy_config c = base_config();
+
+        c.source_max_failures = 3;
+        c.user_max_failures = 100;
+        c.user_source_max_failures = 100;
+        c.spray_max_users = 100;
+        return c;
+}
+
+/* fail, fail, then the third attempt crosses the source threshold in flight: its lock is
+ * reported when the attempt succeeds (until 0, the level back), only once, and only when the
+ * attempt itself set it. */
+static void test_lift_reported_on_success(void **state) {
+        struct sg_policy_config c = lift_config();
+        struct sg_lock_info lifted[SG_POLICY_NEW_LOCKS_MAX];
+        sg_policy *p = mk(&c);
+        struct result r;
+        size_t n = 99;
+
+        (void) state;
+        assert_allowed_no_lock((r = fail_once(p, "alice", "192.0.2.9", T0), &r));
+        assert_allowed_no_lock((r = fail_once(p, "alice", "192.0.2.9", T0 + 1), &r));
+        r = reserve(p, "alice", "192.0.2.9", T0 + 2);
+        assert_new_lock(&r, SG_LOCK_SOURCE, "192.0.2.9");
+        /* in flight: the lock bounds parallel guessing */
+        assert_true(sg_policy_is_locked(p, "bob", "192.0.2.9", T0 + 3, NULL));
+        sg_policy_settle(p, "alice", "192.0.2.9", r.v.reservation, SG_OUTCOME_SUCCESS, T0 + 4, lifted,
+                         SG_POLICY_NEW_LOCKS_MAX, &n);
+        assert_int_equal(n, 1);
+        assert_int_equal(lifted[0].kind, SG_LOCK_SOURCE);
+        assert_string_equal(lifted[0].key, "192.0.2.9");
+        assert_int_equal(lifted[0].until_usec, 0);
+        assert_int_equal(lifted[0].level, 0);
+        assert_int_equal(lifted[0].last_lock_usec, T0 + 2);
+        assert_false(sg_policy_is_locked(p, "bob", "192.0.2.9", T0 + 5, NULL));
+        /* settling again reports nothing */
+        n = 99;
+        sg_policy_settle(p, "alice", "192.0.2.9", r.v.reservation, SG_OUTCOME_SUCCESS, T0 + 6, lifted,
+                         SG_POLICY_NEW_LOCKS_MAX, &n);
+        assert_int_equal(n, 0);
+        /* the two failures still count: one more failure locks (and that lock stays) */
+        r = fail_once(p, "bob", "192.0.2.9", T0 + 7);
+        assert_new_lock(&r, SG_LOCK_SOURCE, "192.0.2.9");
+        assert_true(sg_policy_is_locked(p, "carol", "192.0.2.9", T0 + 8, NULL));
+        sg_policy_free(p);
+
+        /* a success that set no lock reports none; a lock set by another attempt stays */
+        p = mk(&c);
+        assert_allowed_no_lock((r = fail_once(p, "alice", "192.0.2.9", T0), &r));
+        r = reserve(p, "alice", "192.0.2.9", T0 + 1);
+        assert_allowed_no_lock(&r);
+        struct result other = reserve(p, "bob", "192.0.2.9", T0 + 2);
+        assert_new_lock(&other, SG_LOCK_SOURCE, "192.0.2.9");
+        n = 99;
+        sg_policy_settle(p, "alice", "192.0.2.9", r.v.reservation, SG_OUTCOME_SUCCESS, T0 + 3, lifted,
+                         SG_POLICY_NEW_LOCKS_MAX, &n);
+        assert_int_equal(n, 0);
+        assert_true(sg_policy_is_locked(p, "carol", "192.0.2.9", T0 + 4, NULL));
+        /* ... and bob's failure keeps it */
+        n = 99;
+        sg_policy_settle(p, "bob", "192.0.2.9", other.v.reservation, SG_OUTCOME_FAILURE, T0 + 5, lifted,
+                         SG_POLICY_NEW_LOCKS_MAX, &n);
+        assert_int_equal(n, 0);
+        assert_true(sg_policy_is_locked(p, "carol", "192.0.2.9", T0 + 6, NULL));
+        sg_policy_free(p);
+}
+
+/* A void attempt reports the lock it set; spray too; max_lifted bounds what is written. */
+static void test_lift_reported_on_void(void **state) {
+        struct sg_policy_config c = lift_config();
+        struct sg_lock_info lifted[SG_POLICY_NEW_LOCKS_MAX];
+        sg_policy *p;
+        struct result r;
+        size_t n = 99;
+
+        (void) state;
+        c.source_max_failures = 100;
+        c.spray_max_users = 2;
+        p = mk(&c);
+        assert_allowed_no_lock((r = fail_once(p, "alice", "192.0.2.10", T0), &r));
+        r = reserve(p, "bob", "192.0.2.10", T0 + 1);
+        assert_new_lock(&r, SG_LOCK_SPRAY, "192.0.2.10");
+        sg_policy_settle(p, "bob", "192.0.2.10", r.v.reservation, SG_OUTCOME_VOID, T0 + 2, lifted, 0, &n);
+        assert_int_equal(n, 0); /* lifted, but no room to report it */
+        assert_false(sg_policy_is_locked(p, "carol", "192.0.2.10", T0 + 3, NULL));
+        r = reserve(p, "bob", "192.0.2.10", T0 + 4);
+        assert_new_lock(&r, SG_LOCK_SPRAY, "192.0.2.10");
+        sg_policy_settle(p, "bob", "192.0.2.10", r.v.reservation, SG_OUTCOME_VOID, T0 + 5, lifted,
+                         SG_POLICY_NEW_LOCKS_MAX, &n);
+        assert_int_equal(n, 1);
+        assert_int_equal(lifted[0].kind, SG_LOCK_SPRAY);
+        assert_string_equal(lifted[0].key, "192.0.2.10");
+        assert_int_equal(lifted[0].until_usec, 0);
+        sg_policy_free(p);
+}
+
+/* Restart after a lift: the daemon stored the lifted row (until 0) and the attempt as a
+ * success; replay keeps it lifted and does not lower the level a second time. */
+static void test_lift_replay(void **state) {
+        struct sg_policy_config c = lift_config();
+        struct sg_lock_info lifted[SG_POLICY_NEW_LOCKS_MAX], created;
+        sg_policy *p = mk(&c), *q;
+        struct result r;
+        size_t n = 0;
+        uint64_t t3;
+
+        (void) state;
+        /* an earlier lock gives the key level 1, so a double lift would show */
+        for (int i = 0; i < 3; i++)
+                fail_once(p, "mallory", "192.0.2.11", T0 + (uint64_t) i);
+        (void) sg_policy_unlock(p, SG_LOCK_SOURCE, "192.0.2.11", T0 + 10, NULL);
+        fail_once(p, "alice", "192.0.2.11", T0 + MINUTE);
+        fail_once(p, "alice", "192.0.2.11", T0 + MINUTE + 1);
+        r = reserve(p, "alice", "192.0.2.11", t3 = T0 + MINUTE + 2);
+        assert_new_lock(&r, SG_LOCK_SOURCE, "192.0.2.11");
+        assert_int_equal(r.locks[0].level, 2);
+        created = r.locks[0];
+        sg_policy_settle(p, "alice", "192.0.2.11", r.v.reservation, SG_OUTCOME_SUCCESS, t3 + 1, lifted,
+                         SG_POLICY_NEW_LOCKS_MAX, &n);
+        assert_int_equal(n, 1);
+        assert_int_equal(lifted[0].level, 1);
+        sg_policy_free(p);
+
+        /* the new process: the lock row as written back after the lift, then the attempts */
+        q = mk(&c);
+        sg_policy_load_lock(q, &lifted[0]);
+        sg_policy_replay_failure(q, "alice", "192.0.2.11", T0 + MINUTE);
+        sg_policy_replay_failure(q, "alice", "192.0.2.11", T0 + MINUTE + 1);
+        sg_policy_replay_success(q, "alice", "192.0.2.11", t3);
+        assert_false(sg_policy_is_locked(q, "bob", "192.0.2.11", t3 + 2, NULL));
+        /* the next lock on that key is level 1 again (not 0: the lift lowered it once only) */
+        r = fail_once(q, "bob", "192.0.2.11", t3 + 3);
+        assert_new_lock(&r, SG_LOCK_SOURCE, "192.0.2.11");
+        assert_int_equal(r.locks[0].level, 2);
+        sg_policy_free(q);
+
+        /* a crash before the row was written back: the stored row shows the lock in force,
+         * replay lifts it (quietly: the audit row is written live only) */
+        q = mk(&c);
+        sg_policy_load_lock(q, &created);
+        sg_policy_replay_failure(q, "alice", "192.0.2.11", T0 + MINUTE);
+        sg_policy_replay_failure(q, "alice", "192.0.2.11", T0 + MINUTE + 1);
+        assert_true(sg_policy_is_locked(q, "bob", "192.0.2.11", t3 + 2, NULL));
+        sg_policy_replay_success(q, "alice", "192.0.2.11", t3);
+        assert_false(sg_policy_is_locked(q, "bob", "192.0.2.11", t3 + 2, NULL));
+        sg_policy_free(q);
+}
+
+/* A lifted lockout elsewhere clears only the fleet lock its origin published. */
+static void test_fleet_unlock_origin(void **state) {
+        struct sg_policy_config c = base_config();
+        sg_policy *p = mk(&c);
+        struct sg_fleet_lock l = fleet_make(p, SG_LOCK_SOURCE, "192.0.2.12", T0 + HOUR, 7, T0);
+        struct sg_fleet_lock have;
+
+        (void) state;
+        assert_int_equal(sg_policy_fleet_lock(p, &l), 0);
+        /* another origin: untouched */
+        assert_int_equal(sg_policy_fleet_unlock_origin(p, SG_LOCK_SOURCE, l.key, "ffffffffffffffffffffffffffffffff",
+                                                       T0 + 1),
+                         -ESRCH);
+        assert_true(sg_policy_is_locked(p, "bob", "192.0.2.12", T0 + 2, NULL));
+        /* the spray kind of the same key has none */
+        assert_int_equal(sg_policy_fleet_unlock_origin(p, SG_LOCK_SPRAY, l.key, l.origin_host, T0 + 2), -ENOENT);
+        assert_true(sg_policy_is_locked(p, "bob", "192.0.2.12", T0 + 2, NULL));
+        /* the origin: cleared */
+        assert_int_equal(sg_policy_fleet_unlock_origin(p, SG_LOCK_SOURCE, l.key, l.origin_host, T0 + 3), 1);
+        assert_int_equal(sg_policy_fleet_get(p, SG_LOCK_SOURCE, l.key, &have), -ENOENT);
+        assert_false(sg_policy_is_locked(p, "bob", "192.0.2.12", T0 + 4, NULL));
+        assert_int_equal(sg_policy_fleet_unlock_origin(p, SG_LOCK_SOURCE, l.key, l.origin_host, T0 + 5), -ENOENT);
+        /* an expired one from the origin goes too, reported as not in force */
+        struct sg_fleet_lock old = fleet_make(p, SG_LOCK_SOURCE, "192.0.2.12", T0 + 6, 8, T0 + 5);
+        assert_int_equal(sg_policy_fleet_lock(p, &old), 0);
+        assert_int_equal(sg_policy_fleet_unlock_origin(p, SG_LOCK_SOURCE, l.key, l.origin_host, T0 + 7), 0);
+        assert_int_equal(sg_policy_fleet_get(p, SG_LOCK_SOURCE, l.key, &have), -ENOENT);
+        /* a local lock on the key is never touched */
+        c.source_max_failures = 3;
+        sg_policy_set_config(p, &c);
+        for (int i = 0; i < 3; i++)
+                fail_once(p, "u", "192.0.2.12", T0 + 10 + (uint64_t) i);
+        assert_true(sg_policy_is_locked(p, "bob", "192.0.2.12", T0 + 40, NULL));
+        assert_int_equal(sg_policy_fleet_lock(p, &l), 0);
+        assert_int_equal(sg_policy_fleet_unlock_origin(p, SG_LOCK_SOURCE, l.key, l.origin_host, T0 + 41), 1);
+        assert_true(sg_policy_is_locked(p, "bob", "192.0.2.12", T0 + 42, NULL));
+        sg_policy_free(p);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_kind_names),
@@ -1531,6 +1722,10 @@ int main(void) {
                 cmocka_unit_test(test_fleet_lock_unlock_and_listing),
                 cmocka_unit_test(test_fleet_lock_allowlist_wins),
                 cmocka_unit_test(test_fleet_lock_survives_eviction_and_gc),
+                cmocka_unit_test(test_lift_reported_on_success),
+                cmocka_unit_test(test_lift_reported_on_void),
+                cmocka_unit_test(test_lift_replay),
+                cmocka_unit_test(test_fleet_unlock_origin),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

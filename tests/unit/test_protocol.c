@@ -89,7 +89,7 @@ static const struct {
         { SG_MSG_FLEET_LOCK,
           B(SG_F_KIND) | B(SG_F_KEY) | B(SG_F_UNTIL) | B(SG_F_HOST) | B(SG_F_ID) | B(SG_F_REASON),
           B(SG_F_KIND) | B(SG_F_KEY) | B(SG_F_UNTIL) | B(SG_F_HOST) | B(SG_F_ID) },
-        { SG_MSG_FLEET_UNLOCK, B(SG_F_KIND) | B(SG_F_KEY) | B(SG_F_HOST) | B(SG_F_ID),
+        { SG_MSG_FLEET_UNLOCK, B(SG_F_KIND) | B(SG_F_KEY) | B(SG_F_HOST) | B(SG_F_ID) | B(SG_F_STATE),
           B(SG_F_KIND) | B(SG_F_KEY) | B(SG_F_HOST) | B(SG_F_ID) },
         { SG_MSG_OK, ALL, 0 },
         { SG_MSG_ERROR, B(SG_F_ERROR) | B(SG_F_DETAIL), B(SG_F_ERROR) },

@@ -27,6 +27,7 @@
 #include <sqlite3.h>
 
 #include "sql.h"
+#include "audit-chain.h"
 #include "store.h"
 
 static char tmpdir[PATH_MAX];
@@ -1837,6 +1838,21 @@ static void test_audit_mac_format_pinned(void **state) {
         assert_int_equal(id, 2);
         assert_blob_hex("SELECT mac FROM audit WHERE id = 1", "c674e6d965e131f17918473f46a221a344df5bd324e23c00ea51a5e774cc72af");
         assert_blob_hex("SELECT mac FROM audit WHERE id = 2", "98a2de2fe9c9cdc4ac8cd1f95055d4d8fb81b50d5c165109746ce28882615bf2");
+        /* The pure function secguardctl fleet verify uses gives the same bytes. */
+        {
+                uint8_t zero[SG_MAC_BYTES] = { 0 }, m1[SG_MAC_BYTES], m2[SG_MAC_BYTES];
+                char h[2 * SG_MAC_BYTES + 1];
+
+                sg_audit_row_mac(key, zero, 1, &full, m1);
+                hex(m1, sizeof m1, h);
+                assert_string_equal(h, "c674e6d965e131f17918473f46a221a344df5bd324e23c00ea51a5e774cc72af");
+                sg_audit_row_mac(key, m1, 2, &sparse, m2);
+                hex(m2, sizeof m2, h);
+                assert_string_equal(h, "98a2de2fe9c9cdc4ac8cd1f95055d4d8fb81b50d5c165109746ce28882615bf2");
+                sg_audit_row_mac(key, m1, 3, &sparse, m2); /* the id is covered */
+                hex(m2, sizeof m2, h);
+                assert_string_not_equal(h, "98a2de2fe9c9cdc4ac8cd1f95055d4d8fb81b50d5c165109746ce28882615bf2");
+        }
         assert_int_equal(sg_store_audit_prune(s, 0, 1, &deleted), 0);
         assert_int_equal(deleted, 1);
         assert_blob_hex("SELECT mac FROM audit_anchor", "bb9b4f04a766bc3a21a053ae3ef8eda7e10f5ac615eeaec56441fd1f8d709258");

@@ -11,6 +11,7 @@
  * data in it is parameterised; every PostgreSQL wait is bounded (async libpq + poll).
  */
 #include "config.h"
+#include "fleet-pg.h"
 #include "fleet-util.h"
 #include "io.h"
 #include "protocol.h"
@@ -68,16 +69,6 @@ static void logp(int prio, const char *fmt, ...) {
                 fprintf(stderr, "<%d>%s\n", prio, buf);
         else
                 fprintf(stderr, "secguard-fleetd: %s\n", buf);
-}
-
-/* A libpq message on one line, control characters escaped (it may quote server data). */
-static const char *pg_msg(const char *m, char *out, size_t outsize) {
-        size_t len = m ? strlen(m) : 0;
-
-        while (len > 0 && (m[len - 1] == '\n' || m[len - 1] == ' '))
-                len--;
-        sg_escape(m ? m : "", len, out, outsize);
-        return out;
 }
 
 /* ---- state ---- */
@@ -369,7 +360,7 @@ static void pg_drop(struct fleetd *f, const char *why) {
 
         if (!f->pg)
                 return;
-        logp(LOG_WARNING, "PostgreSQL connection lost: %s (reconnecting)", pg_msg(why, esc, sizeof esc));
+        logp(LOG_WARNING, "PostgreSQL connection lost: %s (reconnecting)", fleet_pg_msg(why, esc, sizeof esc));
         set_error(f, esc);
         PQfinish(f->pg);
         f->pg = NULL;
@@ -444,7 +435,7 @@ static PGresult *pg_must(struct fleetd *f, const char *what, const char *sql, in
         }
         if (!res_ok(res)) {
                 logp(LOG_ERR, "PostgreSQL: %s failed: %s", what,
-                     pg_msg(res ? PQresultErrorMessage(res) : PQerrorMessage(f->pg), esc, sizeof esc));
+                     fleet_pg_msg(res ? PQresultErrorMessage(res) : PQerrorMessage(f->pg), esc, sizeof esc));
                 set_error(f, esc);
                 PQclear(res);
                 return NULL;
@@ -471,7 +462,7 @@ static bool pg_cmd(struct fleetd *f, const char *what, const char *sql) {
         }
         if (!res_ok(res)) {
                 logp(LOG_ERR, "PostgreSQL: %s failed: %s", what,
-                     pg_msg(res ? PQresultErrorMessage(res) : PQerrorMessage(f->pg), esc, sizeof esc));
+                     fleet_pg_msg(res ? PQresultErrorMessage(res) : PQerrorMessage(f->pg), esc, sizeof esc));
                 set_error(f, esc);
                 PQclear(res);
                 return false;
@@ -608,22 +599,18 @@ static void pg_notice(void *arg, const char *message) {
         char esc[600];
 
         (void) arg;
-        logp(LOG_DEBUG, "PostgreSQL: %s", pg_msg(message, esc, sizeof esc));
+        logp(LOG_DEBUG, "PostgreSQL: %s", fleet_pg_msg(message, esc, sizeof esc));
 }
 
 static void pg_connect(struct fleetd *f) {
-        const char *kw[] = { "connect_timeout", "application_name", "keepalives_idle", "keepalives_interval",
-                             "keepalives_count", "dbname", "password", NULL };
-        const char *val[] = { "10", "secguard-fleetd", "30", "10", "3", f->cfg.fleet_postgres,
-                              f->have_password ? f->password : NULL, NULL };
         uint64_t now = sg_now_mono_usec();
         char esc[600];
 
         if (f->pg || now < f->pg_next_try)
                 return;
-        f->pg = PQconnectdbParams(kw, val, 1);
+        f->pg = fleet_pg_open(f->cfg.fleet_postgres, f->have_password ? f->password : NULL, "secguard-fleetd");
         if (!f->pg || PQstatus(f->pg) != CONNECTION_OK) {
-                pg_msg(f->pg ? PQerrorMessage(f->pg) : "out of memory", esc, sizeof esc);
+                fleet_pg_msg(f->pg ? PQerrorMessage(f->pg) : "out of memory", esc, sizeof esc);
                 if (!f->pg_was_down_logged || log_debug)
                         logp(LOG_WARNING, "cannot connect to PostgreSQL: %s (retrying with backoff up to %d s)", esc,
                              PG_BACKOFF_MAX_MS / 1000);

@@ -863,6 +863,25 @@ static int ship_batch(struct fleetd *f) {
                 r = -EIO;
                 goto out;
         }
+        /* The same hole recorded centrally, in the batch's transaction, so `secguardctl fleet
+         * verify` reports it as pruned here, not as rows deleted from PostgreSQL. */
+        if (rows[0].id > after + 1) {
+                char first[24], last[24];
+                const char *pv[3] = { f->host_id, first, last };
+                PGresult *res;
+
+                snprintf(first, sizeof first, "%" PRIu64, after + 1);
+                snprintf(last, sizeof last, "%" PRIu64, rows[0].id - 1);
+                res = pg_must(f, "recording a locally pruned range",
+                              "INSERT INTO secguard.pruned(host_id, first_id, last_id) VALUES ($1, $2::bigint, $3::bigint)"
+                              " ON CONFLICT (host_id, first_id) DO NOTHING", 3, pv, NULL, NULL);
+                PQclear(res);
+                if (!res) {
+                        pg_rollback(f);
+                        r = -EIO;
+                        goto out;
+                }
+        }
         for (i = 0; i < n; i++)
                 row_prepare(f, &rows[i]);
         for (i = 0; i < n; i += ROWS_PER_INSERT)

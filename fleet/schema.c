@@ -80,6 +80,20 @@ const char *const fleet_migrations[] = {
         "CREATE POLICY decisions_own_insert ON secguard.decisions FOR INSERT WITH CHECK (EXISTS ("
         "  SELECT 1 FROM secguard.hosts h WHERE h.host_id = decisions.origin_host"
         "   AND h.role = current_user));",
+        /* 2: id ranges a host reports as pruned from its local audit before they could be
+         * shipped, so `secguardctl fleet verify` tells them from ids deleted centrally. A
+         * host's word about its own rows: inserted and read like its audit rows. */
+        "CREATE TABLE secguard.pruned("
+        "  host_id text NOT NULL REFERENCES secguard.hosts(host_id),"
+        "  first_id bigint NOT NULL CHECK (first_id > 0),"
+        "  last_id bigint NOT NULL CHECK (last_id >= first_id),"
+        "  reported timestamptz NOT NULL DEFAULT now(),"
+        "  PRIMARY KEY (host_id, first_id));"
+        "ALTER TABLE secguard.pruned ENABLE ROW LEVEL SECURITY;"
+        "CREATE POLICY pruned_own_insert ON secguard.pruned FOR INSERT WITH CHECK (EXISTS ("
+        "  SELECT 1 FROM secguard.hosts h WHERE h.host_id = pruned.host_id AND h.role = current_user));"
+        "CREATE POLICY pruned_own_read ON secguard.pruned FOR SELECT USING (EXISTS ("
+        "  SELECT 1 FROM secguard.hosts h WHERE h.host_id = pruned.host_id AND h.role = current_user));",
 };
 
 const size_t fleet_migrations_n = sizeof fleet_migrations / sizeof fleet_migrations[0];

@@ -60,9 +60,10 @@ fleet_section() { # ROLE PWFILE HOSTID
 mpid=$!
 "$FLEETD" --config "$T/owner.conf" --migrate 2>"$T/migrate2.log" || fail "migrate: $(cat "$T/migrate2.log")"
 wait "$mpid" || fail "migrate (concurrent): $(cat "$T/migrate1.log")"
-check "two concurrent migrations: schema version 1, recorded once" \
-        test "$(pg_psql -qAt -c 'SELECT count(*), max(version) FROM secguard.schema_version')" = "1|1"
-check "exactly one of them migrated" test "$(cat "$T"/migrate[12].log | grep -c 'migrated to version 1')" -eq 1
+check "two concurrent migrations: schema version 2, each version recorded once" \
+        test "$(pg_psql -qAt -c 'SELECT count(*), count(DISTINCT version), max(version) FROM secguard.schema_version')" = "2|2|2"
+check "exactly one of them migrated, each version once" \
+        test "$(cat "$T"/migrate[12].log | grep -c 'migrated to version [12]$')" -eq 2
 
 # Configuration errors: exit 78 (the unit does not restart on it), a message with the fix.
 cfg_rc() { local rc=0; "$FLEETD" --config "$1" --state-dir "$T" >"$T/cfg.log" 2>&1 || rc=$?; echo "$rc"; }

@@ -25,6 +25,7 @@
 #include "cli.h"
 #include "config.h"
 #include "event_table.h"
+#include "fleet-db.h"
 #include "fleet-status.h"
 #include "hashes.h"
 #include "io.h"
@@ -84,6 +85,12 @@ static void usage(FILE *f) {
                 "  fleet status [--state-dir DIR]\n"
                 "                               secguard-fleetd: PostgreSQL connection, lag, last\n"
                 "                               shipped id (exit 1 when not running or not connected)\n"
+                "  fleet locks                  fleet lock decisions in force (from PostgreSQL)\n"
+                "  fleet audit [--host ID] [audit's filters]\n"
+                "                               every host's audit rows in PostgreSQL, newest first\n"
+                "  fleet verify [--host ID [--key-file AUDIT_KEY]]\n"
+                "                               missing id ranges per host (exit 1 on a gap); with a\n"
+                "                               host's audit.key, its MAC chain too\n"
                 "  audit [--user U] [--event E] [--rhost H] [--since T] [--until T] [--limit N]\n"
                 "        [--reveal --key SECRET_KEY_FILE]\n"
                 "                               review events, newest last (T: ISO-8601 UTC,\n"
@@ -1363,7 +1370,20 @@ int main(int argc, char **argv) {
                 usage(stderr);
                 return EXIT_USAGE;
         }
-        /* fleet status reads secguard-fleetd's status file: no daemon, no config. */
+        /* fleet verify/locks/audit read PostgreSQL with the [fleet] section: the config, no
+         * daemon. fleet status reads secguard-fleetd's status file: no daemon, no config. */
+        if (strcmp(argv[optind], "fleet") == 0 && optind + 1 < argc && ctl_fleet_db_command(argv[optind + 1])) {
+                if (sodium_init() < 0)
+                        return EXIT_FAILED;
+                sg_config_defaults(&cfg);
+                if (sg_config_load(&cfg, c.config, !config_given, err, sizeof err) < 0) {
+                        fprintf(stderr, "secguardctl: ");
+                        cli_fputs_escaped(stderr, err);
+                        fprintf(stderr, "\n");
+                        return EXIT_FAILED;
+                }
+                return ctl_fleet_db(argc - optind, argv + optind, c.json, &cfg, c.config);
+        }
         if (strcmp(argv[optind], "fleet") == 0)
                 return ctl_fleet(argc - optind, argv + optind, c.json);
         if (parse_command(&c, argc - optind, argv + optind, &cmd) != 0) {

@@ -1001,12 +1001,7 @@ static void apply_decisions(struct fleetd *f) {
                 PQclear(res);
                 snprintf(after, sizeof after, "%" PRId64, top);
                 snprintf(now, sizeof now, "%" PRIu64, sg_now_real_usec());
-                res = pg_must(f, "reading the decisions in force",
-                              "SELECT id, action, kind, key, until_usec, origin_host, reason FROM secguard.decisions d"
-                              " WHERE d.action = 'lock' AND d.id <= $1::bigint AND d.until_usec > $2::bigint"
-                              " AND NOT EXISTS (SELECT 1 FROM secguard.decisions u WHERE u.action = 'unlock'"
-                              "  AND u.kind = d.kind AND u.key = d.key AND u.id > d.id) ORDER BY d.id",
-                              2, v, NULL, NULL);
+                res = pg_must(f, "reading the decisions in force", fleet_sql_locks_in_force, 2, v, NULL, NULL);
                 if (!res)
                         return;
                 r = apply_result(f, res);

@@ -97,3 +97,9 @@ const char *const fleet_migrations[] = {
 };
 
 const size_t fleet_migrations_n = sizeof fleet_migrations / sizeof fleet_migrations[0];
+
+const char fleet_sql_locks_in_force[] =
+        "SELECT id, action, kind, key, until_usec, origin_host, reason FROM secguard.decisions d"
+        " WHERE d.action = 'lock' AND d.id <= $1::bigint AND d.until_usec > $2::bigint"
+        " AND NOT EXISTS (SELECT 1 FROM secguard.decisions u WHERE u.action = 'unlock'"
+        "  AND u.kind = d.kind AND u.key = d.key AND u.id > d.id) ORDER BY d.id";

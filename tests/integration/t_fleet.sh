@@ -241,6 +241,36 @@ check "fleet status on A: connected, no lag" bash -c \
          '$SECGUARDCTL' --json fleet status --state-dir '$T/fa' | grep -q '\"host_id\":\"$HA\"'"
 echo "# shipped: A $(pg_range a), B $(pg_range b) (count|min id|max id)"
 
+# ---- 1b. secguardctl fleet verify / fleet audit on the central copy (as the schema owner,
+# who reads every host's rows; a host role sees only its own) ----
+octl() { "$SECGUARDCTL" --config "$T/owner.conf" "$@"; }
+# verify_out ARGS...: runs fleet verify, output in $T/verify.out, prints the exit status.
+verify_rc() { local rc=0; octl fleet verify "$@" >"$T/verify.out" 2>&1 || rc=$?; echo "$rc"; }
+check "fleet verify: exit 0 after normal shipping" test "$(verify_rc)" -eq 0
+check "fleet verify: both hosts listed, no gap" bash -c "grep -q '^host $HA' '$T/verify.out' &&
+        grep -q '^host $HB' '$T/verify.out' && ! grep -q GAP '$T/verify.out' && [ \$(grep -c '^  ok$' '$T/verify.out') -eq 2 ]"
+check "fleet verify --key-file: A's chain checks, every row, exit 0" test "$(verify_rc --host "$HA" --key-file "$T/state/audit.key")" -eq 0
+check "fleet verify --key-file: as many rows MAC-checked as A shipped, none bad" \
+        grep -q "^  MACs: $(pg_psql -qAt -c "SELECT count(*) FROM secguard.audit WHERE host_id = '$HA'") rows checked with the key, 0 bad$" "$T/verify.out"
+check "fleet verify --key-file with B's key on A: bad MACs, exit 1" test "$(verify_rc --host "$HA" --key-file "$T/b/state/audit.key")" -eq 1
+check "fleet verify --key-file needs --host (usage, exit 2)" test "$(verify_rc --key-file "$T/state/audit.key")" -eq 2
+chmod 0644 "$T/state/audit.key"
+check "fleet verify --key-file refuses a key file others may read (exit 4)" test "$(verify_rc --host "$HA" --key-file "$T/state/audit.key")" -eq 4
+chmod 0600 "$T/state/audit.key"
+na=$(pg_psql -qAt -c "SELECT count(*) FROM secguard.audit WHERE host_id = '$HA'")
+check "fleet audit --host A: A's $na rows and only those, with the host column" bash -c "
+        out=\$('$SECGUARDCTL' --config '$T/owner.conf' fleet audit --host $HA --limit 1000) &&
+        ! grep -qv ' $HA ' <<<\"\$out\" && [ \$(grep -c ' $HA ' <<<\"\$out\") -eq $na ]"
+check "fleet audit: both hosts' rows, newest first" bash -c "
+        out=\$('$SECGUARDCTL' --config '$T/owner.conf' fleet audit --limit 1000) &&
+        grep -q ' $HA ' <<<\"\$out\" && grep -q ' $HB ' <<<\"\$out\" &&
+        cut -d' ' -f1 <<<\"\$out\" | sort -rc"
+check "fleet audit --json --host B --user bob --event auth_success: B's 3 logins of bob" test \
+        "$(octl fleet audit --json --host "$HB" --user bob --event auth_success | grep -c "^{\"host\":\"$HB\",\"id\":[0-9]*,.*\"event\":\"auth_success\".*\"user\":\"bob\"")" -eq 3
+check "fleet audit --rhost: the filter reaches PostgreSQL" test \
+        "$(octl fleet audit --json --rhost 192.0.2.61 | grep -c '"host":"'"$HA"'"')" -eq 1
+check "fleet audit: a bad --host is a usage error" test "$(octl fleet audit --host 'x;DROP' >/dev/null 2>&1; echo $?)" -eq 2
+
 # ---- 2. a lockout on A reaches B ----
 check "B lets $ATTACKER in before" auth b bob "$SG_PW_BOB" "$ATTACKER"
 for i in 1 2 3 4 5; do
@@ -262,6 +292,10 @@ echo "# propagation A -> B: ${lat} ms (lockout on A to the first refusal on B)"
 check "B refuses $ATTACKER within 2 s of A's lockout (${lat} ms)" test "$lat" -le 2000
 check "B still refuses $ATTACKER's right password" ! auth b alice "$SG_PW_ALICE" "$ATTACKER"
 check "B lets a clean source in" auth b alice "$SG_PW_ALICE" "$CLEAN"
+check "fleet locks: $ATTACKER's lock from A is listed" bash -c \
+        "'$SECGUARDCTL' --config '$T/owner.conf' fleet locks | grep -E '^[0-9]+ +source +$ATTACKER .* $HA +lockout'"
+check "fleet locks --json: the same, with its origin host" bash -c \
+        "'$SECGUARDCTL' --config '$T/owner.conf' fleet locks --json | grep -q '\"key\":\"$ATTACKER\".*\"origin_host\":\"$HA\"'"
 # A's 5 failures also cross the fleet-wide threshold (4): when they ship in two batches, the
 # count publishes a fleet_failures lock before the lockout row arrives. Either way: one
 # lockout decision, at most one fleet_failures, all from A.
@@ -282,6 +316,8 @@ for i in $(seq 1 60); do
 done
 echo "# unlock propagation A -> B: $(( $(now_ms) - t0 )) ms"
 check "B lets $ATTACKER in again within 3 s" test -n "$ok"
+check "fleet locks: $ATTACKER no longer listed after unlock --fleet" bash -c \
+        "out=\$('$SECGUARDCTL' --config '$T/owner.conf' fleet locks) && ! grep -q ' $ATTACKER ' <<<\"\$out\""
 check "the unlock is a decision in PostgreSQL (source and spray)" test \
         "$(pg_psql -qAt -c "SELECT count(*) FROM secguard.decisions WHERE action = 'unlock' AND key = '$ATTACKER' AND reason = 'fleet'")" -eq 2
 check "no fleet_lock/fleet_unlock row was published again (no echo)" test \
@@ -506,4 +542,31 @@ stop_helpers() {
         [ "$rc" -eq 0 ] && ! grep -l 'Sanitizer\|runtime error' "$T"/f[abc].log
 }
 check "the three helpers exit 0 on SIGTERM, no sanitizer report" stop_helpers
+
+# ---- 10. tampering with the central copy, as the database owner ----
+# A row of B deleted: a gap with its exact range, exit 1. Two more deleted, which B reports as
+# pruned (as its helper does when local pruning outran shipping): listed apart, not a gap.
+mid=$(pg_psql -qAt -c "SELECT (min(id) + max(id)) / 2 FROM secguard.audit WHERE host_id = '$HB'")
+pg_psql -qc "DELETE FROM secguard.audit WHERE host_id = '$HB' AND id = $mid" >/dev/null || fail "delete"
+check "fleet verify: a row deleted centrally is a gap, exit 1" test "$(verify_rc)" -eq 1
+check "fleet verify names B's gap exactly ($mid..$mid), no other host broken" bash -c "
+        grep -q '^  GAP     ids $mid..$mid (1): missing' '$T/verify.out' && [ \$(grep -c GAP '$T/verify.out') -eq 1 ] &&
+        [ \$(grep -c '^  BROKEN$' '$T/verify.out') -eq 1 ]"
+check "fleet verify --json: the gap as data" bash -c \
+        "'$SECGUARDCTL' --config '$T/owner.conf' fleet verify --json --host $HB | grep -q '{\"kind\":\"gap\",\"first\":$mid,\"last\":$mid}'"
+pg_psql -qc "DELETE FROM secguard.audit WHERE host_id = '$HB' AND id IN (2, 3);
+        INSERT INTO secguard.pruned(host_id, first_id, last_id) VALUES ('$HB', 2, 3)" >/dev/null || fail "prune"
+verify_rc --host "$HB" >/dev/null
+check "fleet verify: ids B reported pruned are listed as pruned, not as a gap" bash -c "
+        grep -q '^  pruned  ids 2..3 (2): pruned locally' '$T/verify.out' && [ \$(grep -c GAP '$T/verify.out') -eq 1 ]"
+pg_psql -qc "DELETE FROM secguard.audit WHERE host_id = '$HB' AND id = $mid + 1" >/dev/null || fail "delete"
+verify_rc --host "$HB" >/dev/null
+check "fleet verify: adjacent deletions read as one range" grep -q "^  GAP     ids $mid..$((mid + 1)) (2)" "$T/verify.out"
+# A row of A edited: --key-file names it; the structure alone still looks whole.
+edit=$(pg_psql -qAt -c "SELECT min(id) FROM secguard.audit WHERE host_id = '$HA' AND event = 'auth_success' AND id > 3")
+pg_psql -qc "UPDATE secguard.audit SET detail = 'nothing to see' WHERE host_id = '$HA' AND id = $edit" >/dev/null || fail "edit"
+check "fleet verify without the key: A has no gap (exit 0 for A)" test "$(verify_rc --host "$HA")" -eq 0
+check "fleet verify --key-file: the edited row is caught, exit 1" test "$(verify_rc --host "$HA" --key-file "$T/state/audit.key")" -eq 1
+check "fleet verify --key-file names row $edit, and only it" bash -c "
+        grep -q '^  BAD MAC: row $edit is not the row the host wrote (first of 1)$' '$T/verify.out'"
 sg_done

@@ -543,9 +543,31 @@ stop_helpers() {
 }
 check "the three helpers exit 0 on SIGTERM, no sanitizer report" stop_helpers
 
+# ---- 10. ids pruned on B before they could be shipped ----
+# B's helper is stopped; three logins on B; then the rows between the first and the last of
+# them are deleted from B's local audit, as retention would. The restarted helper ships what is
+# left and records the hole in secguard.pruned; fleet verify lists it as pruned, not as a gap.
+b_max() { sqlite3 -batch "$(local_db b)" 'SELECT max(id) FROM audit'; }
+p0=$(b_max)
+for i in 1 2 3; do auth b bob "$SG_PW_BOB" "$CLEAN" || fail "login on B"; done
+p1=$(b_max)
+[ "$p1" -ge $((p0 + 3)) ] || fail "B wrote no rows"
+sqlite3 -batch "$(local_db b)" ".timeout 5000" "DELETE FROM audit WHERE id > $p0 AND id < $p1" || fail "local prune on B"
+start_fleetd b
+check "B's helper ships what is left after the local prune" wait_shipped b
+kill -TERM "${FPID[b]}" && wait "${FPID[b]}" || fail "B's helper did not stop cleanly"
+FPID[b]=
+check "B's helper logged the pruned ids $((p0 + 1))-$((p1 - 1))" grep -q "audit ids $((p0 + 1))-$((p1 - 1)) are gone from the local audit" "$T/fb.log"
+check "... and recorded them in secguard.pruned" test \
+        "$(pg_psql -qAt -c "SELECT first_id || '..' || last_id FROM secguard.pruned WHERE host_id = '$HB'")" = "$((p0 + 1))..$((p1 - 1))"
+check "fleet verify: B's pruned ids are not a gap (exit 0)" test "$(verify_rc --host "$HB")" -eq 0
+check "fleet verify lists them as pruned before shipping" \
+        grep -q "^  pruned  ids $((p0 + 1))..$((p1 - 1)) ($((p1 - p0 - 1))): pruned locally before shipping" "$T/verify.out"
+
 # ---- 10. tampering with the central copy, as the database owner ----
-# A row of B deleted: a gap with its exact range, exit 1. Two more deleted, which B reports as
-# pruned (as its helper does when local pruning outran shipping): listed apart, not a gap.
+# A row of B deleted: a gap with its exact range, exit 1. Two more deleted that B had reported
+# as pruned (an owner's insert, standing in for a report like the one above): listed apart,
+# not a gap.
 mid=$(pg_psql -qAt -c "SELECT (min(id) + max(id)) / 2 FROM secguard.audit WHERE host_id = '$HB'")
 pg_psql -qc "DELETE FROM secguard.audit WHERE host_id = '$HB' AND id = $mid" >/dev/null || fail "delete"
 check "fleet verify: a row deleted centrally is a gap, exit 1" test "$(verify_rc)" -eq 1

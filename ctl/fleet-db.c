@@ -19,9 +19,11 @@
 #include <sodium.h>
 
 #include "audit-chain.h"
+#include "audit-keys.h"
 #include "cli.h"
 #include "event_table.h"
 #include "fleet-pg.h"
+#include "fss.h"
 #include "fleet-util.h"
 #include "io.h"
 #include "keyfile.h"
@@ -35,6 +37,7 @@
 #define MAX_PRUNED 100000
 #define AUDIT_LIMIT_DEFAULT 100
 #define AUDIT_LIMIT_MAX 100000
+#define MAX_EPOCH (16ull << 20) /* as the daemon's seal limit: 480 years of 15-minute epochs */
 
 static void err_escaped(const char *what, const char *msg) {
         char esc[1024];
@@ -354,8 +357,36 @@ static int fleet_audit(PGconn *pg, const struct audit_args *a, bool json) {
 /* ---- fleet verify ---- */
 
 struct verify_args {
-        const char *host, *key_file;
+        const char *host, *key_file, *seed_file;
 };
+
+/* The keys a MAC walk has, in sodium_malloc'ed memory: the static audit.key, key(0) from the
+ * seed, and the epoch key the walk has stepped to (key(e) and mac_key(e)). */
+struct walk_keys {
+        bool has_static, has_seed, cursor_set;
+        uint8_t static_key[SG_AUDIT_KEY_BYTES];
+        uint8_t key0[SG_FSS_KEY_BYTES];
+        uint64_t cursor_epoch;
+        uint8_t cursor[SG_FSS_KEY_BYTES], cursor_mac[SG_FSS_KEY_BYTES];
+};
+
+/* mac_key(e), stepping forward from the cursor (or from key(0) when e is behind it). */
+static const uint8_t *epoch_mac_key(struct walk_keys *k, uint64_t e) {
+        if (!k->cursor_set || e < k->cursor_epoch) {
+                memcpy(k->cursor, k->key0, sizeof k->cursor);
+                k->cursor_epoch = 0;
+                k->cursor_set = true;
+                sg_fss_mac_key(k->cursor, k->cursor_mac);
+        }
+        if (e == k->cursor_epoch)
+                return k->cursor_mac;
+        while (k->cursor_epoch < e) {
+                sg_fss_step(k->cursor, k->cursor);
+                k->cursor_epoch++;
+        }
+        sg_fss_mac_key(k->cursor, k->cursor_mac);
+        return k->cursor_mac;
+}
 
 struct host_report {
         int64_t rows, min_id, max_id, shipped_id;
@@ -363,7 +394,7 @@ struct host_report {
         int64_t gap_ids, pruned_ids;           /* ids in them */
         bool mac_checked;
         int64_t mac_ok, mac_bad, first_bad_id;
-        int64_t skip_epoch, skip_escaped, skip_after_gap;
+        int64_t skip_epoch, skip_escaped, skip_after_gap, skip_static;
         int64_t skip_epoch_first, skip_epoch_last;
 };
 
@@ -475,11 +506,12 @@ static bool hex_field(const char *hex, uint8_t *out, size_t outsize, size_t *ret
         return sodium_hex2bin(out, outsize, hex, strlen(hex), NULL, ret_len, NULL) == 0;
 }
 
-/* Recomputes every row's MAC over the previous row's stored MAC with the host's static key,
- * exactly as secguardd wrote it (sg_audit_row_mac). Rows it cannot check are counted, never
- * passed: forward-secure epochs (need the seed), escaped text (the original bytes are only on
- * the host), and a row right after missing ids (its predecessor's MAC is gone). */
-static int verify_macs(PGconn *pg, const char *host, const uint8_t key[SG_AUDIT_KEY_BYTES], struct host_report *h) {
+/* Recomputes every row's MAC over the previous row's stored MAC, exactly as secguardd wrote it
+ * (sg_audit_row_mac): static-key rows with audit.key, forward-secure rows with mac_key(e)
+ * stepped from the seed. Rows it cannot check are counted, never passed: a key not given,
+ * escaped text (the original bytes are only on the host), a row right after missing ids (its
+ * predecessor's MAC is gone). */
+static int verify_macs(PGconn *pg, const char *host, struct walk_keys *keys, struct host_report *h) {
         static const char q_page[] =
                 "SELECT id, time_usec, event, reason, username, encode(user_sealed, 'hex'), service, rhost, tty,"
                 " pid, uid, session_id, detail, epoch, encode(mac, 'hex'), escaped FROM secguard.audit"
@@ -521,14 +553,26 @@ static int verify_macs(PGconn *pg, const char *host, const uint8_t key[SG_AUDIT_
                         /* A wrong-length MAC cannot match; hash it as a mismatch below. */
                         if (!hex_field(mac_hex, stored, sizeof stored, &maclen) || maclen != SG_MAC_BYTES)
                                 memset(stored, 0, sizeof stored), maclen = 0;
+                        bool has_epoch = col_i64(res, i, 13, &epoch);
+                        uint64_t e = has_epoch ? (uint64_t) epoch : 0;
+
                         if (id != prev_id + 1) {
                                 h->skip_after_gap++;
-                        } else if (col_i64(res, i, 13, &epoch)) {
+                        } else if (has_epoch && !keys->has_seed) {
                                 if (h->skip_epoch++ == 0)
                                         h->skip_epoch_first = id;
                                 h->skip_epoch_last = id;
+                        } else if (!has_epoch && !PQgetisnull(res, i, 13)) {
+                                rc = bad_value("epoch");
+                                break;
+                        } else if (!has_epoch && !keys->has_static) {
+                                h->skip_static++;
                         } else if (strcmp(PQgetvalue(res, i, 15), "t") == 0) {
                                 h->skip_escaped++;
+                        } else if (has_epoch && (epoch < 0 || e > MAX_EPOCH)) {
+                                /* not an epoch the daemon could have reached: not its MAC */
+                                if (h->mac_bad++ == 0)
+                                        h->first_bad_id = id;
                         } else {
                                 struct sg_audit_event ev = {
                                         .time_usec = (uint64_t) t, .event = col_str(res, i, 2),
@@ -539,7 +583,10 @@ static int verify_macs(PGconn *pg, const char *host, const uint8_t key[SG_AUDIT_
                                         .session_id = col_str(res, i, 11), .detail = col_str(res, i, 12),
                                 };
 
-                                sg_audit_row_mac(key, prev, (uint64_t) id, &ev, mac);
+                                if (has_epoch)
+                                        sg_audit_row_mac(epoch_mac_key(keys, e), &e, prev, (uint64_t) id, &ev, mac);
+                                else
+                                        sg_audit_row_mac(keys->static_key, NULL, prev, (uint64_t) id, &ev, mac);
                                 if (maclen == SG_MAC_BYTES && sodium_memcmp(mac, stored, SG_MAC_BYTES) == 0) {
                                         h->mac_ok++;
                                 } else if (h->mac_bad++ == 0) {
@@ -564,8 +611,8 @@ static void print_mac_report(const struct host_report *h, bool json) {
                 printf(",\"mac_checked\":%" PRId64 ",\"mac_bad\":%" PRId64, h->mac_ok + h->mac_bad, h->mac_bad);
                 if (h->mac_bad)
                         printf(",\"first_bad_id\":%" PRId64, h->first_bad_id);
-                printf(",\"not_checked\":{\"epoch\":%" PRId64 ",\"escaped\":%" PRId64 ",\"after_gap\":%" PRId64 "}",
-                       h->skip_epoch, h->skip_escaped, h->skip_after_gap);
+                printf(",\"not_checked\":{\"epoch\":%" PRId64 ",\"static_key\":%" PRId64 ",\"escaped\":%" PRId64
+                       ",\"after_gap\":%" PRId64 "}", h->skip_epoch, h->skip_static, h->skip_escaped, h->skip_after_gap);
                 return;
         }
         printf("  MACs: %" PRId64 " rows checked with the key, %" PRId64 " bad\n", h->mac_ok + h->mac_bad, h->mac_bad);
@@ -574,8 +621,11 @@ static void print_mac_report(const struct host_report *h, bool json) {
                        h->first_bad_id, h->mac_bad);
         if (h->skip_epoch)
                 printf("  not checked: %" PRId64 " rows (ids %" PRId64 "..%" PRId64 ") MACed under forward-secure "
-                       "epochs; they need the seed: secguardctl audit verify --seed-file on the host\n",
+                       "epochs; they need the seed (--seed-file)\n",
                        h->skip_epoch, h->skip_epoch_first, h->skip_epoch_last);
+        if (h->skip_static)
+                printf("  not checked: %" PRId64 " rows MACed with the static audit.key (--key-file)\n",
+                       h->skip_static);
         if (h->skip_escaped)
                 printf("  not checked: %" PRId64 " rows stored escaped (not UTF-8): only the host has their bytes\n",
                        h->skip_escaped);
@@ -588,6 +638,7 @@ static int parse_fleet_verify(int argc, char **argv, struct verify_args *a, bool
         static const struct option options[] = {
                 { "host", required_argument, NULL, 'H' },
                 { "key-file", required_argument, NULL, 'k' },
+                { "seed-file", required_argument, NULL, 'S' },
                 { "json", no_argument, NULL, 'j' },
                 {}
         };
@@ -599,6 +650,7 @@ static int parse_fleet_verify(int argc, char **argv, struct verify_args *a, bool
                 switch (o) {
                 case 'H': a->host = optarg; break;
                 case 'k': a->key_file = optarg; break;
+                case 'S': a->seed_file = optarg; break;
                 case 'j': *json = true; break;
                 default: return EXIT_USAGE;
                 }
@@ -611,14 +663,14 @@ static int parse_fleet_verify(int argc, char **argv, struct verify_args *a, bool
                 fprintf(stderr, "secguardctl: --host takes a host id, 32 lowercase hex digits\n");
                 return EXIT_USAGE;
         }
-        if (a->key_file && !a->host) {
-                fprintf(stderr, "secguardctl: --key-file is one host's audit.key: give that host with --host\n");
+        if ((a->key_file || a->seed_file) && !a->host) {
+                fprintf(stderr, "secguardctl: --key-file and --seed-file are one host's keys: give that host with --host\n");
                 return EXIT_USAGE;
         }
         return EXIT_OK;
 }
 
-static int fleet_verify(PGconn *pg, const struct verify_args *a, const uint8_t *key, bool json) {
+static int fleet_verify(PGconn *pg, const struct verify_args *a, struct walk_keys *keys, bool json) {
         const char *v[1] = { a->host };
         PGresult *hosts;
         int i, n, rc = EXIT_OK, bad_hosts = 0;
@@ -647,8 +699,8 @@ static int fleet_verify(PGconn *pg, const struct verify_args *a, const uint8_t *
                 else
                         printf("host %s\n", host);
                 rc = verify_gaps(pg, host, json, &h);
-                if (rc == EXIT_OK && key)
-                        rc = verify_macs(pg, host, key, &h);
+                if (rc == EXIT_OK && keys)
+                        rc = verify_macs(pg, host, keys, &h);
                 if (rc != EXIT_OK) {
                         if (json)
                                 printf("}\n");
@@ -671,7 +723,7 @@ static int fleet_verify(PGconn *pg, const struct verify_args *a, const uint8_t *
                         if (h.mac_checked)
                                 print_mac_report(&h, false);
                         else
-                                printf("  not checked: MACs (give --host and --key-file with that host's audit.key)\n");
+                                printf("  not checked: MACs (give --host with that host's --key-file and --seed-file)\n");
                         printf("  %s\n", ok ? "ok" : "BROKEN");
                 }
         }
@@ -693,7 +745,7 @@ bool ctl_fleet_db_command(const char *sub) {
 int ctl_fleet_db(int argc, char **argv, bool json, const struct sg_config *cfg, const char *config_path) {
         struct audit_args aa = { 0 };
         struct verify_args va = { 0 };
-        uint8_t *key = NULL;
+        struct walk_keys *keys = NULL;
         const char *sub = argv[1];
         PGconn *pg = NULL;
         int rc;
@@ -710,23 +762,38 @@ int ctl_fleet_db(int argc, char **argv, bool json, const struct sg_config *cfg, 
         if (rc != EXIT_OK) {
                 fprintf(stderr, "secguardctl: usage: fleet locks [--json] | fleet audit [--host ID] [--user U] "
                                 "[--rhost A] [--event E] [--since T] [--until T] [--limit N] [--json] | "
-                                "fleet verify [--host ID [--key-file FILE]] [--json]\n");
+                                "fleet verify [--host ID [--key-file FILE] [--seed-file FILE]] [--json]\n");
                 return rc;
         }
-        if (va.key_file) {
-                char err[1024];
-                int r;
+        if (va.key_file || va.seed_file) {
+                char err[1024] = "out of memory";
+                int r = 0;
 
-                key = sodium_malloc(SG_AUDIT_KEY_BYTES);
-                if (!key)
+                keys = sodium_malloc(sizeof *keys);
+                if (!keys)
                         return EXIT_FAILED;
+                memset(keys, 0, sizeof *keys);
                 /* The daemon's own checks: regular file, ours or root's, mode 0600 at most. */
-                r = sg_key_read(va.key_file, key, SG_AUDIT_KEY_BYTES, err, sizeof err);
+                if (va.key_file) {
+                        r = sg_key_read(va.key_file, keys->static_key, SG_AUDIT_KEY_BYTES, err, sizeof err);
+                        keys->has_static = r >= 0;
+                }
+                if (r >= 0 && va.seed_file) {
+                        uint8_t *seed = sodium_malloc(SG_FSS_SEED_BYTES);
+
+                        r = seed ? audit_seed_read(NULL, va.seed_file, seed, err, sizeof err) : -ENOMEM;
+                        if (r >= 0) {
+                                sg_fss_key0(seed, keys->key0);
+                                keys->has_seed = true;
+                        }
+                        if (seed)
+                                sodium_free(seed);
+                }
                 if (r < 0) {
                         fprintf(stderr, "secguardctl: ");
                         cli_fputs_escaped(stderr, err);
                         fprintf(stderr, "\n");
-                        sodium_free(key);
+                        sodium_free(keys);
                         return r == -EPERM ? EXIT_PERMISSION : EXIT_FAILED;
                 }
         }
@@ -737,10 +804,10 @@ int ctl_fleet_db(int argc, char **argv, bool json, const struct sg_config *cfg, 
                 else if (strcmp(sub, "audit") == 0)
                         rc = fleet_audit(pg, &aa, json);
                 else
-                        rc = fleet_verify(pg, &va, key, json);
+                        rc = fleet_verify(pg, &va, keys, json);
                 PQfinish(pg);
         }
-        if (key)
-                sodium_free(key);
+        if (keys)
+                sodium_free(keys);
         return rc;
 }

@@ -485,6 +485,9 @@ mkdir -m 0700 "$T/c/state" "$T/fc"
 sed -e "s|$T/run/|$T/c/run/|" -e "s|state_dir = $T/state|state_dir = $T/c/state|" -e "s|user=fleet_a|user=fleet_c|" \
         -e "s|$T/a.pw|$T/c.pw|" -e "s|$HA|$HC|" -e "s|^batch = .*|batch = 500|" "$T/secguard.conf" >"$T/c/secguard.conf"
 "$SG_BUILD/tests/integration/sg_audit_fill" "$T/c/state" "$ROWS" >/dev/null || fail "sg_audit_fill"
+# C's later rows are MACed under forward-secure epochs (fleet verify --seed-file checks them).
+"$SECGUARDCTL" --config "$T/c/secguard.conf" audit setup-keys >"$T/c/setup.out" 2>&1 || fail "setup-keys on C"
+(umask 077 && tail -n 1 "$T/c/setup.out" >"$T/c/seed")
 "$SECGUARDD" --config "$T/c/secguard.conf" --log-target stderr >>"$T/c/daemon.log" 2>&1 &
 C_PID=$!
 PG_EXIT_HOOKS+=("kill -TERM $C_PID 2>/dev/null; wait $C_PID 2>/dev/null")
@@ -591,4 +594,21 @@ check "fleet verify without the key: A has no gap (exit 0 for A)" test "$(verify
 check "fleet verify --key-file: the edited row is caught, exit 1" test "$(verify_rc --host "$HA" --key-file "$T/state/audit.key")" -eq 1
 check "fleet verify --key-file names row $edit, and only it" bash -c "
         grep -q '^  BAD MAC: row $edit is not the row the host wrote (first of 1)$' '$T/verify.out'"
+# Host C: 20000 static-key rows, then rows of forward-secure epoch 0 (setup-keys before start).
+nc=$(pg_psql -qAt -c "SELECT count(*) FROM secguard.audit WHERE host_id = '$HC'")
+ne=$(pg_psql -qAt -c "SELECT count(*) FROM secguard.audit WHERE host_id = '$HC' AND epoch IS NOT NULL")
+[ "$ne" -ge 1 ] || fail "no forward-secure row on C"
+check "fleet verify --key-file on C: the $ne forward-secure rows are 'not checked', never passed" bash -c "
+        [ \$('$SECGUARDCTL' --config '$T/owner.conf' fleet verify --host $HC --key-file '$T/c/state/audit.key' >'$T/verify.out' 2>&1; echo \$?) -eq 0 ] &&
+        grep -q '^  MACs: $((nc - ne)) rows checked with the key, 0 bad$' '$T/verify.out' &&
+        grep -q '^  not checked: $ne rows (ids .*) MACed under forward-secure epochs' '$T/verify.out'"
+check "fleet verify --key-file --seed-file on C: all $nc rows checked, 0 bad, nothing left unchecked" bash -c "
+        [ \$('$SECGUARDCTL' --config '$T/owner.conf' fleet verify --host $HC --key-file '$T/c/state/audit.key' --seed-file '$T/c/seed' >'$T/verify.out' 2>&1; echo \$?) -eq 0 ] &&
+        grep -q '^  MACs: $nc rows checked with the key, 0 bad$' '$T/verify.out' && ! grep -q 'not checked' '$T/verify.out'"
+fse=$(pg_psql -qAt -c "SELECT max(id) FROM secguard.audit WHERE host_id = '$HC' AND epoch IS NOT NULL")
+pg_psql -qc "UPDATE secguard.audit SET rhost = '192.0.2.99' WHERE host_id = '$HC' AND id = $fse" >/dev/null || fail "edit C"
+check "fleet verify --seed-file names the edited forward-secure row $fse, exit 1" bash -c "
+        [ \$('$SECGUARDCTL' --config '$T/owner.conf' fleet verify --host $HC --seed-file '$T/c/seed' >'$T/verify.out' 2>&1; echo \$?) -eq 1 ] &&
+        grep -q '^  BAD MAC: row $fse is not the row the host wrote (first of 1)$' '$T/verify.out' &&
+        grep -q '^  not checked: $((nc - ne)) rows MACed with the static audit.key (--key-file)$' '$T/verify.out'"
 sg_done

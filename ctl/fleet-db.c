@@ -115,13 +115,21 @@ static int connect_fleet(const struct sg_config *cfg, const char *config_path, P
                 PQfinish(pg);
                 return EXIT_UNREACHABLE;
         }
-        PGresult *res = exec(pg, "setting statement_timeout", "SET statement_timeout = '" STATEMENT_TIMEOUT "'", 0,
-                             NULL);
-        if (!res) {
-                PQfinish(pg);
-                return EXIT_FAILED;
+        /* One snapshot for every statement of the command (verify's counts, holes and rows
+         * agree while helpers keep shipping), and nothing it runs can write. */
+        static const char *const setup[] = {
+                "SET statement_timeout = '" STATEMENT_TIMEOUT "'",
+                "START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+        };
+        for (size_t i = 0; i < sizeof setup / sizeof setup[0]; i++) {
+                PGresult *res = exec(pg, "setting up the session", setup[i], 0, NULL);
+
+                if (!res) {
+                        PQfinish(pg);
+                        return EXIT_FAILED;
+                }
+                PQclear(res);
         }
-        PQclear(res);
         *ret = pg;
         return EXIT_OK;
 }

@@ -594,6 +594,17 @@ check "fleet verify without the key: A has no gap (exit 0 for A)" test "$(verify
 check "fleet verify --key-file: the edited row is caught, exit 1" test "$(verify_rc --host "$HA" --key-file "$T/state/audit.key")" -eq 1
 check "fleet verify --key-file names row $edit, and only it" bash -c "
         grep -q '^  BAD MAC: row $edit is not the row the host wrote (first of 1)$' '$T/verify.out'"
+# Control characters from PostgreSQL never reach the terminal raw (the helpers are stopped: no
+# host applies this decision).
+pg_psql -qc "INSERT INTO secguard.decisions(action, kind, key, until_usec, origin_host, reason)
+        VALUES ('lock', 'source', E'198.51.100.1\\x1b[31m', (extract(epoch from now()) * 1000000)::bigint + 600000000,
+        '$HA', E'lock\\x07out')" >/dev/null || fail "insert a decision with control characters"
+check "fleet locks escapes control characters read from PostgreSQL" bash -c "
+        out=\$('$SECGUARDCTL' --config '$T/owner.conf' fleet locks) && ! grep -q \$'[\\x1b\\x07]' <<<\"\$out\" &&
+        grep -qF '198.51.100.1\\x1b[31m' <<<\"\$out\" && grep -qF 'lock\\x07out' <<<\"\$out\""
+check "fleet locks --json escapes them as \\u001b" bash -c "
+        out=\$('$SECGUARDCTL' --config '$T/owner.conf' fleet locks --json) && ! grep -q \$'[\\x1b\\x07]' <<<\"\$out\" &&
+        grep -qF '\"key\":\"198.51.100.1\\u001b[31m\"' <<<\"\$out\""
 # Host C: 20000 static-key rows, then rows of forward-secure epoch 0 (setup-keys before start).
 nc=$(pg_psql -qAt -c "SELECT count(*) FROM secguard.audit WHERE host_id = '$HC'")
 ne=$(pg_psql -qAt -c "SELECT count(*) FROM secguard.audit WHERE host_id = '$HC' AND epoch IS NOT NULL")

@@ -173,6 +173,15 @@ auth() {
                 LD_PRELOAD="${SG_SANITIZE:+$SG_LIBASAN:}libnss_wrapper.so" NSS_WRAPPER_PASSWD="$T/passwd" NSS_WRAPPER_GROUP="$T/group" \
                 timeout 30 "$SG_BUILD/tests/integration/pam_run" "$T/pam.d" "$svc" "$2" authenticate "$4" >/dev/null 2>&1
 }
+# session HOST USER: opens and at once closes a PAM session (pam_run's "session" mode).
+session() {
+        local svc=sgtest
+        [ "$1" = b ] && svc=sgtestb
+        ASAN_OPTIONS="${SG_CLIENT_ASAN:-${ASAN_OPTIONS:-}}" \
+                LD_PRELOAD="${SG_SANITIZE:+$SG_LIBASAN:}libnss_wrapper.so" NSS_WRAPPER_PASSWD="$T/passwd" NSS_WRAPPER_GROUP="$T/group" \
+                timeout 30 "$SG_BUILD/tests/integration/pam_run" "$T/pam.d" "$svc" "$2" session "$CLEAN" </dev/null 2>&1 |
+                grep -q '^close_session: Success$'
+}
 ctl() { # HOST ARGS...
         local conf=$T/secguard.conf
         [ "$1" = b ] && conf=$T/b/secguard.conf
@@ -230,6 +239,8 @@ for i in 1 2 3; do
         auth a carol "wrong $i" "192.0.2.$((60 + i))" && fail "a wrong password got in on A"
         auth b carol "wrong $i" "192.0.2.$((70 + i))" && fail "a wrong password got in on B"
 done
+session a alice || fail "a session on A"
+session b bob || fail "a session on B"
 check "host A's rows all in PostgreSQL (same count and id range as its local audit)" wait_shipped a
 check "host B's rows all in PostgreSQL" wait_shipped b
 check "host A's ids contiguous from 1" contiguous a
@@ -267,6 +278,10 @@ check "fleet audit: both hosts' rows, newest first" bash -c "
         cut -d' ' -f1 <<<\"\$out\" | sort -rc"
 check "fleet audit --json --host B --user bob --event auth_success: B's 3 logins of bob" test \
         "$(octl fleet audit --json --host "$HB" --user bob --event auth_success | grep -c "^{\"host\":\"$HB\",\"id\":[0-9]*,.*\"event\":\"auth_success\".*\"user\":\"bob\"")" -eq 3
+check "fleet audit --event session_open: one session per host, each with its own user" test \
+        "$(octl fleet audit --json --event session_open | sed -E 's/^\{"host":"([0-9a-f]+)".*"user":"([a-z]+)".*/\1 \2/' | sort | tr '\n' ' ')" = "$HA alice $HB bob "
+check "fleet audit --host B --event session_close: B's session closed there" test \
+        "$(octl fleet audit --host "$HB" --event session_close | grep -c " $HB .*session_close .*user=bob")" -eq 1
 check "fleet audit --rhost: the filter reaches PostgreSQL" test \
         "$(octl fleet audit --json --rhost 192.0.2.61 | grep -c '"host":"'"$HA"'"')" -eq 1
 check "fleet audit: a bad --host is a usage error" test "$(octl fleet audit --host 'x;DROP' >/dev/null 2>&1; echo $?)" -eq 2

@@ -260,6 +260,10 @@ verify_rc() { local rc=0; octl fleet verify "$@" >"$T/verify.out" 2>&1 || rc=$?;
 check "fleet verify: exit 0 after normal shipping" test "$(verify_rc)" -eq 0
 check "fleet verify: both hosts listed, no gap" bash -c "grep -q '^host $HA' '$T/verify.out' &&
         grep -q '^host $HB' '$T/verify.out' && ! grep -q GAP '$T/verify.out' && [ \$(grep -c '^  ok$' '$T/verify.out') -eq 2 ]"
+check "fleet verify as host A's role: A is ok, B's unseen rows are missing (fails closed, exit 1)" bash -c "
+        [ \$('$SECGUARDCTL' --config '$T/secguard.conf' fleet verify >'$T/verify.out' 2>&1; echo \$?) -eq 1 ] &&
+        grep -q '^  GAP     ids 1\.\.$(pg_psql -qAt -c "SELECT max(id) FROM secguard.audit WHERE host_id = '$HB'") ' '$T/verify.out' &&
+        [ \$(grep -c '^  ok$' '$T/verify.out') -eq 1 ] && [ \$(grep -c '^  BROKEN$' '$T/verify.out') -eq 1 ]"
 check "fleet verify --key-file: A's chain checks, every row, exit 0" test "$(verify_rc --host "$HA" --key-file "$T/state/audit.key")" -eq 0
 check "fleet verify --key-file: as many rows MAC-checked as A shipped, none bad" \
         grep -q "^  MACs: $(pg_psql -qAt -c "SELECT count(*) FROM secguard.audit WHERE host_id = '$HA'") rows checked with the key, 0 bad$" "$T/verify.out"

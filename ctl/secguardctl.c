@@ -22,8 +22,10 @@
 #include <sodium.h>
 
 #include "audit-keys.h"
+#include "cli.h"
 #include "config.h"
 #include "event_table.h"
+#include "fleet-db.h"
 #include "fleet-status.h"
 #include "hashes.h"
 #include "io.h"
@@ -32,17 +34,6 @@
 #include "timefmt.h"
 #include "tokenfmt.h"
 #include "validate.h"
-
-enum {
-        EXIT_OK = 0,
-        EXIT_FAILED = 1,
-        EXIT_USAGE = 2,
-        EXIT_UNREACHABLE = 3,
-        EXIT_PERMISSION = 4,
-};
-
-/* The latest time the CLI accepts: 9999-12-31T23:59:59Z, as for ISO-8601 input. */
-#define MAX_EPOCH_SEC 253402300799ull
 
 enum command {
         CMD_STATUS,
@@ -94,6 +85,12 @@ static void usage(FILE *f) {
                 "  fleet status [--state-dir DIR]\n"
                 "                               secguard-fleetd: PostgreSQL connection, lag, last\n"
                 "                               shipped id (exit 1 when not running or not connected)\n"
+                "  fleet locks                  fleet lock decisions in force (from PostgreSQL)\n"
+                "  fleet audit [--host ID] [audit's filters]\n"
+                "                               every host's audit rows in PostgreSQL, newest first\n"
+                "  fleet verify [--host ID [--key-file AUDIT_KEY] [--seed-file F]]\n"
+                "                               missing id ranges per host (exit 1 on a gap); with a\n"
+                "                               host's audit.key and seed, its MAC chain too\n"
                 "  audit [--user U] [--event E] [--rhost H] [--since T] [--until T] [--limit N]\n"
                 "        [--reveal --key SECRET_KEY_FILE]\n"
                 "                               review events, newest last (T: ISO-8601 UTC,\n"
@@ -120,30 +117,6 @@ static void usage(FILE *f) {
 }
 
 /* ---- output helpers: everything printed is escaped ---- */
-
-static void fputs_escaped(FILE *f, const char *s) {
-        char buf[4 * 1024 + 8];
-
-        sg_escape(s, strlen(s), buf, sizeof buf);
-        fputs(buf, f);
-}
-
-static void print_escaped(const char *s) {
-        fputs_escaped(stdout, s);
-}
-
-static void json_str(const char *key, const char *s, bool *first) {
-        char buf[6 * 1024 + 8];
-
-        sg_json_escape(s, strlen(s), buf, sizeof buf);
-        printf("%s\"%s\":\"%s\"", *first ? "" : ",", key, buf);
-        *first = false;
-}
-
-static void json_u64(const char *key, uint64_t v, bool *first) {
-        printf("%s\"%s\":%" PRIu64, *first ? "" : ",", key, v);
-        *first = false;
-}
 
 /* ---- talking to the daemon ---- */
 
@@ -227,19 +200,19 @@ static int cmd_status(struct ctl *c) {
                 bool first = true;
 
                 printf("{");
-                json_str("version", sg_msg_str(m, SG_F_VERSION) ?: "", &first);
-                json_u64("uptime_sec", sg_msg_u64(m, SG_F_UPTIME, 0), &first);
-                json_u64("locks", sg_msg_u64(m, SG_F_LOCKS, 0), &first);
-                json_u64("sessions", sg_msg_u64(m, SG_F_SESSIONS, 0), &first);
-                json_u64("audit_rows", sg_msg_u64(m, SG_F_AUDIT_ROWS, 0), &first);
-                json_u64("hash_permits_used", sg_msg_u64(m, SG_F_PERMITS, 0), &first);
-                json_u64("hash_permits", sg_msg_u64(m, SG_F_PERMITS_MAX, 0), &first);
-                json_str("config", sg_msg_str(m, SG_F_CONFIG) ?: "", &first);
+                cli_json_str("version", sg_msg_str(m, SG_F_VERSION) ?: "", &first);
+                cli_json_u64("uptime_sec", sg_msg_u64(m, SG_F_UPTIME, 0), &first);
+                cli_json_u64("locks", sg_msg_u64(m, SG_F_LOCKS, 0), &first);
+                cli_json_u64("sessions", sg_msg_u64(m, SG_F_SESSIONS, 0), &first);
+                cli_json_u64("audit_rows", sg_msg_u64(m, SG_F_AUDIT_ROWS, 0), &first);
+                cli_json_u64("hash_permits_used", sg_msg_u64(m, SG_F_PERMITS, 0), &first);
+                cli_json_u64("hash_permits", sg_msg_u64(m, SG_F_PERMITS_MAX, 0), &first);
+                cli_json_str("config", sg_msg_str(m, SG_F_CONFIG) ?: "", &first);
                 printf("}\n");
                 return EXIT_OK;
         }
         printf("secguardd ");
-        print_escaped(sg_msg_str(m, SG_F_VERSION) ?: "?");
+        cli_print_escaped(sg_msg_str(m, SG_F_VERSION) ?: "?");
         printf(", up %" PRIu64 " s\n", sg_msg_u64(m, SG_F_UPTIME, 0));
         printf("locks: %" PRIu64 "  sessions: %" PRIu64 "  audit rows: %" PRIu64 "  hash permits: %" PRIu64
                "/%" PRIu64 "\n",
@@ -254,7 +227,7 @@ static int cmd_status(struct ctl *c) {
                         return EXIT_FAILED;
                 for (char *line = strtok_r(dup, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
                         printf("  ");
-                        print_escaped(line);
+                        cli_print_escaped(line);
                         printf("\n");
                 }
                 free(dup);
@@ -280,15 +253,15 @@ static int cmd_locks(struct ctl *c) {
                         bool first = true;
 
                         printf("{");
-                        json_str("kind", sg_msg_str(m, SG_F_KIND) ?: "", &first);
-                        json_str("key", sg_msg_str(m, SG_F_KEY) ?: "", &first);
-                        json_u64("failures", sg_msg_u64(m, SG_F_FAILURES, 0), &first);
-                        json_u64("level", sg_msg_u64(m, SG_F_COUNT, 0), &first);
-                        json_str("until", until, &first);
-                        json_str("origin", fleet ? "fleet" : "local", &first);
+                        cli_json_str("kind", sg_msg_str(m, SG_F_KIND) ?: "", &first);
+                        cli_json_str("key", sg_msg_str(m, SG_F_KEY) ?: "", &first);
+                        cli_json_u64("failures", sg_msg_u64(m, SG_F_FAILURES, 0), &first);
+                        cli_json_u64("level", sg_msg_u64(m, SG_F_COUNT, 0), &first);
+                        cli_json_str("until", until, &first);
+                        cli_json_str("origin", fleet ? "fleet" : "local", &first);
                         if (fleet) {
-                                json_str("host", sg_msg_str(m, SG_F_HOST) ?: "", &first);
-                                json_u64("decision", sg_msg_u64(m, SG_F_ID, 0), &first);
+                                cli_json_str("host", sg_msg_str(m, SG_F_HOST) ?: "", &first);
+                                cli_json_u64("decision", sg_msg_u64(m, SG_F_ID, 0), &first);
                         }
                         printf("}\n");
                 } else {
@@ -336,17 +309,17 @@ static int cmd_sessions(struct ctl *c) {
                         bool first = true;
 
                         printf("{");
-                        json_str("id", sg_msg_str(m, SG_F_SESSION_ID) ?: "", &first);
-                        json_str("user", sg_msg_str(m, SG_F_USER) ?: "", &first);
-                        json_u64("uid", sg_msg_u64(m, SG_F_UID, 0), &first);
-                        json_str("service", sg_msg_str(m, SG_F_SERVICE) ?: "", &first);
-                        json_str("tty", sg_msg_str(m, SG_F_TTY) ?: "", &first);
-                        json_str("rhost", sg_msg_str(m, SG_F_RHOST) ?: "", &first);
-                        json_u64("pid", sg_msg_u64(m, SG_F_PID, 0), &first);
-                        json_str("logind_id", sg_msg_str(m, SG_F_LOGIND_ID) ?: "", &first);
-                        json_str("started", started, &first);
+                        cli_json_str("id", sg_msg_str(m, SG_F_SESSION_ID) ?: "", &first);
+                        cli_json_str("user", sg_msg_str(m, SG_F_USER) ?: "", &first);
+                        cli_json_u64("uid", sg_msg_u64(m, SG_F_UID, 0), &first);
+                        cli_json_str("service", sg_msg_str(m, SG_F_SERVICE) ?: "", &first);
+                        cli_json_str("tty", sg_msg_str(m, SG_F_TTY) ?: "", &first);
+                        cli_json_str("rhost", sg_msg_str(m, SG_F_RHOST) ?: "", &first);
+                        cli_json_u64("pid", sg_msg_u64(m, SG_F_PID, 0), &first);
+                        cli_json_str("logind_id", sg_msg_str(m, SG_F_LOGIND_ID) ?: "", &first);
+                        cli_json_str("started", started, &first);
                         if (sg_msg_has(m, SG_F_IDLE))
-                                json_u64("idle_sec", sg_msg_u64(m, SG_F_IDLE, 0), &first);
+                                cli_json_u64("idle_sec", sg_msg_u64(m, SG_F_IDLE, 0), &first);
                         printf("}\n");
                 } else {
                         print_cell(sg_msg_str(m, SG_F_SESSION_ID) ?: "", 32);
@@ -426,13 +399,13 @@ static int cmd_token_issue(struct ctl *c) {
                 bool first = true;
 
                 printf("{");
-                json_str("id", idt, &first);
-                json_str("user", c->token_user, &first);
-                json_str("expires", expires, &first);
+                cli_json_str("id", idt, &first);
+                cli_json_str("user", c->token_user, &first);
+                cli_json_str("expires", expires, &first);
                 printf(",\"token\":\"");
         } else {
                 printf("one-time token %s for ", idt);
-                print_escaped(c->token_user);
+                cli_print_escaped(c->token_user);
                 printf(", valid until %s\n", expires);
                 printf("Give it to the user over a trusted channel: it is shown only this once.\n");
         }
@@ -467,12 +440,12 @@ static int cmd_token_list(struct ctl *c) {
                         bool first = true;
 
                         printf("{");
-                        json_str("id", idt, &first);
-                        json_str("user", sg_msg_str(m, SG_F_USER) ?: "", &first);
-                        json_str("issued", issued, &first);
-                        json_str("expires", expires, &first);
-                        json_str("state", sg_msg_str(m, SG_F_STATE) ?: "", &first);
-                        json_u64("issuer_uid", sg_msg_u64(m, SG_F_UID, 0), &first);
+                        cli_json_str("id", idt, &first);
+                        cli_json_str("user", sg_msg_str(m, SG_F_USER) ?: "", &first);
+                        cli_json_str("issued", issued, &first);
+                        cli_json_str("expires", expires, &first);
+                        cli_json_str("state", sg_msg_str(m, SG_F_STATE) ?: "", &first);
+                        cli_json_u64("issuer_uid", sg_msg_u64(m, SG_F_UID, 0), &first);
                         printf("}\n");
                 } else {
                         printf("%-9s ", idt);
@@ -629,14 +602,14 @@ static int cmd_unlock(struct ctl *c) {
 
                 printf("{\"unlocked\":true,\"locks_cleared\":%" PRIu64, locks);
                 if (detail)
-                        json_str("detail", detail, &first);
+                        cli_json_str("detail", detail, &first);
                 printf("}\n");
         } else {
                 printf("unlocked ");
-                print_escaped(c->unlock_target);
+                cli_print_escaped(c->unlock_target);
                 if (detail) {
                         printf(": ");
-                        print_escaped(detail);
+                        cli_print_escaped(detail);
                 }
                 printf("\n");
         }
@@ -652,10 +625,10 @@ static void audit_user(struct ctl *c, const struct sg_msg *m, bool *first) {
 
         if (sg_msg_has(m, SG_F_USER)) {
                 if (c->json)
-                        json_str("user", sg_msg_str(m, SG_F_USER), first);
+                        cli_json_str("user", sg_msg_str(m, SG_F_USER), first);
                 else {
                         printf(" user=");
-                        print_escaped(sg_msg_str(m, SG_F_USER));
+                        cli_print_escaped(sg_msg_str(m, SG_F_USER));
                 }
                 return;
         }
@@ -702,8 +675,8 @@ static void print_audit_row(struct ctl *c) {
         sg_format_time(sg_msg_u64(m, SG_F_TIME, 0), when, sizeof when);
         if (c->json) {
                 printf("{");
-                json_u64("id", sg_msg_u64(m, SG_F_ID, 0), &first);
-                json_str("time", when, &first);
+                cli_json_u64("id", sg_msg_u64(m, SG_F_ID, 0), &first);
+                cli_json_str("time", when, &first);
         } else {
                 char event[4 * 64 + 8];
                 const char *e = sg_msg_str(m, SG_F_EVENT) ?: "";
@@ -718,17 +691,17 @@ static void print_audit_row(struct ctl *c) {
                 else if (!sg_msg_has(m, strs[i].tag))
                         continue;
                 else if (c->json)
-                        json_str(strs[i].name, sg_msg_str(m, strs[i].tag), &first);
+                        cli_json_str(strs[i].name, sg_msg_str(m, strs[i].tag), &first);
                 else {
                         printf(" %s=", strs[i].name);
-                        print_escaped(sg_msg_str(m, strs[i].tag));
+                        cli_print_escaped(sg_msg_str(m, strs[i].tag));
                 }
         }
         if (c->json) {
                 if (sg_msg_has(m, SG_F_PID))
-                        json_u64("pid", sg_msg_u64(m, SG_F_PID, 0), &first);
+                        cli_json_u64("pid", sg_msg_u64(m, SG_F_PID, 0), &first);
                 if (sg_msg_has(m, SG_F_UID))
-                        json_u64("uid", sg_msg_u64(m, SG_F_UID, 0), &first);
+                        cli_json_u64("uid", sg_msg_u64(m, SG_F_UID, 0), &first);
                 printf("}\n");
                 return;
         }
@@ -747,25 +720,25 @@ static int print_verify(const struct ctl *c, bool ok, uint64_t rows, uint64_t ba
 
                 printf("{\"intact\":%s", ok ? "true" : "false");
                 first = false;
-                json_u64("rows", rows, &first);
+                cli_json_u64("rows", rows, &first);
                 if (!ok) {
-                        json_u64("first_bad_id", bad, &first);
-                        json_str("detail", detail, &first);
+                        cli_json_u64("first_bad_id", bad, &first);
+                        cli_json_str("detail", detail, &first);
                 }
                 if (note[0])
-                        json_str("not_checked", note, &first);
+                        cli_json_str("not_checked", note, &first);
                 printf("}\n");
         } else {
                 if (ok)
                         printf("audit chain intact (%" PRIu64 " rows)\n", rows);
                 else {
                         printf("audit chain BROKEN at row %" PRIu64 ": ", bad);
-                        print_escaped(detail);
+                        cli_print_escaped(detail);
                         printf("\n");
                 }
                 if (note[0]) {
                         printf("not checked: ");
-                        print_escaped(note);
+                        cli_print_escaped(note);
                         printf("\n");
                 }
         }
@@ -807,7 +780,7 @@ static int cmd_audit_verify_offline(const struct ctl *c, const struct sg_config 
                 if (r < 0) {
                         sodium_free(seed);
                         fprintf(stderr, "secguardctl: ");
-                        fputs_escaped(stderr, err);
+                        cli_fputs_escaped(stderr, err);
                         fprintf(stderr, "\n");
                         return EXIT_USAGE;
                 }
@@ -834,7 +807,7 @@ static int cmd_audit_verify_offline(const struct ctl *c, const struct sg_config 
                 sodium_free(seed);
         if (r < 0) {
                 fprintf(stderr, "secguardctl: ");
-                fputs_escaped(stderr, err);
+                cli_fputs_escaped(stderr, err);
                 fprintf(stderr, "\n");
                 return EXIT_FAILED;
         }
@@ -849,12 +822,12 @@ static int cmd_audit_setup_keys(const struct ctl *c, const struct sg_config *cfg
         r = audit_setup_keys(dir, seed, sizeof seed, err, sizeof err);
         if (r < 0) {
                 fprintf(stderr, "secguardctl: ");
-                fputs_escaped(stderr, err[0] ? err : strerror(-r));
+                cli_fputs_escaped(stderr, err[0] ? err : strerror(-r));
                 fprintf(stderr, "\n");
                 return EXIT_FAILED;
         }
         printf("Forward-secure audit keys are set up in ");
-        print_escaped(dir);
+        cli_print_escaped(dir);
         printf("/audit.fss (epoch 0).\n"
                "Restart secguardd to start using them (systemctl restart secguardd).\n"
                "The verification seed is on the next line. It is shown this once and stored nowhere:\n"
@@ -930,7 +903,7 @@ static void usage_unknown_event(const char *name) {
 
         kinds = sg_event_kinds(&n);
         fprintf(stderr, "secguardctl: unknown event \"");
-        fputs_escaped(stderr, name);
+        cli_fputs_escaped(stderr, name);
         fprintf(stderr, "\"; one of:");
         for (size_t i = 0; i < n; i++)
                 fprintf(stderr, " %s", kinds[i].name);
@@ -939,23 +912,6 @@ static void usage_unknown_event(const char *name) {
 
 /* sg_parse_time, plus a bound on @EPOCH: seconds past year 9999 are refused here (the
  * parser would multiply them into microseconds without an overflow check). */
-static int parse_time_arg(const char *s, uint64_t now, uint64_t *ret) {
-        unsigned long long sec;
-        char *end;
-        uint64_t t;
-
-        if (sg_parse_time(s, now, &t) < 0)
-                return -EINVAL;
-        if (s[0] == '@') {
-                errno = 0;
-                sec = strtoull(s + 1, &end, 10);
-                if (errno || sec > MAX_EPOCH_SEC)
-                        return -EINVAL;
-        }
-        *ret = t;
-        return 0;
-}
-
 static int parse_audit(struct ctl *c, int argc, char **argv, enum command *ret_cmd) {
         static const struct option options[] = {
                 { "user", required_argument, NULL, 'u' },
@@ -992,9 +948,9 @@ static int parse_audit(struct ctl *c, int argc, char **argv, enum command *ret_c
                         break;
                 case 's':
                 case 'U':
-                        if (parse_time_arg(optarg, now, &t) < 0) {
+                        if (cli_parse_time(optarg, now, &t) < 0) {
                                 fprintf(stderr, "secguardctl: bad time \"");
-                                fputs_escaped(stderr, optarg);
+                                cli_fputs_escaped(stderr, optarg);
                                 fprintf(stderr, "\" (ISO-8601 UTC like 2026-01-31T12:00:00Z, @EPOCH, now, or an age: 90s, 15m, 1h, 2d)\n");
                                 return EXIT_USAGE;
                         }
@@ -1052,7 +1008,7 @@ static int cmd_audit(struct ctl *c) {
         if (c->sealed_unopened > 0) {
                 fprintf(stderr, "secguardctl: %" PRIu64 " sealed user name(s) could not be opened with ",
                         c->sealed_unopened);
-                fputs_escaped(stderr, c->reveal_key);
+                cli_fputs_escaped(stderr, c->reveal_key);
                 fprintf(stderr, " (not the secret key matching [audit] seal_public_key, or altered); shown as <sealed>\n");
                 return EXIT_FAILED;
         }
@@ -1259,7 +1215,7 @@ static int cmd_keygen(const struct ctl *c) {
         r = seal_keygen(c->public_path, c->secret_path, err, sizeof err);
         if (r < 0) {
                 fprintf(stderr, "secguardctl: ");
-                fputs_escaped(stderr, err);
+                cli_fputs_escaped(stderr, err);
                 fprintf(stderr, "\n");
                 return EXIT_FAILED;
         }
@@ -1267,15 +1223,15 @@ static int cmd_keygen(const struct ctl *c) {
                 bool first = true;
 
                 printf("{");
-                json_str("public", c->public_path, &first);
-                json_str("secret", c->secret_path, &first);
+                cli_json_str("public", c->public_path, &first);
+                cli_json_str("secret", c->secret_path, &first);
                 printf("}\n");
                 return EXIT_OK;
         }
         printf("public key: ");
-        print_escaped(c->public_path);
+        cli_print_escaped(c->public_path);
         printf("  (set [audit] seal_public_key to it and restart secguardd)\nsecret key: ");
-        print_escaped(c->secret_path);
+        cli_print_escaped(c->secret_path);
         printf("  (keep it away from this host; read with: secguardctl audit --reveal --key FILE)\n");
         return EXIT_OK;
 }
@@ -1301,7 +1257,7 @@ static int parse_command(struct ctl *c, int argc, char **argv, enum command *ret
                         break;
         if (i == sizeof commands / sizeof commands[0]) {
                 fprintf(stderr, "secguardctl: unknown command \"");
-                fputs_escaped(stderr, name);
+                cli_fputs_escaped(stderr, name);
                 fprintf(stderr, "\"\n");
                 return EXIT_USAGE;
         }
@@ -1353,7 +1309,7 @@ static int run_daemon_command(struct ctl *c, enum command cmd) {
                 r = seal_opener_new(c->reveal_key, &c->opener, err, sizeof err);
                 if (r < 0) {
                         fprintf(stderr, "secguardctl: ");
-                        fputs_escaped(stderr, err);
+                        cli_fputs_escaped(stderr, err);
                         fprintf(stderr, "\n");
                         return EXIT_FAILED;
                 }
@@ -1361,7 +1317,7 @@ static int run_daemon_command(struct ctl *c, enum command cmd) {
         /* A token for a name no account has would only wait for someone to create it. */
         if (cmd == CMD_TOKEN_ISSUE && !getpwnam(c->token_user)) {
                 fprintf(stderr, "secguardctl: no user \"");
-                fputs_escaped(stderr, c->token_user);
+                cli_fputs_escaped(stderr, c->token_user);
                 fprintf(stderr, "\" on this system\n");
                 return EXIT_FAILED;
         }
@@ -1414,7 +1370,20 @@ int main(int argc, char **argv) {
                 usage(stderr);
                 return EXIT_USAGE;
         }
-        /* fleet status reads secguard-fleetd's status file: no daemon, no config. */
+        /* fleet verify/locks/audit read PostgreSQL with the [fleet] section: the config, no
+         * daemon. fleet status reads secguard-fleetd's status file: no daemon, no config. */
+        if (strcmp(argv[optind], "fleet") == 0 && optind + 1 < argc && ctl_fleet_db_command(argv[optind + 1])) {
+                if (sodium_init() < 0)
+                        return EXIT_FAILED;
+                sg_config_defaults(&cfg);
+                if (sg_config_load(&cfg, c.config, !config_given, err, sizeof err) < 0) {
+                        fprintf(stderr, "secguardctl: ");
+                        cli_fputs_escaped(stderr, err);
+                        fprintf(stderr, "\n");
+                        return EXIT_FAILED;
+                }
+                return ctl_fleet_db(argc - optind, argv + optind, c.json, &cfg, c.config);
+        }
         if (strcmp(argv[optind], "fleet") == 0)
                 return ctl_fleet(argc - optind, argv + optind, c.json);
         if (parse_command(&c, argc - optind, argv + optind, &cmd) != 0) {

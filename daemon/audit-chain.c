@@ -368,6 +368,21 @@ static void mac_input_from_event(struct mac_input *in, uint64_t id, const struct
         in->len[3] = ev->user_sealed ? ev->user_sealed_len : 0;
 }
 
+void sg_audit_row_mac(const uint8_t key[SG_AUDIT_KEY_BYTES], const uint64_t *epoch, const uint8_t prev[SG_MAC_BYTES],
+                      uint64_t id, const struct sg_audit_event *ev, uint8_t out[SG_MAC_BYTES]) {
+        crypto_auth_hmacsha256_state keyed;
+        struct mac_input in;
+
+        crypto_auth_hmacsha256_init(&keyed, key, SG_AUDIT_KEY_BYTES);
+        mac_input_from_event(&in, id, ev);
+        if (epoch) {
+                in.has_epoch = true;
+                in.epoch = *epoch;
+        }
+        compute_mac(&keyed, prev, &in, out);
+        sodium_memzero(&keyed, sizeof keyed);
+}
+
 bool sg_audit_event_valid(const struct sg_audit_event *ev) {
         return ev && ev->event && !(ev->user_sealed && ev->user_sealed_len > INT32_MAX);
 }

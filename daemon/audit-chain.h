@@ -61,6 +61,14 @@ void sg_audit_chain_checkpoint(sg_audit_chain *c);
  * the checkpoint no longer exist, and the tail goes back to it. */
 void sg_audit_chain_rewind(sg_audit_chain *c);
 
+/* The MAC the chain stores for row id after a row whose MAC is prev (zeros before the first
+ * row): the canonical encoding above, as a pure function for checking rows away from this
+ * database (secguardctl fleet verify checks the central copy). epoch NULL: a row written with
+ * the static audit.key, which key is; else a forward-secure row of *epoch, and key is
+ * mac_key(key(*epoch)) (sg_fss_mac_key). Text fields are hashed as given (strlen). */
+void sg_audit_row_mac(const uint8_t key[SG_AUDIT_KEY_BYTES], const uint64_t *epoch, const uint8_t prev[SG_MAC_BYTES],
+                      uint64_t id, const struct sg_audit_event *ev, uint8_t out[SG_MAC_BYTES]);
+
 /* What sg_audit_chain_append() accepts: an event keyword, a sealed user that fits a blob. */
 bool sg_audit_event_valid(const struct sg_audit_event *ev);
 

@@ -268,3 +268,61 @@ bool fleet_utf8_valid(const char *str, size_t len) {
         }
         return true;
 }
+
+struct pieces {
+        struct fleet_range *out;
+        bool *is_pruned;
+        size_t outmax, n;
+        struct fleet_range last; /* the newest piece, written or not */
+        bool last_pruned;
+};
+
+static void put_piece(struct pieces *p, int64_t first, int64_t last, bool pruned) {
+        if (p->n > 0 && p->last_pruned == pruned && p->last.last + 1 == first) {
+                p->last.last = last; /* adjacent reported ranges read as one */
+        } else {
+                p->n++;
+                p->last = (struct fleet_range) { first, last };
+                p->last_pruned = pruned;
+        }
+        if (p->n <= p->outmax) {
+                p->out[p->n - 1] = p->last;
+                p->is_pruned[p->n - 1] = pruned;
+        }
+}
+
+size_t fleet_gap_split(struct fleet_range gap, const struct fleet_range *pruned, size_t npruned,
+                       struct fleet_range *out, bool *is_pruned, size_t outmax) {
+        struct pieces pc = { .out = out, .is_pruned = is_pruned, .outmax = outmax };
+        int64_t cur = gap.first;
+
+        while (cur <= gap.last) {
+                /* The reported range covering cur, else the nearest one starting after it. */
+                int64_t next_start = gap.last + 1, cover_end = -1;
+
+                for (size_t i = 0; i < npruned; i++) {
+                        const struct fleet_range *p = &pruned[i];
+
+                        if (p->first > p->last || p->last < cur)
+                                continue;
+                        if (p->first <= cur) {
+                                if (p->last > cover_end)
+                                        cover_end = p->last;
+                        } else if (p->first < next_start) {
+                                next_start = p->first;
+                        }
+                }
+                if (cover_end >= cur) {
+                        int64_t end = cover_end < gap.last ? cover_end : gap.last;
+
+                        put_piece(&pc, cur, end, true);
+                        if (end == INT64_MAX)
+                                break;
+                        cur = end + 1;
+                } else {
+                        put_piece(&pc, cur, next_start - 1, false);
+                        cur = next_start;
+                }
+        }
+        return pc.n;
+}

@@ -69,3 +69,15 @@ int fleet_read_password(const char *path, char *out, size_t outsize, char *err, 
 
 /* Well-formed UTF-8 (no overlongs, surrogates or code points above U+10FFFF), len bytes. */
 bool fleet_utf8_valid(const char *s, size_t len);
+
+/* An inclusive range of audit ids. */
+struct fleet_range {
+        int64_t first, last;
+};
+
+/* Splits the missing ids gap.first..gap.last into consecutive pieces, each either inside a
+ * range the host reported as pruned (pruned[], any order, may overlap) or not (a true gap).
+ * Writes at most outmax pieces in id order to out and is_pruned; returns how many pieces
+ * there are (more than outmax: the rest was not written). */
+size_t fleet_gap_split(struct fleet_range gap, const struct fleet_range *pruned, size_t npruned,
+                       struct fleet_range *out, bool *is_pruned, size_t outmax);

@@ -11,6 +11,7 @@
  * data in it is parameterised; every PostgreSQL wait is bounded (async libpq + poll).
  */
 #include "config.h"
+#include "fleet-pg.h"
 #include "fleet-util.h"
 #include "io.h"
 #include "protocol.h"
@@ -68,16 +69,6 @@ static void logp(int prio, const char *fmt, ...) {
                 fprintf(stderr, "<%d>%s\n", prio, buf);
         else
                 fprintf(stderr, "secguard-fleetd: %s\n", buf);
-}
-
-/* A libpq message on one line, control characters escaped (it may quote server data). */
-static const char *pg_msg(const char *m, char *out, size_t outsize) {
-        size_t len = m ? strlen(m) : 0;
-
-        while (len > 0 && (m[len - 1] == '\n' || m[len - 1] == ' '))
-                len--;
-        sg_escape(m ? m : "", len, out, outsize);
-        return out;
 }
 
 /* ---- state ---- */
@@ -371,7 +362,7 @@ static void pg_drop(struct fleetd *f, const char *why) {
 
         if (!f->pg)
                 return;
-        logp(LOG_WARNING, "PostgreSQL connection lost: %s (reconnecting)", pg_msg(why, esc, sizeof esc));
+        logp(LOG_WARNING, "PostgreSQL connection lost: %s (reconnecting)", fleet_pg_msg(why, esc, sizeof esc));
         set_error(f, esc);
         PQfinish(f->pg);
         f->pg = NULL;
@@ -446,7 +437,7 @@ static PGresult *pg_must(struct fleetd *f, const char *what, const char *sql, in
         }
         if (!res_ok(res)) {
                 logp(LOG_ERR, "PostgreSQL: %s failed: %s", what,
-                     pg_msg(res ? PQresultErrorMessage(res) : PQerrorMessage(f->pg), esc, sizeof esc));
+                     fleet_pg_msg(res ? PQresultErrorMessage(res) : PQerrorMessage(f->pg), esc, sizeof esc));
                 set_error(f, esc);
                 PQclear(res);
                 return NULL;
@@ -473,7 +464,7 @@ static bool pg_cmd(struct fleetd *f, const char *what, const char *sql) {
         }
         if (!res_ok(res)) {
                 logp(LOG_ERR, "PostgreSQL: %s failed: %s", what,
-                     pg_msg(res ? PQresultErrorMessage(res) : PQerrorMessage(f->pg), esc, sizeof esc));
+                     fleet_pg_msg(res ? PQresultErrorMessage(res) : PQerrorMessage(f->pg), esc, sizeof esc));
                 set_error(f, esc);
                 PQclear(res);
                 return false;
@@ -610,22 +601,18 @@ static void pg_notice(void *arg, const char *message) {
         char esc[600];
 
         (void) arg;
-        logp(LOG_DEBUG, "PostgreSQL: %s", pg_msg(message, esc, sizeof esc));
+        logp(LOG_DEBUG, "PostgreSQL: %s", fleet_pg_msg(message, esc, sizeof esc));
 }
 
 static void pg_connect(struct fleetd *f) {
-        const char *kw[] = { "connect_timeout", "application_name", "keepalives_idle", "keepalives_interval",
-                             "keepalives_count", "dbname", "password", NULL };
-        const char *val[] = { "10", "secguard-fleetd", "30", "10", "3", f->cfg.fleet_postgres,
-                              f->have_password ? f->password : NULL, NULL };
         uint64_t now = sg_now_mono_usec();
         char esc[600];
 
         if (f->pg || now < f->pg_next_try)
                 return;
-        f->pg = PQconnectdbParams(kw, val, 1);
+        f->pg = fleet_pg_open(f->cfg.fleet_postgres, f->have_password ? f->password : NULL, "secguard-fleetd");
         if (!f->pg || PQstatus(f->pg) != CONNECTION_OK) {
-                pg_msg(f->pg ? PQerrorMessage(f->pg) : "out of memory", esc, sizeof esc);
+                fleet_pg_msg(f->pg ? PQerrorMessage(f->pg) : "out of memory", esc, sizeof esc);
                 if (!f->pg_was_down_logged || log_debug)
                         logp(LOG_WARNING, "cannot connect to PostgreSQL: %s (retrying with backoff up to %d s)", esc,
                              PG_BACKOFF_MAX_MS / 1000);
@@ -656,9 +643,7 @@ retry:
 
 /* ---- shipping ---- */
 
-/* An unlock u ends the lock d: a fleet-wide one (reason fleet) always, a lifted one only the
- * lockout its own host published (docs/state.md, "Lifted locks"). */
-#define LIFT_MATCHES " AND (u.reason <> 'lifted' OR (u.origin_host = d.origin_host AND d.reason = 'lockout'))"
+#define LIFT_MATCHES FLEET_SQL_LIFT_MATCHES
 
 static const char q_ins_decision[] =
         "INSERT INTO secguard.decisions(action, kind, key, until_usec, origin_host, reason, audit_id)"
@@ -891,6 +876,25 @@ static int ship_batch(struct fleetd *f) {
                 r = -EIO;
                 goto out;
         }
+        /* The same hole recorded centrally, in the batch's transaction, so `secguardctl fleet
+         * verify` reports it as pruned here, not as rows deleted from PostgreSQL. */
+        if (rows[0].id > after + 1) {
+                char first[24], last[24];
+                const char *pv[3] = { f->host_id, first, last };
+                PGresult *res;
+
+                snprintf(first, sizeof first, "%" PRIu64, after + 1);
+                snprintf(last, sizeof last, "%" PRIu64, rows[0].id - 1);
+                res = pg_must(f, "recording a locally pruned range",
+                              "INSERT INTO secguard.pruned(host_id, first_id, last_id) VALUES ($1, $2::bigint, $3::bigint)"
+                              " ON CONFLICT (host_id, first_id) DO NOTHING", 3, pv, NULL, NULL);
+                PQclear(res);
+                if (!res) {
+                        pg_rollback(f);
+                        r = -EIO;
+                        goto out;
+                }
+        }
         for (i = 0; i < n; i++)
                 row_prepare(f, &rows[i]);
         for (i = 0; i < n; i += ROWS_PER_INSERT)
@@ -1046,12 +1050,7 @@ static void apply_decisions(struct fleetd *f) {
                 PQclear(res);
                 snprintf(after, sizeof after, "%" PRId64, top);
                 snprintf(now, sizeof now, "%" PRIu64, sg_now_real_usec());
-                res = pg_must(f, "reading the decisions in force",
-                              "SELECT id, action, kind, key, until_usec, origin_host, reason FROM secguard.decisions d"
-                              " WHERE d.action = 'lock' AND d.id <= $1::bigint AND d.until_usec > $2::bigint"
-                              " AND NOT EXISTS (SELECT 1 FROM secguard.decisions u WHERE u.action = 'unlock'"
-                              "  AND u.kind = d.kind AND u.key = d.key AND u.id > d.id" LIFT_MATCHES ") ORDER BY d.id",
-                              2, v, NULL, NULL);
+                res = pg_must(f, "reading the decisions in force", fleet_sql_locks_in_force, 2, v, NULL, NULL);
                 if (!res)
                         return;
                 r = apply_result(f, res);

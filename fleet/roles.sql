@@ -19,6 +19,7 @@ REVOKE ALL ON ALL TABLES IN SCHEMA secguard FROM secguard_host;
 GRANT SELECT ON secguard.schema_version TO secguard_host;
 GRANT SELECT, UPDATE (last_seen, last_shipped_id, local_max_id) ON secguard.hosts TO secguard_host;
 GRANT SELECT, INSERT ON secguard.audit TO secguard_host;
+GRANT SELECT, INSERT ON secguard.pruned TO secguard_host;
 GRANT SELECT, INSERT ON secguard.decisions TO secguard_host;
 GRANT USAGE ON SEQUENCE secguard.decisions_id_seq TO secguard_host;
 GRANT EXECUTE ON FUNCTION secguard.source_failures(text, bigint) TO secguard_host;

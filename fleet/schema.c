@@ -91,6 +91,26 @@ const char *const fleet_migrations[] = {
         "         FROM secguard.decisions u WHERE u.action = 'unlock' AND u.key = p_key"
         "          AND u.reason <> 'lifted'), 0)) $$;"
         "REVOKE ALL ON FUNCTION secguard.source_failures(text, bigint) FROM PUBLIC;",
+        /* 3: id ranges a host reports as pruned from its local audit before they could be
+         * shipped, so `secguardctl fleet verify` tells them from ids deleted centrally. A
+         * host's word about its own rows: inserted and read like its audit rows. */
+        "CREATE TABLE secguard.pruned("
+        "  host_id text NOT NULL REFERENCES secguard.hosts(host_id),"
+        "  first_id bigint NOT NULL CHECK (first_id > 0),"
+        "  last_id bigint NOT NULL CHECK (last_id >= first_id),"
+        "  reported timestamptz NOT NULL DEFAULT now(),"
+        "  PRIMARY KEY (host_id, first_id));"
+        "ALTER TABLE secguard.pruned ENABLE ROW LEVEL SECURITY;"
+        "CREATE POLICY pruned_own_insert ON secguard.pruned FOR INSERT WITH CHECK (EXISTS ("
+        "  SELECT 1 FROM secguard.hosts h WHERE h.host_id = pruned.host_id AND h.role = current_user));"
+        "CREATE POLICY pruned_own_read ON secguard.pruned FOR SELECT USING (EXISTS ("
+        "  SELECT 1 FROM secguard.hosts h WHERE h.host_id = pruned.host_id AND h.role = current_user));",
 };
 
 const size_t fleet_migrations_n = sizeof fleet_migrations / sizeof fleet_migrations[0];
+
+const char fleet_sql_locks_in_force[] =
+        "SELECT id, action, kind, key, until_usec, origin_host, reason FROM secguard.decisions d"
+        " WHERE d.action = 'lock' AND d.id <= $1::bigint AND d.until_usec > $2::bigint"
+        " AND NOT EXISTS (SELECT 1 FROM secguard.decisions u WHERE u.action = 'unlock'"
+        "  AND u.kind = d.kind AND u.key = d.key AND u.id > d.id" FLEET_SQL_LIFT_MATCHES ") ORDER BY d.id";

@@ -60,9 +60,10 @@ fleet_section() { # ROLE PWFILE HOSTID
 mpid=$!
 "$FLEETD" --config "$T/owner.conf" --migrate 2>"$T/migrate2.log" || fail "migrate: $(cat "$T/migrate2.log")"
 wait "$mpid" || fail "migrate (concurrent): $(cat "$T/migrate1.log")"
-check "two concurrent migrations: schema version 2, each recorded once" \
-        test "$(pg_psql -qAt -c 'SELECT count(*), max(version) FROM secguard.schema_version')" = "2|2"
-check "exactly one of them migrated" test "$(cat "$T"/migrate[12].log | grep -c 'migrated to version 1')" -eq 1
+check "two concurrent migrations: schema version 3, each version recorded once" \
+        test "$(pg_psql -qAt -c 'SELECT count(*), count(DISTINCT version), max(version) FROM secguard.schema_version')" = "3|3|3"
+check "exactly one of them migrated, each version once" \
+        test "$(cat "$T"/migrate[12].log | grep -c 'migrated to version [123]$')" -eq 3
 
 # Configuration errors: exit 78 (the unit does not restart on it), a message with the fix.
 cfg_rc() { local rc=0; "$FLEETD" --config "$1" --state-dir "$T" >"$T/cfg.log" 2>&1 || rc=$?; echo "$rc"; }
@@ -172,6 +173,15 @@ auth() {
                 LD_PRELOAD="${SG_SANITIZE:+$SG_LIBASAN:}libnss_wrapper.so" NSS_WRAPPER_PASSWD="$T/passwd" NSS_WRAPPER_GROUP="$T/group" \
                 timeout 30 "$SG_BUILD/tests/integration/pam_run" "$T/pam.d" "$svc" "$2" authenticate "$4" >/dev/null 2>&1
 }
+# session HOST USER: opens and at once closes a PAM session (pam_run's "session" mode).
+session() {
+        local svc=sgtest
+        [ "$1" = b ] && svc=sgtestb
+        ASAN_OPTIONS="${SG_CLIENT_ASAN:-${ASAN_OPTIONS:-}}" \
+                LD_PRELOAD="${SG_SANITIZE:+$SG_LIBASAN:}libnss_wrapper.so" NSS_WRAPPER_PASSWD="$T/passwd" NSS_WRAPPER_GROUP="$T/group" \
+                timeout 30 "$SG_BUILD/tests/integration/pam_run" "$T/pam.d" "$svc" "$2" session "$CLEAN" </dev/null 2>&1 |
+                grep -q '^close_session: Success$'
+}
 ctl() { # HOST ARGS...
         local conf=$T/secguard.conf
         [ "$1" = b ] && conf=$T/b/secguard.conf
@@ -229,6 +239,8 @@ for i in 1 2 3; do
         auth a carol "wrong $i" "192.0.2.$((60 + i))" && fail "a wrong password got in on A"
         auth b carol "wrong $i" "192.0.2.$((70 + i))" && fail "a wrong password got in on B"
 done
+session a alice || fail "a session on A"
+session b bob || fail "a session on B"
 check "host A's rows all in PostgreSQL (same count and id range as its local audit)" wait_shipped a
 check "host B's rows all in PostgreSQL" wait_shipped b
 check "host A's ids contiguous from 1" contiguous a
@@ -239,6 +251,44 @@ check "fleet status on A: connected, no lag" bash -c \
         "'$SECGUARDCTL' fleet status --state-dir '$T/fa' | grep -q '^state: *connected' &&
          '$SECGUARDCTL' --json fleet status --state-dir '$T/fa' | grep -q '\"host_id\":\"$HA\"'"
 echo "# shipped: A $(pg_range a), B $(pg_range b) (count|min id|max id)"
+
+# ---- 1b. secguardctl fleet verify / fleet audit on the central copy (as the schema owner,
+# who reads every host's rows; a host role sees only its own) ----
+octl() { "$SECGUARDCTL" --config "$T/owner.conf" "$@"; }
+# verify_out ARGS...: runs fleet verify, output in $T/verify.out, prints the exit status.
+verify_rc() { local rc=0; octl fleet verify "$@" >"$T/verify.out" 2>&1 || rc=$?; echo "$rc"; }
+check "fleet verify: exit 0 after normal shipping" test "$(verify_rc)" -eq 0
+check "fleet verify: both hosts listed, no gap" bash -c "grep -q '^host $HA' '$T/verify.out' &&
+        grep -q '^host $HB' '$T/verify.out' && ! grep -q GAP '$T/verify.out' && [ \$(grep -c '^  ok$' '$T/verify.out') -eq 2 ]"
+check "fleet verify as host A's role: A is ok, B's unseen rows are missing (fails closed, exit 1)" bash -c "
+        [ \$('$SECGUARDCTL' --config '$T/secguard.conf' fleet verify >'$T/verify.out' 2>&1; echo \$?) -eq 1 ] &&
+        grep -q '^  GAP     ids 1\.\.$(pg_psql -qAt -c "SELECT max(id) FROM secguard.audit WHERE host_id = '$HB'") ' '$T/verify.out' &&
+        [ \$(grep -c '^  ok$' '$T/verify.out') -eq 1 ] && [ \$(grep -c '^  BROKEN$' '$T/verify.out') -eq 1 ]"
+check "fleet verify --key-file: A's chain checks, every row, exit 0" test "$(verify_rc --host "$HA" --key-file "$T/state/audit.key")" -eq 0
+check "fleet verify --key-file: as many rows MAC-checked as A shipped, none bad" \
+        grep -q "^  MACs: $(pg_psql -qAt -c "SELECT count(*) FROM secguard.audit WHERE host_id = '$HA'") rows checked with the key, 0 bad$" "$T/verify.out"
+check "fleet verify --key-file with B's key on A: bad MACs, exit 1" test "$(verify_rc --host "$HA" --key-file "$T/b/state/audit.key")" -eq 1
+check "fleet verify --key-file needs --host (usage, exit 2)" test "$(verify_rc --key-file "$T/state/audit.key")" -eq 2
+chmod 0644 "$T/state/audit.key"
+check "fleet verify --key-file refuses a key file others may read (exit 4)" test "$(verify_rc --host "$HA" --key-file "$T/state/audit.key")" -eq 4
+chmod 0600 "$T/state/audit.key"
+na=$(pg_psql -qAt -c "SELECT count(*) FROM secguard.audit WHERE host_id = '$HA'")
+check "fleet audit --host A: A's $na rows and only those, with the host column" bash -c "
+        out=\$('$SECGUARDCTL' --config '$T/owner.conf' fleet audit --host $HA --limit 1000) &&
+        ! grep -qv ' $HA ' <<<\"\$out\" && [ \$(grep -c ' $HA ' <<<\"\$out\") -eq $na ]"
+check "fleet audit: both hosts' rows, newest first" bash -c "
+        out=\$('$SECGUARDCTL' --config '$T/owner.conf' fleet audit --limit 1000) &&
+        grep -q ' $HA ' <<<\"\$out\" && grep -q ' $HB ' <<<\"\$out\" &&
+        cut -d' ' -f1 <<<\"\$out\" | sort -rc"
+check "fleet audit --json --host B --user bob --event auth_success: B's 3 logins of bob" test \
+        "$(octl fleet audit --json --host "$HB" --user bob --event auth_success | grep -c "^{\"host\":\"$HB\",\"id\":[0-9]*,.*\"event\":\"auth_success\".*\"user\":\"bob\"")" -eq 3
+check "fleet audit --event session_open: one session per host, each with its own user" test \
+        "$(octl fleet audit --json --event session_open | sed -E 's/^\{"host":"([0-9a-f]+)".*"user":"([a-z]+)".*/\1 \2/' | sort | tr '\n' ' ')" = "$HA alice $HB bob "
+check "fleet audit --host B --event session_close: B's session closed there" test \
+        "$(octl fleet audit --host "$HB" --event session_close | grep -c " $HB .*session_close .*user=bob")" -eq 1
+check "fleet audit --rhost: the filter reaches PostgreSQL" test \
+        "$(octl fleet audit --json --rhost 192.0.2.61 | grep -c '"host":"'"$HA"'"')" -eq 1
+check "fleet audit: a bad --host is a usage error" test "$(octl fleet audit --host 'x;DROP' >/dev/null 2>&1; echo $?)" -eq 2
 
 # ---- 2. a lockout on A reaches B ----
 check "B lets $ATTACKER in before" auth b bob "$SG_PW_BOB" "$ATTACKER"
@@ -261,6 +311,10 @@ echo "# propagation A -> B: ${lat} ms (lockout on A to the first refusal on B)"
 check "B refuses $ATTACKER within 2 s of A's lockout (${lat} ms)" test "$lat" -le 2000
 check "B still refuses $ATTACKER's right password" ! auth b alice "$SG_PW_ALICE" "$ATTACKER"
 check "B lets a clean source in" auth b alice "$SG_PW_ALICE" "$CLEAN"
+check "fleet locks: $ATTACKER's lock from A is listed" bash -c \
+        "'$SECGUARDCTL' --config '$T/owner.conf' fleet locks | grep -E '^[0-9]+ +source +$ATTACKER .* $HA +lockout'"
+check "fleet locks --json: the same, with its origin host" bash -c \
+        "'$SECGUARDCTL' --config '$T/owner.conf' fleet locks --json | grep -q '\"key\":\"$ATTACKER\".*\"origin_host\":\"$HA\"'"
 # A's 5 failures also cross the fleet-wide threshold (4): when they ship in two batches, the
 # count publishes a fleet_failures lock before the lockout row arrives. Either way: one
 # lockout decision, at most one fleet_failures, all from A.
@@ -281,6 +335,8 @@ for i in $(seq 1 60); do
 done
 echo "# unlock propagation A -> B: $(( $(now_ms) - t0 )) ms"
 check "B lets $ATTACKER in again within 3 s" test -n "$ok"
+check "fleet locks: $ATTACKER no longer listed after unlock --fleet" bash -c \
+        "out=\$('$SECGUARDCTL' --config '$T/owner.conf' fleet locks) && ! grep -q ' $ATTACKER ' <<<\"\$out\""
 check "the unlock is a decision in PostgreSQL (source and spray)" test \
         "$(pg_psql -qAt -c "SELECT count(*) FROM secguard.decisions WHERE action = 'unlock' AND key = '$ATTACKER' AND reason = 'fleet'")" -eq 2
 check "no fleet_lock/fleet_unlock row was published again (no echo)" test \
@@ -448,6 +504,9 @@ mkdir -m 0700 "$T/c/state" "$T/fc"
 sed -e "s|$T/run/|$T/c/run/|" -e "s|state_dir = $T/state|state_dir = $T/c/state|" -e "s|user=fleet_a|user=fleet_c|" \
         -e "s|$T/a.pw|$T/c.pw|" -e "s|$HA|$HC|" -e "s|^batch = .*|batch = 500|" "$T/secguard.conf" >"$T/c/secguard.conf"
 "$SG_BUILD/tests/integration/sg_audit_fill" "$T/c/state" "$ROWS" >/dev/null || fail "sg_audit_fill"
+# C's later rows are MACed under forward-secure epochs (fleet verify --seed-file checks them).
+"$SECGUARDCTL" --config "$T/c/secguard.conf" audit setup-keys >"$T/c/setup.out" 2>&1 || fail "setup-keys on C"
+(umask 077 && tail -n 1 "$T/c/setup.out" >"$T/c/seed")
 "$SECGUARDD" --config "$T/c/secguard.conf" --log-target stderr >>"$T/c/daemon.log" 2>&1 &
 C_PID=$!
 PG_EXIT_HOOKS+=("kill -TERM $C_PID 2>/dev/null; wait $C_PID 2>/dev/null")
@@ -505,4 +564,81 @@ stop_helpers() {
         [ "$rc" -eq 0 ] && ! grep -l 'Sanitizer\|runtime error' "$T"/f[abc].log
 }
 check "the three helpers exit 0 on SIGTERM, no sanitizer report" stop_helpers
+
+# ---- 10. ids pruned on B before they could be shipped ----
+# B's helper is stopped; three logins on B; then the rows between the first and the last of
+# them are deleted from B's local audit, as retention would. The restarted helper ships what is
+# left and records the hole in secguard.pruned; fleet verify lists it as pruned, not as a gap.
+b_max() { sqlite3 -batch "$(local_db b)" 'SELECT max(id) FROM audit'; }
+p0=$(b_max)
+for i in 1 2 3; do auth b bob "$SG_PW_BOB" "$CLEAN" || fail "login on B"; done
+p1=$(b_max)
+[ "$p1" -ge $((p0 + 3)) ] || fail "B wrote no rows"
+sqlite3 -batch "$(local_db b)" ".timeout 5000" "DELETE FROM audit WHERE id > $p0 AND id < $p1" || fail "local prune on B"
+start_fleetd b
+check "B's helper ships what is left after the local prune" wait_shipped b
+kill -TERM "${FPID[b]}" && wait "${FPID[b]}" || fail "B's helper did not stop cleanly"
+FPID[b]=
+check "B's helper logged the pruned ids $((p0 + 1))-$((p1 - 1))" grep -q "audit ids $((p0 + 1))-$((p1 - 1)) are gone from the local audit" "$T/fb.log"
+check "... and recorded them in secguard.pruned" test \
+        "$(pg_psql -qAt -c "SELECT first_id || '..' || last_id FROM secguard.pruned WHERE host_id = '$HB'")" = "$((p0 + 1))..$((p1 - 1))"
+check "fleet verify: B's pruned ids are not a gap (exit 0)" test "$(verify_rc --host "$HB")" -eq 0
+check "fleet verify lists them as pruned before shipping" \
+        grep -q "^  pruned  ids $((p0 + 1))..$((p1 - 1)) ($((p1 - p0 - 1))): pruned locally before shipping" "$T/verify.out"
+
+# ---- 10. tampering with the central copy, as the database owner ----
+# A row of B deleted: a gap with its exact range, exit 1. Two more deleted that B had reported
+# as pruned (an owner's insert, standing in for a report like the one above): listed apart,
+# not a gap.
+mid=$(pg_psql -qAt -c "SELECT (min(id) + max(id)) / 2 FROM secguard.audit WHERE host_id = '$HB'")
+pg_psql -qc "DELETE FROM secguard.audit WHERE host_id = '$HB' AND id = $mid" >/dev/null || fail "delete"
+check "fleet verify: a row deleted centrally is a gap, exit 1" test "$(verify_rc)" -eq 1
+check "fleet verify names B's gap exactly ($mid..$mid), no other host broken" bash -c "
+        grep -q '^  GAP     ids $mid..$mid (1): missing' '$T/verify.out' && [ \$(grep -c GAP '$T/verify.out') -eq 1 ] &&
+        [ \$(grep -c '^  BROKEN$' '$T/verify.out') -eq 1 ]"
+check "fleet verify --json: the gap as data" bash -c \
+        "'$SECGUARDCTL' --config '$T/owner.conf' fleet verify --json --host $HB | grep -q '{\"kind\":\"gap\",\"first\":$mid,\"last\":$mid}'"
+pg_psql -qc "DELETE FROM secguard.audit WHERE host_id = '$HB' AND id IN (2, 3);
+        INSERT INTO secguard.pruned(host_id, first_id, last_id) VALUES ('$HB', 2, 3)" >/dev/null || fail "prune"
+verify_rc --host "$HB" >/dev/null
+check "fleet verify: ids B reported pruned are listed as pruned, not as a gap" bash -c "
+        grep -q '^  pruned  ids 2..3 (2): pruned locally' '$T/verify.out' && [ \$(grep -c GAP '$T/verify.out') -eq 1 ]"
+pg_psql -qc "DELETE FROM secguard.audit WHERE host_id = '$HB' AND id = $mid + 1" >/dev/null || fail "delete"
+verify_rc --host "$HB" >/dev/null
+check "fleet verify: adjacent deletions read as one range" grep -q "^  GAP     ids $mid..$((mid + 1)) (2)" "$T/verify.out"
+# A row of A edited: --key-file names it; the structure alone still looks whole.
+edit=$(pg_psql -qAt -c "SELECT min(id) FROM secguard.audit WHERE host_id = '$HA' AND event = 'auth_success' AND id > 3")
+pg_psql -qc "UPDATE secguard.audit SET detail = 'nothing to see' WHERE host_id = '$HA' AND id = $edit" >/dev/null || fail "edit"
+check "fleet verify without the key: A has no gap (exit 0 for A)" test "$(verify_rc --host "$HA")" -eq 0
+check "fleet verify --key-file: the edited row is caught, exit 1" test "$(verify_rc --host "$HA" --key-file "$T/state/audit.key")" -eq 1
+check "fleet verify --key-file names row $edit, and only it" bash -c "
+        grep -q '^  BAD MAC: row $edit is not the row the host wrote (first of 1)$' '$T/verify.out'"
+# Control characters from PostgreSQL never reach the terminal raw (the helpers are stopped: no
+# host applies this decision).
+pg_psql -qc "INSERT INTO secguard.decisions(action, kind, key, until_usec, origin_host, reason)
+        VALUES ('lock', 'source', E'198.51.100.1\\x1b[31m', (extract(epoch from now()) * 1000000)::bigint + 600000000,
+        '$HA', E'lock\\x07out')" >/dev/null || fail "insert a decision with control characters"
+check "fleet locks escapes control characters read from PostgreSQL" bash -c "
+        out=\$('$SECGUARDCTL' --config '$T/owner.conf' fleet locks) && ! grep -q \$'[\\x1b\\x07]' <<<\"\$out\" &&
+        grep -qF '198.51.100.1\\x1b[31m' <<<\"\$out\" && grep -qF 'lock\\x07out' <<<\"\$out\""
+check "fleet locks --json escapes them as \\u001b" bash -c "
+        out=\$('$SECGUARDCTL' --config '$T/owner.conf' fleet locks --json) && ! grep -q \$'[\\x1b\\x07]' <<<\"\$out\" &&
+        grep -qF '\"key\":\"198.51.100.1\\u001b[31m\"' <<<\"\$out\""
+# Host C: 20000 static-key rows, then rows of forward-secure epoch 0 (setup-keys before start).
+nc=$(pg_psql -qAt -c "SELECT count(*) FROM secguard.audit WHERE host_id = '$HC'")
+ne=$(pg_psql -qAt -c "SELECT count(*) FROM secguard.audit WHERE host_id = '$HC' AND epoch IS NOT NULL")
+[ "$ne" -ge 1 ] || fail "no forward-secure row on C"
+check "fleet verify --key-file on C: the $ne forward-secure rows are 'not checked', never passed" bash -c "
+        [ \$('$SECGUARDCTL' --config '$T/owner.conf' fleet verify --host $HC --key-file '$T/c/state/audit.key' >'$T/verify.out' 2>&1; echo \$?) -eq 0 ] &&
+        grep -q '^  MACs: $((nc - ne)) rows checked with the key, 0 bad$' '$T/verify.out' &&
+        grep -q '^  not checked: $ne rows (ids .*) MACed under forward-secure epochs' '$T/verify.out'"
+check "fleet verify --key-file --seed-file on C: all $nc rows checked, 0 bad, nothing left unchecked" bash -c "
+        [ \$('$SECGUARDCTL' --config '$T/owner.conf' fleet verify --host $HC --key-file '$T/c/state/audit.key' --seed-file '$T/c/seed' >'$T/verify.out' 2>&1; echo \$?) -eq 0 ] &&
+        grep -q '^  MACs: $nc rows checked with the key, 0 bad$' '$T/verify.out' && ! grep -q 'not checked' '$T/verify.out'"
+fse=$(pg_psql -qAt -c "SELECT max(id) FROM secguard.audit WHERE host_id = '$HC' AND epoch IS NOT NULL")
+pg_psql -qc "UPDATE secguard.audit SET rhost = '192.0.2.99' WHERE host_id = '$HC' AND id = $fse" >/dev/null || fail "edit C"
+check "fleet verify --seed-file names the edited forward-secure row $fse, exit 1" bash -c "
+        [ \$('$SECGUARDCTL' --config '$T/owner.conf' fleet verify --host $HC --seed-file '$T/c/seed' >'$T/verify.out' 2>&1; echo \$?) -eq 1 ] &&
+        grep -q '^  BAD MAC: row $fse is not the row the host wrote (first of 1)$' '$T/verify.out' &&
+        grep -q '^  not checked: $((nc - ne)) rows MACed with the static audit.key (--key-file)$' '$T/verify.out'"
 sg_done

@@ -47,7 +47,7 @@ fleet_section() { # ROLE PWFILE HOSTID
         fleet_section postgres "$T/owner.pw" 00000000000000000000000000000000
 } >"$T/owner.conf"
 "$FLEETD" --config "$T/owner.conf" --migrate 2>"$T/migrate.log" || fail "migrate: $(cat "$T/migrate.log")"
-check "schema migrated to version 2" test "$(pg_psql -qAt -c 'SELECT max(version) FROM secguard.schema_version')" = 2
+check "schema migrated to version 3" test "$(pg_psql -qAt -c 'SELECT max(version) FROM secguard.schema_version')" = 3
 pg_psql -q -f "$SG_SRC/fleet/roles.sql" >/dev/null || fail "roles.sql"
 for h in a b; do
         id=$HA
@@ -218,17 +218,13 @@ check "... B holds no fleet lock on $SRC2 (A's is gone; B's own lockout is never
 a_got_b() { [ "$(lsql a "SELECT count(*) FROM audit WHERE event = 'fleet_lock' AND rhost = '$SRC2';")" -ge 1 ]; }
 check "A applied B's lockout of $SRC2 (A's lift does not undo another host's decision)" wait_for 200 a_got_b
 check "... A refuses $SRC2 now" ! auth a bob "$SG_PW_BOB" "$SRC2"
-# What a host joining now would apply (secguard-fleetd's query for the locks in force):
+# What a host joining now would apply: secguardctl fleet locks runs the query secguard-fleetd
+# applies at start (fleet_sql_locks_in_force), one JSON object per line, oldest first.
 in_force() {
-        pg_psql -qAt -c "SELECT string_agg(d.origin_host, ' ' ORDER BY d.id) FROM secguard.decisions d
-                WHERE d.action = 'lock' AND d.key = '$SRC2' AND d.until_usec > (extract(epoch from now()) * 1000000)::bigint
-                AND NOT EXISTS (SELECT 1 FROM secguard.decisions u WHERE u.action = 'unlock'
-                 AND u.kind = d.kind AND u.key = d.key AND u.id > d.id
-                 AND (u.reason <> 'lifted' OR (u.origin_host = d.origin_host AND d.reason = 'lockout')))"
+        "$SECGUARDCTL" --config "$T/owner.conf" fleet locks --json |
+                sed -n "s/.*\"key\":\"$SRC2\".*\"origin_host\":\"\([0-9a-f]*\)\".*/\1/p" | paste -sd ' '
 }
 check "PostgreSQL: B's lock decision on $SRC2 still in force, A's ended by its lift" test "$(in_force)" = "$HB"
-grep -q "LIFT_MATCHES \" AND (u.reason <> 'lifted' OR (u.origin_host = d.origin_host AND d.reason = 'lockout'))\"" \
-        "$SG_SRC/fleet/fleetd.c" || fail "in_force above no longer mirrors secguard-fleetd's LIFT_MATCHES"
 
 # ---- 3. a lift ends only a lockout: not a fleet_failures lock its host's helper summed up ----
 # Decisions written straight into PostgreSQL by its owner, as host A's helper would write them.

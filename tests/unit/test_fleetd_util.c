@@ -213,10 +213,38 @@ static void test_utf8(void **state) {
         assert_false(fleet_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
 }
 
+static void test_gap_split(void **state) {
+        struct fleet_range out[8];
+        bool pr[8];
+        const struct fleet_range none[1] = { { 0, 0 } };
+        const struct fleet_range some[] = { { 20, 25 }, { 3, 5 }, { 5, 7 }, { 30, 40 }, { 9, 8 } };
+
+        (void) state;
+        /* Nothing reported: the whole gap is a true gap. */
+        assert_int_equal(fleet_gap_split((struct fleet_range) { 4, 4 }, none, 0, out, pr, 8), 1);
+        assert_true(out[0].first == 4 && out[0].last == 4 && !pr[0]);
+        /* 1..12 against 3..5, 5..7 (overlapping, out of order) and an empty 9..8. */
+        assert_int_equal(fleet_gap_split((struct fleet_range) { 1, 12 }, some, 5, out, pr, 8), 3);
+        assert_true(out[0].first == 1 && out[0].last == 2 && !pr[0]);
+        assert_true(out[1].first == 3 && out[1].last == 7 && pr[1]);
+        assert_true(out[2].first == 8 && out[2].last == 12 && !pr[2]);
+        /* Clipped to the gap on both sides; a range past it plays no part. */
+        assert_int_equal(fleet_gap_split((struct fleet_range) { 22, 31 }, some, 5, out, pr, 8), 3);
+        assert_true(out[0].first == 22 && out[0].last == 25 && pr[0]);
+        assert_true(out[1].first == 26 && out[1].last == 29 && !pr[1]);
+        assert_true(out[2].first == 30 && out[2].last == 31 && pr[2]);
+        /* Wholly pruned. */
+        assert_int_equal(fleet_gap_split((struct fleet_range) { 32, 33 }, some, 5, out, pr, 8), 1);
+        assert_true(out[0].first == 32 && out[0].last == 33 && pr[0]);
+        /* Too small an output: the count says so, what fits is right. */
+        assert_int_equal(fleet_gap_split((struct fleet_range) { 1, 12 }, some, 5, out, pr, 1), 3);
+        assert_true(out[0].first == 1 && out[0].last == 2 && !pr[0]);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_parse_lockout), cmocka_unit_test(test_decision_check),
-                cmocka_unit_test(test_parse_lifted),
+                cmocka_unit_test(test_parse_lockout), cmocka_unit_test(test_gap_split),
+                cmocka_unit_test(test_decision_check), cmocka_unit_test(test_parse_lifted),
                 cmocka_unit_test(test_host_id),       cmocka_unit_test(test_password_file),
                 cmocka_unit_test(test_utf8),
         };

@@ -27,6 +27,7 @@
 #include <sqlite3.h>
 
 #include "sql.h"
+#include "audit-chain.h"
 #include "store.h"
 
 static char tmpdir[PATH_MAX];
@@ -1370,6 +1371,23 @@ static void test_epochs(void **state) {
         assert_int_equal(append(s, 1300, "auth_success", "alice", NULL), 13);
         assert_int_equal(sg_store_commit(s), 0);
         assert_intact(s);
+        /* sg_audit_row_mac gives the bytes stored for forward-secure rows too: row 13 of epoch
+         * 1 over row 12, with mac_key(key(1)); the static key or another epoch does not. */
+        {
+                struct sg_audit_event ev = ev_make(1300, "auth_success", "alice", NULL);
+                uint8_t prev[SG_MAC_BYTES], want[SG_MAC_BYTES], mk[SG_FSS_KEY_BYTES], got[SG_MAC_BYTES];
+                uint64_t e1 = 1, e0 = 0;
+
+                raw_blob("SELECT mac FROM audit WHERE id = 12", prev, sizeof prev);
+                raw_blob("SELECT mac FROM audit WHERE id = 13", want, sizeof want);
+                sg_fss_mac_key(k1, mk);
+                sg_audit_row_mac(mk, &e1, prev, 13, &ev, got);
+                assert_memory_equal(got, want, SG_MAC_BYTES);
+                sg_audit_row_mac(mk, &e0, prev, 13, &ev, got);
+                assert_memory_not_equal(got, want, SG_MAC_BYTES);
+                sg_audit_row_mac(mk, NULL, prev, 13, &ev, got);
+                assert_memory_not_equal(got, want, SG_MAC_BYTES);
+        }
         assert_int_equal(sg_store_audit_verify_note(s, note, sizeof note), 0);
         assert_non_null(strstr(note, "MACs of 2 rows of epochs 0..0 not checked"));
         assert_int_equal(reader_verify(k0, &bad, detail, sizeof detail, note, sizeof note), 0);
@@ -1837,6 +1855,21 @@ static void test_audit_mac_format_pinned(void **state) {
         assert_int_equal(id, 2);
         assert_blob_hex("SELECT mac FROM audit WHERE id = 1", "c674e6d965e131f17918473f46a221a344df5bd324e23c00ea51a5e774cc72af");
         assert_blob_hex("SELECT mac FROM audit WHERE id = 2", "98a2de2fe9c9cdc4ac8cd1f95055d4d8fb81b50d5c165109746ce28882615bf2");
+        /* The pure function secguardctl fleet verify uses gives the same bytes. */
+        {
+                uint8_t zero[SG_MAC_BYTES] = { 0 }, m1[SG_MAC_BYTES], m2[SG_MAC_BYTES];
+                char h[2 * SG_MAC_BYTES + 1];
+
+                sg_audit_row_mac(key, NULL, zero, 1, &full, m1);
+                hex(m1, sizeof m1, h);
+                assert_string_equal(h, "c674e6d965e131f17918473f46a221a344df5bd324e23c00ea51a5e774cc72af");
+                sg_audit_row_mac(key, NULL, m1, 2, &sparse, m2);
+                hex(m2, sizeof m2, h);
+                assert_string_equal(h, "98a2de2fe9c9cdc4ac8cd1f95055d4d8fb81b50d5c165109746ce28882615bf2");
+                sg_audit_row_mac(key, NULL, m1, 3, &sparse, m2); /* the id is covered */
+                hex(m2, sizeof m2, h);
+                assert_string_not_equal(h, "98a2de2fe9c9cdc4ac8cd1f95055d4d8fb81b50d5c165109746ce28882615bf2");
+        }
         assert_int_equal(sg_store_audit_prune(s, 0, 1, &deleted), 0);
         assert_int_equal(deleted, 1);
         assert_blob_hex("SELECT mac FROM audit_anchor", "bb9b4f04a766bc3a21a053ae3ef8eda7e10f5ac615eeaec56441fd1f8d709258");

@@ -18,10 +18,8 @@
 # Host B's helper runs as nobody (B's [fleet] user), A's as root.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pg_lib.sh"
+. "$(dirname "$0")/fleet_lib.sh"
 
-FLEETD="$SG_BUILD/secguard-fleetd"
-HA=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1
-HB=bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb2
 ATTACKER=198.51.100.7
 SPREAD=198.51.100.9
 HOSTILE=198.51.100.66
@@ -32,30 +30,9 @@ RL=("[ratelimit]" "source_max_failures = 5" "user_max_failures = 1000" "user_sou
 sg_require_root
 pg_require
 sg_setup "${RL[@]}"
-pg_init "$T"
-pg_start
-pg_psql -qc 'CREATE DATABASE fleet' >/dev/null || fail "CREATE DATABASE"
-export PG_DB=fleet
-
-# Passwords: random, in 0600 files, never on a command line or in the output.
-newpw() { (umask 077 && head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$1"); }
-sed -n 's/^\*:\*:\*:postgres://p' "$PG_SUPERPW_FILE" >"$T/owner.pw"
-chmod 0600 "$T/owner.pw"
-newpw "$T/a.pw"
-newpw "$T/b.pw"
-
-fleet_section() { # ROLE PWFILE HOSTID
-        printf '%s\n' "[fleet]" "enabled = yes" "postgres = $(pg_conninfo fleet "$1")" "password_file = $2" \
-                "host_id = $3" "source_max_failures = 4" "window = 1h" "lock_time = 10m" "max_lock_time = 1d" \
-                "batch = 20" "poll_interval = 200ms"
-}
-
+fleet_pg
 # The schema, by its owner, twice at once (the advisory lock makes one of them do the work).
-{
-        echo "[daemon]"
-        echo "socket = $T/none.sock"
-        fleet_section postgres "$T/owner.pw" 00000000000000000000000000000000
-} >"$T/owner.conf"
+fleet_owner_conf
 "$FLEETD" --config "$T/owner.conf" --migrate 2>"$T/migrate1.log" &
 mpid=$!
 "$FLEETD" --config "$T/owner.conf" --migrate 2>"$T/migrate2.log" || fail "migrate: $(cat "$T/migrate2.log")"
@@ -78,14 +55,7 @@ check "... saying how to fix it, without the password" bash -c \
 rm -f "$T/loose.pw"
 
 # Roles from fleet/roles.sql (the documented grants), one login role per host, hosts registered.
-pg_psql -q -f "$SG_SRC/fleet/roles.sql" >/dev/null || fail "roles.sql"
-for h in a b; do
-        id=$HA
-        [ "$h" = b ] && id=$HB
-        { printf '\\set pw `cat %s`\n' "$T/$h.pw"; echo "CREATE ROLE fleet_$h LOGIN PASSWORD :'pw' IN ROLE secguard_host;"
-          echo "INSERT INTO secguard.hosts(host_id, role) VALUES ('$id', 'fleet_$h');"; } |
-                pg_psql -q >/dev/null || fail "role fleet_$h"
-done
+fleet_roles
 
 # Host A uses lib.sh's layout ($T/secguard.conf, $T/state, service sgtest); host B its own.
 sg_write_config "${RL[@]}" "$(fleet_section fleet_a "$T/a.pw" "$HA")"
@@ -496,7 +466,7 @@ check "... but may count failures fleet-wide" as_a -c "SELECT secguard.source_fa
 # ---- 9. a backlog: host C starts with SG_FLEET_BULK_ROWS rows already in its audit ----
 HC=ccccccccccccccccccccccccccccccc3
 ROWS=${SG_FLEET_BULK_ROWS:-20000}
-newpw "$T/c.pw"
+fleet_newpw "$T/c.pw"
 { printf '\\set pw `cat %s`\n' "$T/c.pw"; echo "CREATE ROLE fleet_c LOGIN PASSWORD :'pw' IN ROLE secguard_host;"
   echo "INSERT INTO secguard.hosts(host_id, role) VALUES ('$HC', 'fleet_c');"; } | pg_psql -q >/dev/null || fail "role fleet_c"
 mkdir -m 0755 "$T/c" "$T/c/run"

@@ -12,10 +12,10 @@
 #  3. a lift from A does not end a fleet_failures lock with origin A (only A's lockouts).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pg_lib.sh"
+# The fleet-wide sum stays out of the way (100): every lock here is a host's own lockout.
+FLEET_SOURCE_MAX=100
+. "$(dirname "$0")/fleet_lib.sh"
 
-FLEETD="$SG_BUILD/secguard-fleetd"
-HA=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1
-HB=bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb2
 SRC=198.51.100.20
 SRC2=198.51.100.21
 RL=("[ratelimit]" "source_max_failures = 3" "user_max_failures = 1000" "user_source_max_failures = 1000"
@@ -24,38 +24,11 @@ RL=("[ratelimit]" "source_max_failures = 3" "user_max_failures = 1000" "user_sou
 sg_require_root
 pg_require
 sg_setup "${RL[@]}"
-pg_init "$T"
-pg_start
-pg_psql -qc 'CREATE DATABASE fleet' >/dev/null || fail "CREATE DATABASE"
-export PG_DB=fleet
-
-newpw() { (umask 077 && head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$1"); }
-sed -n 's/^\*:\*:\*:postgres://p' "$PG_SUPERPW_FILE" >"$T/owner.pw"
-chmod 0600 "$T/owner.pw"
-newpw "$T/a.pw"
-newpw "$T/b.pw"
-
-# The fleet-wide sum stays out of the way (100): every lock here is a host's own lockout.
-fleet_section() { # ROLE PWFILE HOSTID
-        printf '%s\n' "[fleet]" "enabled = yes" "postgres = $(pg_conninfo fleet "$1")" "password_file = $2" \
-                "host_id = $3" "source_max_failures = 100" "window = 1h" "lock_time = 10m" "max_lock_time = 1d" \
-                "batch = 20" "poll_interval = 200ms"
-}
-{
-        echo "[daemon]"
-        echo "socket = $T/none.sock"
-        fleet_section postgres "$T/owner.pw" 00000000000000000000000000000000
-} >"$T/owner.conf"
+fleet_pg
+fleet_owner_conf
 "$FLEETD" --config "$T/owner.conf" --migrate 2>"$T/migrate.log" || fail "migrate: $(cat "$T/migrate.log")"
 check "schema migrated to version 3" test "$(pg_psql -qAt -c 'SELECT max(version) FROM secguard.schema_version')" = 3
-pg_psql -q -f "$SG_SRC/fleet/roles.sql" >/dev/null || fail "roles.sql"
-for h in a b; do
-        id=$HA
-        [ "$h" = b ] && id=$HB
-        { printf '\\set pw `cat %s`\n' "$T/$h.pw"; echo "CREATE ROLE fleet_$h LOGIN PASSWORD :'pw' IN ROLE secguard_host;"
-          echo "INSERT INTO secguard.hosts(host_id, role) VALUES ('$id', 'fleet_$h');"; } |
-                pg_psql -q >/dev/null || fail "role fleet_$h"
-done
+fleet_roles
 
 sg_write_config "${RL[@]}" "$(fleet_section fleet_a "$T/a.pw" "$HA")"
 mkdir -m 0755 "$T/b" "$T/b/run"

@@ -504,11 +504,27 @@ static void read_audit_row(sqlite3_stmt *st, struct sg_audit_row *r) {
                 r->epoch = col_u64(st, C_EPOCH);
         }
 }
+/* Steps a bound audit-row statement to the end, handing each row to cb (a row whose event
+ * cannot be read is skipped); stops at cb's first error. */
+static int walk_rows(sqlite3_stmt *st, sg_audit_cb cb, void *userdata) {
+        int rc, r = 0;
+
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                struct sg_audit_row row;
+
+                read_audit_row(st, &row);
+                if (!row.ev.event)
+                        continue;
+                r = cb(userdata, &row);
+                if (r < 0)
+                        break;
+        }
+        return walk_end(st, rc, r);
+}
 
 int sg_audit_chain_query(sg_audit_chain *c, const struct sg_audit_filter *f, sg_audit_cb cb, void *userdata) {
         sqlite3_stmt *st;
         enum stmt_id which;
-        int rc, r = 0;
 
         if (!c || !f || !cb)
                 return -EINVAL;
@@ -530,24 +546,14 @@ int sg_audit_chain_query(sg_audit_chain *c, const struct sg_audit_filter *f, sg_
         (void) sqlite3_bind_int64(st, 4, to_i64(f->since_usec));
         (void) sqlite3_bind_int64(st, 5, f->until_usec ? to_i64(f->until_usec) : INT64_MAX);
         (void) sqlite3_bind_int64(st, 6, f->limit ? to_i64(f->limit) : 100);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                struct sg_audit_row row;
-
-                read_audit_row(st, &row);
-                if (!row.ev.event)
-                        continue;
-                r = cb(userdata, &row);
-                if (r < 0)
-                        break;
-        }
-        return walk_end(st, rc, r);
+        return walk_rows(st, cb, userdata);
 }
 
 int sg_audit_chain_export(sg_audit_chain *c, uint64_t after_id, uint64_t upto_id, uint64_t limit,
                           sg_audit_cb cb, void *userdata, uint64_t *ret_max_id) {
         sqlite3_int64 max = 0;
         sqlite3_stmt *st;
-        int rc, r = 0;
+        int r;
 
         if (!c || !cb || limit == 0)
                 return -EINVAL;
@@ -555,24 +561,13 @@ int sg_audit_chain_export(sg_audit_chain *c, uint64_t after_id, uint64_t upto_id
                 r = step_int(c->st[ST_AUDIT_MAX_ID], &max);
                 if (r < 0)
                         return r;
-                r = 0;
                 *ret_max_id = max <= 0 ? 0 : (uint64_t) max < upto_id ? (uint64_t) max : upto_id;
         }
         st = c->st[ST_EXPORT];
         (void) sqlite3_bind_int64(st, 1, to_i64(after_id));
         (void) sqlite3_bind_int64(st, 2, to_i64(upto_id));
         (void) sqlite3_bind_int64(st, 3, to_i64(limit));
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                struct sg_audit_row row;
-
-                read_audit_row(st, &row);
-                if (!row.ev.event)
-                        continue;
-                r = cb(userdata, &row);
-                if (r < 0)
-                        break;
-        }
-        return walk_end(st, rc, r);
+        return walk_rows(st, cb, userdata);
 }
 
 /* anchor_mac = HMAC-SHA256(key, "secguard audit anchor v1" || singleton || last_id || last_mac),

@@ -117,6 +117,17 @@ static int login_store_result(Client *cl, int r) {
         return r;
 }
 
+/* Writes a lock the policy set or lifted to the store, in the group commit's transaction. */
+static int put_lock_row(const Context *x, const struct sg_lock_info *info, struct sg_lock_row *row) {
+        int r = sg_lock_row_from_info(info, row);
+
+        if (r >= 0)
+                r = txn_begin(x->txn);
+        if (r >= 0)
+                r = sg_store_lock_put(x->store, row);
+        return r;
+}
+
 static int emit_new_locks(struct login_attempt *a, const struct sg_lock_info *locks, size_t n) {
         const Context *x = client_ctx(a->cl);
 
@@ -126,15 +137,10 @@ static int emit_new_locks(struct login_attempt *a, const struct sg_lock_info *lo
                 char detail[512];
                 int r;
 
-                r = sg_lock_row_from_info(&locks[i], &row);
+                r = put_lock_row(x, &locks[i], &row);
                 if (r < 0)
                         return r;
                 ev = attempt_event(a, "lockout", row.kind);
-                r = txn_begin(x->txn);
-                if (r >= 0)
-                        r = sg_store_lock_put(x->store, &row);
-                if (r < 0)
-                        return r;
                 /* The key names a pseudonym, never a sealed name (see counted_user). */
                 snprintf(detail, sizeof detail, "%s %s locked for %" PRIu64 " s after %u failures (level %u)",
                          row.kind, row.key, (row.until_usec - row.last_lock_usec) / 1000000,
@@ -160,12 +166,7 @@ static int emit_lifted_locks(struct login_attempt *a, const struct sg_lock_info 
                 char detail[512];
                 int r;
 
-                r = sg_lock_row_from_info(&locks[i], &row);
-                if (r < 0)
-                        return r;
-                r = txn_begin(x->txn);
-                if (r >= 0)
-                        r = sg_store_lock_put(x->store, &row);
+                r = put_lock_row(x, &locks[i], &row);
                 if (r < 0)
                         return r;
                 ev = attempt_event(a, "unlock", "lifted");

@@ -74,6 +74,9 @@ sg_require_root() {
 
 sg_cleanup() {
         local rc=$?
+        # A copy of this shell (a background job signalled before it exec'd its command)
+        # inherits the trap: only the shell that set it stops daemons and removes $T.
+        [ "$BASHPID" = "${SG_MAIN_PID:-$BASHPID}" ] || exit "$rc"
         sg_stop_daemon 2>/dev/null || true
         sg_valgrind_verdict || rc=1
         if [ -n "${T:-}" ] && [ -d "$T" ]; then
@@ -134,6 +137,7 @@ sg_setup() {
         sg_require_root
         T=$(mktemp -d /tmp/secguard-test.XXXXXX)
         chmod 0755 "$T"
+        SG_MAIN_PID=$BASHPID
         trap sg_cleanup EXIT
         if [ -n "${SG_VALGRIND:-}" ]; then
                 mkdir -m 0700 "$T/vg"

@@ -100,11 +100,15 @@ pg_fail() {
 # that was there before (lib.sh's sg_cleanup keeps the exit status and removes $T).
 pg_chain_trap() {
         PG_PREV_TRAP=$(trap -p EXIT | sed -E "s/^trap -- '(.*)' EXIT$/\1/")
+        PG_TRAP_PID=$BASHPID
         trap pg_exit_trap EXIT
 }
 
 pg_exit_trap() {
         local rc=$? hook
+        # A copy of this shell (a background job signalled before it exec'd its command, seen in
+        # bench/fleet) inherits the trap: it must not stop the server or remove anything.
+        [ "$BASHPID" = "${PG_TRAP_PID:-$BASHPID}" ] || exit "$rc"
         set +e
         for hook in "${PG_EXIT_HOOKS[@]}"; do
                 eval "$hook"

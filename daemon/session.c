@@ -180,7 +180,9 @@ static int on_terminate_reply(sd_bus_message *m, void *userdata, sd_bus_error *e
                 log_info("logind did not end session %s (%s): sending SIGHUP to its leader", e->id,
                          sd_bus_message_get_error(m) ? sd_bus_message_get_error(m)->name : "no answer");
                 signal_leader(e, SIGHUP);
-        } else if (i >= 0)
+        } else if (!sd_bus_message_is_method_error(m, NULL))
+                /* Said whether or not the session is still in the table: logind may end it, and
+                 * the module close it, before this reply is read. */
                 log_info("logind is ending session %s (logind session %s)", c->id, c->logind_id);
         free(c);
         return 0;

@@ -224,25 +224,55 @@ static int row_from_msg(const struct sg_msg *m, struct row *r) {
         return 0;
 }
 
+/* One request to the daemon: its buffers and its connection. */
+struct daemon_call {
+        struct sg_msg *m;
+        struct sg_writer *w;
+        int fd;
+};
+
+static void call_close(struct daemon_call *c) {
+        if (c->fd >= 0)
+                close(c->fd);
+        free(c->m);
+        free(c->w);
+        *c = (struct daemon_call) { .fd = -1 };
+}
+
+/* 0 with buffers and a connection, or -errno with nothing left to close. */
+static int call_open(struct fleetd *f, struct daemon_call *c) {
+        *c = (struct daemon_call) { .m = malloc(sizeof *c->m), .w = malloc(sizeof *c->w), .fd = -1 };
+        if (!c->m || !c->w) {
+                call_close(c);
+                return -ENOMEM;
+        }
+        c->fd = daemon_connect(f);
+        if (c->fd < 0) {
+                int r = c->fd;
+
+                call_close(c);
+                return r;
+        }
+        return 0;
+}
+
 /* FLEET_EXPORT: up to limit rows with id > after into rows (*n of them), and the daemon's
  * highest audit id. 0 or -errno. */
 static int daemon_export(struct fleetd *f, uint64_t after, uint32_t limit, struct row *rows, size_t *n,
                          uint64_t *ret_max_id) {
-        struct sg_msg *m = malloc(sizeof *m);
-        struct sg_writer *w = malloc(sizeof *w);
+        struct daemon_call c;
+        struct sg_msg *m;
+        struct sg_writer *w;
         uint64_t deadline = daemon_deadline(f), prev = after;
-        int fd = -1, r;
+        int fd, r;
 
         *n = 0;
-        if (!m || !w) {
-                r = -ENOMEM;
-                goto out;
-        }
-        fd = daemon_connect(f);
-        if (fd < 0) {
-                r = fd;
-                goto out;
-        }
+        r = call_open(f, &c);
+        if (r < 0)
+                return r;
+        m = c.m;
+        w = c.w;
+        fd = c.fd;
         sg_writer_init(w, SG_MSG_FLEET_EXPORT);
         sg_writer_u64(w, SG_F_ID, after);
         sg_writer_u64(w, SG_F_LIMIT, limit);
@@ -290,30 +320,23 @@ static int daemon_export(struct fleetd *f, uint64_t after, uint32_t limit, struc
                 while (*n > 0)
                         row_free(&rows[--*n]);
         }
-out:
-        if (fd >= 0)
-                close(fd);
-        free(m);
-        free(w);
+        call_close(&c);
         return r;
 }
 
 /* Sends a checked decision. 1 applied, 0 refused by the daemon (logged), -errno when the
  * daemon could not be asked (retry later). */
 static int daemon_apply(struct fleetd *f, const struct fleet_decision *d) {
-        struct sg_msg *m = malloc(sizeof *m);
-        struct sg_writer *w = malloc(sizeof *w);
-        int fd = -1, r;
+        struct daemon_call c;
+        struct sg_msg *m;
+        struct sg_writer *w;
+        int r;
 
-        if (!m || !w) {
-                r = -ENOMEM;
-                goto out;
-        }
-        fd = daemon_connect(f);
-        if (fd < 0) {
-                r = fd;
-                goto out;
-        }
+        r = call_open(f, &c);
+        if (r < 0)
+                return r;
+        m = c.m;
+        w = c.w;
         sg_writer_init(w, d->lock ? SG_MSG_FLEET_LOCK : SG_MSG_FLEET_UNLOCK);
         sg_writer_str(w, SG_F_KIND, d->kind);
         sg_writer_str(w, SG_F_KEY, d->key);
@@ -325,7 +348,7 @@ static int daemon_apply(struct fleetd *f, const struct fleet_decision *d) {
                 sg_writer_str(w, SG_F_REASON, d->reason);
         if (!d->lock && d->reason && strcmp(d->reason, "lifted") == 0)
                 sg_writer_str(w, SG_F_STATE, "lifted"); /* only origin_host's own fleet lock */
-        r = sg_call(fd, w, m, daemon_deadline(f));
+        r = sg_call(c.fd, w, m, daemon_deadline(f));
         if (r < 0) {
                 logp(LOG_WARNING, "decision %" PRId64 ": secguardd did not answer: %s (retrying)", d->id,
                      strerror(-r));
@@ -348,10 +371,7 @@ static int daemon_apply(struct fleetd *f, const struct fleet_decision *d) {
                 r = 0;
         }
 out:
-        if (fd >= 0)
-                close(fd);
-        free(m);
-        free(w);
+        call_close(&c);
         return r;
 }
 

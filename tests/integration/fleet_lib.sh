@@ -54,3 +54,29 @@ fleet_roles() {
                         pg_psql -q >/dev/null || fail "role fleet_$h"
         done
 }
+
+# fleet_host_b: host B beside host A (lib.sh's layout, after sg_write_config): its config
+# $T/b/secguard.conf is A's with B's socket, state dir, role, password file and host id; its
+# PAM service is sgtestb; $T/fa and $T/fb are the helpers' state dirs.
+fleet_host_b() {
+        mkdir -m 0755 "$T/b" "$T/b/run"
+        mkdir -m 0700 "$T/b/state" "$T/fa" "$T/fb"
+        sed -e "s|$T/run/|$T/b/run/|" -e "s|state_dir = $T/state|state_dir = $T/b/state|" "$T/secguard.conf" |
+                sed -e "s|user=fleet_a|user=fleet_b|" -e "s|$T/a.pw|$T/b.pw|" -e "s|$HA|$HB|" >"$T/b/secguard.conf"
+        sed "s|config=$T/secguard.conf|config=$T/b/secguard.conf|" "$T/pam.d/sgtest" >"$T/pam.d/sgtestb"
+        grep -q "$T/b/run/secguardd.sock" "$T/b/secguard.conf" || fail "host B config"
+}
+
+# start_b: host B's secguardd, answering STATUS within 5 s; its pid in B_PID.
+B_PID=
+start_b() {
+        "$SECGUARDD" --config "$T/b/secguard.conf" --log-target stderr >>"$T/b/daemon.log" 2>&1 &
+        B_PID=$!
+        local i
+        for i in $(seq 1 100); do
+                "$SECGUARDCTL" --config "$T/b/secguard.conf" status >/dev/null 2>&1 && return 0
+                kill -0 "$B_PID" 2>/dev/null || fail "secguardd B exited during start-up"
+                sleep 0.05
+        done
+        fail "secguardd B did not come up"
+}

@@ -59,10 +59,7 @@ fleet_roles
 
 # Host A uses lib.sh's layout ($T/secguard.conf, $T/state, service sgtest); host B its own.
 sg_write_config "${RL[@]}" "$(fleet_section fleet_a "$T/a.pw" "$HA")"
-mkdir -m 0755 "$T/b" "$T/b/run"
-mkdir -m 0700 "$T/b/state" "$T/fa" "$T/fb"
-sed -e "s|$T/run/|$T/b/run/|" -e "s|state_dir = $T/state|state_dir = $T/b/state|" "$T/secguard.conf" |
-        sed -e "s|user=fleet_a|user=fleet_b|" -e "s|$T/a.pw|$T/b.pw|" -e "s|$HA|$HB|" >"$T/b/secguard.conf"
+fleet_host_b
 # Host B's helper runs as nobody, its [fleet] user (secguardd grants that uid the FLEET_*
 # requests); it owns its password file and state dir and runs a copy of the binary (nobody
 # may not reach the build tree).
@@ -70,21 +67,7 @@ echo "user = nobody" >>"$T/b/secguard.conf"
 chown nobody "$T/b.pw" "$T/fb"
 install -m 0755 "$FLEETD" "$T/secguard-fleetd"
 chmod 0644 "$T/b/secguard.conf"
-sed "s|config=$T/secguard.conf|config=$T/b/secguard.conf|" "$T/pam.d/sgtest" >"$T/pam.d/sgtestb"
-grep -q "$T/b/run/secguardd.sock" "$T/b/secguard.conf" || fail "host B config"
 
-B_PID=
-start_b() {
-        "$SECGUARDD" --config "$T/b/secguard.conf" --log-target stderr >>"$T/b/daemon.log" 2>&1 &
-        B_PID=$!
-        local i
-        for i in $(seq 1 100); do
-                "$SECGUARDCTL" --config "$T/b/secguard.conf" status >/dev/null 2>&1 && return 0
-                kill -0 "$B_PID" 2>/dev/null || fail "secguardd B exited during start-up"
-                sleep 0.05
-        done
-        fail "secguardd B did not come up"
-}
 declare -A FPID
 start_fleetd() { # a|b
         if [ "$1" = b ]; then

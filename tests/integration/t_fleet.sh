@@ -235,10 +235,16 @@ check "fleet audit: both hosts' rows, newest first" bash -c "
         cut -d' ' -f1 <<<\"\$out\" | sort -rc"
 check "fleet audit --json --host B --user bob --event auth_success: B's 3 logins of bob" test \
         "$(octl fleet audit --json --host "$HB" --user bob --event auth_success | grep -c "^{\"host\":\"$HB\",\"id\":[0-9]*,.*\"event\":\"auth_success\".*\"user\":\"bob\"")" -eq 3
-check "fleet audit --event session_open: one session per host, each with its own user" test \
-        "$(octl fleet audit --json --event session_open | sed -E 's/^\{"host":"([0-9a-f]+)".*"user":"([a-z]+)".*/\1 \2/' | sort | tr '\n' ' ')" = "$HA alice $HB bob "
-check "fleet audit --host B --event session_close: B's session closed there" test \
-        "$(octl fleet audit --host "$HB" --event session_close | grep -c " $HB .*session_close .*user=bob")" -eq 1
+if [ -n "${SG_VALGRIND:-}" ]; then
+        # As in t_sessions: valgrind 3.19 (Debian 12) cannot run pidfd_open, so a daemon under
+        # memcheck registers no session and audits none.
+        echo "# skipped under memcheck: sessions per host (valgrind cannot run pidfd_open)"
+else
+        check "fleet audit --event session_open: one session per host, each with its own user" test \
+                "$(octl fleet audit --json --event session_open | sed -E 's/^\{"host":"([0-9a-f]+)".*"user":"([a-z]+)".*/\1 \2/' | sort | tr '\n' ' ')" = "$HA alice $HB bob "
+        check "fleet audit --host B --event session_close: B's session closed there" test \
+                "$(octl fleet audit --host "$HB" --event session_close | grep -c " $HB .*session_close .*user=bob")" -eq 1
+fi
 check "fleet audit --rhost: the filter reaches PostgreSQL" test \
         "$(octl fleet audit --json --rhost 192.0.2.61 | grep -c '"host":"'"$HA"'"')" -eq 1
 check "fleet audit: a bad --host is a usage error" test "$(octl fleet audit --host 'x;DROP' >/dev/null 2>&1; echo $?)" -eq 2

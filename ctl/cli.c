@@ -52,3 +52,12 @@ int cli_parse_time(const char *s, uint64_t now, uint64_t *ret) {
         *ret = t;
         return 0;
 }
+
+int cli_time_arg(const char *s, uint64_t now, uint64_t *ret) {
+        if (cli_parse_time(s, now, ret) == 0)
+                return 0;
+        fprintf(stderr, "secguardctl: bad time \"");
+        cli_fputs_escaped(stderr, s);
+        fprintf(stderr, "\" (ISO-8601 UTC like 2026-01-31T12:00:00Z, @EPOCH, now, or an age: 90s, 15m, 1h, 2d)\n");
+        return -EINVAL;
+}

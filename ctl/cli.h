@@ -24,3 +24,6 @@ void cli_json_u64(const char *key, uint64_t v, bool *first);
 /* A time argument (ISO-8601 UTC, @EPOCH up to 9999-12-31, now, an age) in microseconds.
  * 0 or -EINVAL. */
 int cli_parse_time(const char *s, uint64_t now, uint64_t *ret);
+/* cli_parse_time() for a command-line argument: on a bad one, says so on stderr with the
+ * accepted forms and returns -EINVAL. */
+int cli_time_arg(const char *s, uint64_t now, uint64_t *ret);

@@ -239,12 +239,8 @@ static int parse_fleet_audit(int argc, char **argv, struct audit_args *a, bool *
                         break;
                 case 's':
                 case 'U':
-                        if (cli_parse_time(optarg, now, &t) < 0) {
-                                fprintf(stderr, "secguardctl: bad time \"");
-                                cli_fputs_escaped(stderr, optarg);
-                                fprintf(stderr, "\" (ISO-8601 UTC like 2026-01-31T12:00:00Z, @EPOCH, now, or an age: 90s, 15m, 1h, 2d)\n");
+                        if (cli_time_arg(optarg, now, &t) < 0)
                                 return EXIT_USAGE;
-                        }
                         *(o == 's' ? &a->since : &a->until) = t;
                         break;
                 case 'n':

@@ -948,12 +948,8 @@ static int parse_audit(struct ctl *c, int argc, char **argv, enum command *ret_c
                         break;
                 case 's':
                 case 'U':
-                        if (cli_parse_time(optarg, now, &t) < 0) {
-                                fprintf(stderr, "secguardctl: bad time \"");
-                                cli_fputs_escaped(stderr, optarg);
-                                fprintf(stderr, "\" (ISO-8601 UTC like 2026-01-31T12:00:00Z, @EPOCH, now, or an age: 90s, 15m, 1h, 2d)\n");
+                        if (cli_time_arg(optarg, now, &t) < 0)
                                 return EXIT_USAGE;
-                        }
                         /* 0 means "open" on the wire; the epoch itself is as good as open. */
                         sg_writer_u64(&c->w, o == 's' ? SG_F_SINCE : SG_F_UNTIL, t);
                         if (o == 's')

@@ -39,8 +39,28 @@ static int check_key_fd(int fd, const char *path, size_t len, char *err, size_t 
         return 0;
 }
 
-int sg_key_read(const char *path, uint8_t *key, size_t len, char *err, size_t errsize) {
+int sg_read_exact(int fd, void *buf, size_t len, const char *path, char *err, size_t errsize) {
         size_t got = 0;
+        int r = 0;
+
+        while (r == 0 && got < len) {
+                ssize_t n = read(fd, (uint8_t *) buf + got, len - got);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        r = sg_errmsg(err, errsize, -errno, "cannot read %s: %m", path);
+                else if (n == 0)
+                        r = sg_errmsg(err, errsize, -EBADMSG, "%s shrank while being read", path);
+                else
+                        got += (size_t) n;
+        }
+        if (r < 0)
+                sodium_memzero(buf, len);
+        return r;
+}
+
+int sg_key_read(const char *path, uint8_t *key, size_t len, char *err, size_t errsize) {
         int fd, r;
 
         if (!path || !key)
@@ -55,20 +75,8 @@ int sg_key_read(const char *path, uint8_t *key, size_t len, char *err, size_t er
                 return sg_errmsg(err, errsize, -errno, "cannot open %s: %m", path);
         }
         r = check_key_fd(fd, path, len, err, errsize);
-        while (r == 0 && got < len) {
-                ssize_t n = read(fd, key + got, len - got);
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        r = sg_errmsg(err, errsize, -errno, "cannot read %s: %m", path);
-                else if (n == 0)
-                        r = sg_errmsg(err, errsize, -EBADMSG, "%s shrank while being read", path);
-                else
-                        got += (size_t) n;
-        }
-        if (r < 0 && got > 0)
-                sodium_memzero(key, len);
+        if (r == 0)
+                r = sg_read_exact(fd, key, len, path, err, errsize);
         close(fd);
         return r;
 }

@@ -3,6 +3,7 @@
 
 #include "cidr.h"
 #include "errmsg.h"
+#include "keyfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -193,17 +194,9 @@ static int read_secret_file(const char *path, char *out, size_t outsize, char *e
         else if (st.st_size <= 0 || (uint64_t) st.st_size >= outsize)
                 r = sg_errmsg(err, errsize, -EBADMSG, "%s holds %lld bytes, expected 1 to %zu", path,
                               (long long) st.st_size, outsize - 1);
-        while (r == 0 && got < (size_t) st.st_size) {
-                ssize_t n = read(fd, out + got, (size_t) st.st_size - got);
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        r = sg_errmsg(err, errsize, -errno, "cannot read %s: %m", path);
-                else if (n == 0)
-                        r = sg_errmsg(err, errsize, -EBADMSG, "%s shrank while being read", path);
-                else
-                        got += (size_t) n;
+        if (r == 0) {
+                got = (size_t) st.st_size;
+                r = sg_read_exact(fd, out, got, path, err, errsize);
         }
         close(fd);
         if (r == 0) {

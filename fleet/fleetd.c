@@ -663,8 +663,6 @@ retry:
 
 /* ---- shipping ---- */
 
-#define LIFT_MATCHES FLEET_SQL_LIFT_MATCHES
-
 static const char q_ins_decision[] =
         "INSERT INTO secguard.decisions(action, kind, key, until_usec, origin_host, reason, audit_id)"
         " VALUES ($1, $2, $3, $4::bigint, $5, $6, $7::bigint) ON CONFLICT DO NOTHING";
@@ -679,7 +677,7 @@ static const char q_sum_insert[] =
         " AND NOT EXISTS (SELECT 1 FROM secguard.decisions d WHERE d.action = 'lock' AND d.key = $1"
         "  AND d.kind IN ('source', 'spray') AND d.until_usec > $6::bigint"
         "  AND NOT EXISTS (SELECT 1 FROM secguard.decisions u WHERE u.action = 'unlock'"
-        "   AND u.key = d.key AND u.kind = d.kind AND u.id > d.id" LIFT_MATCHES "))";
+        "   AND u.key = d.key AND u.kind = d.kind AND u.id > d.id" FLEET_SQL_LIFT_MATCHES "))";
 
 static bool ins_decision(struct fleetd *f, const char *action, const char *kind, const char *key,
                          uint64_t until, const char *reason, uint64_t audit_id) {

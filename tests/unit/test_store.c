@@ -293,7 +293,7 @@ static void test_open_creates_private_wal_db(void **state) {
 
 static void test_migrations_create_schema(void **state) {
         static const char *const names[] = { "attempts", "locks", "audit", "audit_anchor",
-                                             "attempts_time", "attempts_pending", "audit_user",
+                                             "attempts_time", "audit_user",
                                              "audit_event", "audit_rhost", "audit_time", "sessions",
                                              "tokens", "audit_seal", "fleet_locks" };
         char sql[256];
@@ -915,10 +915,37 @@ static void test_fleet_locks_from_schema_5(void **state) {
         sg_store_free(s);
         raw_exec("DROP TABLE fleet_locks; PRAGMA user_version = 5");
         s = open_store();
-        assert_int_equal(raw_int("PRAGMA user_version"), 6);
+        assert_int_equal(raw_int("PRAGMA user_version"), SG_STORE_SCHEMA_VERSION);
         assert_int_equal(raw_int("SELECT count(*) FROM fleet_locks"), 0);
         assert_int_equal(raw_int("SELECT count(*) FROM audit"), 10);
         assert_intact(s);
+        sg_store_free(s);
+}
+
+/* A schema 6 database (with the index of pending attempts) migrates to 7: the index goes, the
+ * rows stay, and a pending attempt left by a crash is still found and settled as a failure. */
+static void test_attempts_pending_index_dropped(void **state) {
+        uint64_t id = 0, n = 0;
+        sg_store *s;
+
+        (void) state;
+        s = open_store();
+        assert_int_equal(sg_store_begin(s), 0);
+        assert_int_equal(sg_store_attempt_add(s, 100, "alice", "192.0.2.1", SG_ATTEMPT_PENDING, &id), 0);
+        assert_int_equal(sg_store_attempt_add(s, 101, "bob", "192.0.2.2", SG_ATTEMPT_SUCCESS, NULL), 0);
+        assert_int_equal(sg_store_commit(s), 0);
+        sg_store_free(s);
+        raw_exec("CREATE INDEX attempts_pending ON attempts(state) WHERE state = 0; PRAGMA user_version = 6");
+        s = open_store();
+        assert_int_equal(raw_int("PRAGMA user_version"), SG_STORE_SCHEMA_VERSION);
+        assert_int_equal(raw_int("SELECT count(*) FROM sqlite_schema WHERE name = 'attempts_pending'"), 0);
+        assert_int_equal(raw_int("SELECT count(*) FROM attempts"), 2);
+        assert_int_equal(sg_store_begin(s), 0);
+        assert_int_equal(sg_store_attempt_abandon_pending(s, &n), 0);
+        assert_int_equal(sg_store_commit(s), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(raw_int("SELECT state FROM attempts WHERE user = 'alice'"), SG_ATTEMPT_FAILURE);
+        assert_int_equal(raw_int("SELECT state FROM attempts WHERE user = 'bob'"), SG_ATTEMPT_SUCCESS);
         sg_store_free(s);
 }
 
@@ -1918,6 +1945,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_attempts, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_locks, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_fleet_locks, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_attempts_pending_index_dropped, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_fleet_locks_from_schema_5, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_audit_export, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_audit_query_filters, setup, teardown),

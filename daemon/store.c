@@ -13,10 +13,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -212,10 +214,37 @@ static const char *const migrations[] = {
 _Static_assert(sizeof migrations / sizeof migrations[0] == SG_STORE_SCHEMA_VERSION,
                "one migration per schema version");
 
+/* WAL checkpoints. SQLite's default runs one inside the COMMIT that brings the WAL to 1000
+ * frames: it copies them into the database and fsyncs both files, milliseconds during which
+ * the event loop, and every login, waits (that was the p99 of a serial login). Here a thread
+ * with its own connection runs a PASSIVE checkpoint once CKPT_FRAMES more frames are in the
+ * WAL; it never blocks the writer, and each commit stays exactly as durable as `synchronous`
+ * makes it (a checkpoint only copies committed pages into the database file).
+ *
+ * The WAL starts over (is written from its start again) only when a write begins after every
+ * frame was copied, and the thread is rarely done before the next commit adds frames. So once
+ * the thread has copied all but CKPT_FINISH_FRAMES, the commit runs the last, short PASSIVE
+ * checkpoint itself; past CKPT_INLINE_FRAMES it waits for the thread, if copying, and does so
+ * whatever is left, which bounds the WAL (about 16 MiB with 4 KiB pages). */
+#define CKPT_FRAMES 1000
+#define CKPT_FINISH_FRAMES 100
+#define CKPT_INLINE_FRAMES 4000
+
+struct checkpointer {
+        sqlite3 *db;
+        pthread_t thread;
+        pthread_mutex_t lock;
+        pthread_cond_t wake, idle;
+        bool requested, running, stop;
+        int copied;   /* frames the thread's last checkpoint has in the database (-1: none yet) */
+        int asked_at; /* the loop's: WAL frames when it last asked (0: not since the WAL started over) */
+};
+
 struct sg_store {
         sqlite3 *db;
         sqlite3_stmt *st[_ST_MAX];
         sg_audit_chain *audit; /* the audit trail on the same handle */
+        struct checkpointer *ckpt; /* NULL: checkpoints run in the commit, at CKPT_FRAMES */
         bool in_tx;
 };
 
@@ -565,6 +594,141 @@ static int prepare_all(sg_store *s, const uint8_t *audit_key, const char *path, 
         return r;
 }
 
+/* ---- WAL checkpoints (see struct checkpointer) ---- */
+
+static void *checkpointer_main(void *userdata) {
+        struct checkpointer *c = userdata;
+
+        pthread_mutex_lock(&c->lock);
+        for (;;) {
+                int copied = -1;
+
+                while (!c->requested && !c->stop)
+                        pthread_cond_wait(&c->wake, &c->lock);
+                if (c->stop)
+                        break;
+                c->requested = false;
+                c->running = true;
+                pthread_mutex_unlock(&c->lock);
+                /* Busy (the loop's own checkpoint) just means later: the loop asks again. */
+                if (sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, &copied) != SQLITE_OK)
+                        copied = -1;
+                pthread_mutex_lock(&c->lock);
+                c->running = false;
+                c->copied = copied;
+                pthread_cond_signal(&c->idle);
+        }
+        pthread_mutex_unlock(&c->lock);
+        return NULL;
+}
+
+/* Called by SQLite after each commit with the frames now in the WAL; it replaces
+ * wal_autocheckpoint on this connection. */
+static int on_wal_commit(void *userdata, sqlite3 *db, const char *name, int frames) {
+        sg_store *s = userdata;
+        struct checkpointer *c = s->ckpt;
+        bool inline_ckpt = false;
+
+        if (!c) {
+                if (frames >= CKPT_FRAMES)
+                        (void) sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+                return SQLITE_OK;
+        }
+        pthread_mutex_lock(&c->lock);
+        if (frames < c->asked_at) { /* the WAL started over */
+                c->asked_at = 0;
+                c->copied = -1;
+        }
+        if (frames >= CKPT_INLINE_FRAMES) {
+                /* The bound: wait for the thread's copy to end (ours would only be refused
+                 * meanwhile), then copy the rest here, as SQLite's own checkpoint would. */
+                c->requested = false;
+                while (c->running)
+                        pthread_cond_wait(&c->idle, &c->lock);
+                inline_ckpt = true;
+        } else if (!c->requested && !c->running) {
+                if (c->asked_at > 0 && c->copied >= c->asked_at && frames - c->copied <= CKPT_FINISH_FRAMES)
+                        inline_ckpt = true;
+                else if (frames >= c->asked_at + CKPT_FRAMES) {
+                        c->asked_at = frames;
+                        c->requested = true;
+                        pthread_cond_signal(&c->wake);
+                }
+        }
+        pthread_mutex_unlock(&c->lock);
+        /* SQLITE_BUSY while the thread copies: the next commit tries again. */
+        if (inline_ckpt)
+                (void) sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        return SQLITE_OK;
+}
+
+static void checkpointer_stop(sg_store *s) {
+        struct checkpointer *c = s->ckpt;
+
+        if (!c)
+                return;
+        s->ckpt = NULL;
+        pthread_mutex_lock(&c->lock);
+        c->stop = true;
+        pthread_cond_signal(&c->wake);
+        pthread_mutex_unlock(&c->lock);
+        (void) pthread_join(c->thread, NULL);
+        (void) sqlite3_close(c->db);
+        pthread_mutex_destroy(&c->lock);
+        pthread_cond_destroy(&c->wake);
+        pthread_cond_destroy(&c->idle);
+        free(c);
+}
+
+/* Without the thread (no memory, no second connection) the store checkpoints in the commit,
+ * as SQLite would by itself: slower tail, same data. */
+static void checkpointer_start(sg_store *s, const char *path) {
+        struct checkpointer *c;
+        sigset_t all, old;
+        int rc;
+
+        (void) sqlite3_wal_hook(s->db, on_wal_commit, s);
+        if (!sqlite3_threadsafe())
+                return;
+        c = calloc(1, sizeof *c);
+        if (!c)
+                return;
+        rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_NOMUTEX |
+                             SQLITE_OPEN_EXRESCODE, NULL);
+        /* Hardened like the main handle; the first read opens the WAL, which a checkpoint on a
+         * connection that never read would not. */
+        if (rc == SQLITE_OK &&
+            (sqlite3_db_config(c->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL) != SQLITE_OK ||
+             sqlite3_db_config(c->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL) != SQLITE_OK ||
+             sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL) != SQLITE_OK))
+                rc = SQLITE_ERROR;
+        if (rc == SQLITE_OK)
+                rc = exec_setup(c->db, "SELECT count(*) FROM sqlite_schema", NULL, 0, NULL);
+        if (rc != SQLITE_OK) {
+                (void) sqlite3_close(c->db);
+                free(c);
+                return;
+        }
+        c->copied = -1;
+        (void) pthread_mutex_init(&c->lock, NULL);
+        (void) pthread_cond_init(&c->wake, NULL);
+        (void) pthread_cond_init(&c->idle, NULL);
+        /* Signals stay with the loop's thread (sd-event takes them through a signalfd). */
+        sigfillset(&all);
+        (void) pthread_sigmask(SIG_BLOCK, &all, &old);
+        rc = pthread_create(&c->thread, NULL, checkpointer_main, c);
+        (void) pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (rc != 0) {
+                (void) sqlite3_close(c->db);
+                pthread_mutex_destroy(&c->lock);
+                pthread_cond_destroy(&c->wake);
+                pthread_cond_destroy(&c->idle);
+                free(c);
+                return;
+        }
+        s->ckpt = c;
+}
+
 int sg_store_open(const struct sg_store_options *o, sg_store **ret, char *err, size_t errsize) {
         char path[PATH_MAX];
         sg_store *s;
@@ -616,6 +780,7 @@ int sg_store_open(const struct sg_store_options *o, sg_store **ret, char *err, s
                 r = prepare_all(s, o->audit_key, path, err, errsize);
         if (r < 0)
                 goto fail;
+        checkpointer_start(s, path);
         (void) umask(old_umask);
         *ret = s;
         return 0;
@@ -628,6 +793,8 @@ fail:
 sg_store *sg_store_free(sg_store *s) {
         if (!s)
                 return NULL;
+        /* First: the main handle's close checkpoints and removes the WAL only as the last one. */
+        checkpointer_stop(s);
         if (s->db) {
                 int rc;
 

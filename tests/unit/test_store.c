@@ -949,6 +949,39 @@ static void test_attempts_pending_index_dropped(void **state) {
         sg_store_free(s);
 }
 
+/* Checkpoints run off the commit (a thread, and a short one in the commit to let the WAL
+ * start over), yet the WAL stays bounded commit after commit: without checkpoints these 4000
+ * commits (about 24,000 frames) would make it some 100 MB. */
+static void test_wal_bounded(void **state) {
+        char wal[sizeof dbpath + 8];
+        off_t max = 0;
+        sg_store *s;
+
+        (void) state;
+        s = open_store();
+        snprintf(wal, sizeof wal, "%s-wal", dbpath);
+        for (uint64_t i = 1; i <= 4000; i++) {
+                struct stat st;
+                uint64_t id = 0;
+
+                assert_int_equal(sg_store_begin(s), 0);
+                assert_int_equal(sg_store_attempt_add(s, i, "alice", "192.0.2.1", SG_ATTEMPT_PENDING, &id), 0);
+                assert_int_equal(sg_store_attempt_settle(s, id, SG_ATTEMPT_FAILURE), 0);
+                assert_int_equal(append(s, i, "auth_failure", "alice", "192.0.2.1"), i);
+                assert_int_equal(sg_store_commit(s), 0);
+                if (stat(wal, &st) == 0 && st.st_size > max)
+                        max = st.st_size;
+        }
+        print_message("largest WAL: %lld bytes\n", (long long) max);
+        assert_true(max > 0);
+        /* CKPT_INLINE_FRAMES (4000) frames of a 4 KiB page and a 24-byte header, the commit
+         * that crossed it, the WAL header */
+        assert_true(max <= (off_t) 4100 * (4096 + 24) + 32);
+        assert_int_equal(raw_int("SELECT count(*) FROM audit"), 4000);
+        assert_intact(s);
+        sg_store_free(s);
+}
+
 struct export_seen {
         size_t n;
         uint64_t id[16];
@@ -1946,6 +1979,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_locks, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_fleet_locks, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_attempts_pending_index_dropped, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_wal_bounded, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_fleet_locks_from_schema_5, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_audit_export, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_audit_query_filters, setup, teardown),

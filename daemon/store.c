@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sys/stat.h>
@@ -217,18 +218,19 @@ _Static_assert(sizeof migrations / sizeof migrations[0] == SG_STORE_SCHEMA_VERSI
 /* WAL checkpoints. SQLite's default runs one inside the COMMIT that brings the WAL to 1000
  * frames: it copies them into the database and fsyncs both files, milliseconds during which
  * the event loop, and every login, waits (that was the p99 of a serial login). Here a thread
- * with its own connection runs a PASSIVE checkpoint once CKPT_FRAMES more frames are in the
- * WAL; it never blocks the writer, and each commit stays exactly as durable as `synchronous`
- * makes it (a checkpoint only copies committed pages into the database file).
+ * with its own connection runs a PASSIVE checkpoint each time CKPT_FRAMES more frames are in
+ * the WAL; it never blocks the writer, and each commit stays exactly as durable as
+ * `synchronous` makes it (a checkpoint only copies committed pages into the database file).
  *
  * The WAL starts over (is written from its start again) only when a write begins after every
- * frame was copied, and the thread is rarely done before the next commit adds frames. So once
- * the thread has copied all but CKPT_FINISH_FRAMES, the commit runs the last, short PASSIVE
- * checkpoint itself; past CKPT_INLINE_FRAMES it waits for the thread, if copying, and does so
- * whatever is left, which bounds the WAL (about 16 MiB with 4 KiB pages). */
+ * frame was copied, and under load the next commit has added frames before the thread is done.
+ * So when its run left frames behind, the thread runs again once no commit came for
+ * CKPT_QUIET_USEC. Under load without such a pause the WAL grows: past CKPT_INLINE_FRAMES the
+ * commit waits for the thread, if copying, and copies what is left itself, as SQLite would;
+ * that bounds the WAL (about 16 MiB with 4 KiB pages). */
 #define CKPT_FRAMES 1000
-#define CKPT_FINISH_FRAMES 100
 #define CKPT_INLINE_FRAMES 4000
+#define CKPT_QUIET_USEC 2000
 
 struct checkpointer {
         sqlite3 *db;
@@ -236,8 +238,9 @@ struct checkpointer {
         pthread_mutex_t lock;
         pthread_cond_t wake, idle;
         bool requested, running, stop;
-        int copied;   /* frames the thread's last checkpoint has in the database (-1: none yet) */
-        int asked_at; /* the loop's: WAL frames when it last asked (0: not since the WAL started over) */
+        bool behind;      /* the thread's last run left frames in the WAL it did not copy */
+        uint64_t commits; /* counted by the loop, so the thread can tell a pause */
+        int asked_at;     /* the loop's: WAL frames when it last asked (0: not since the WAL started over) */
 };
 
 struct sg_store {
@@ -596,26 +599,48 @@ static int prepare_all(sg_store *s, const uint8_t *audit_key, const char *path, 
 
 /* ---- WAL checkpoints (see struct checkpointer) ---- */
 
+/* Waits for a request, or, when its last run left frames behind, for a pause in the commits. */
+static void checkpointer_wait(struct checkpointer *c) {
+        while (!c->requested && !c->stop) {
+                uint64_t seen = c->commits;
+                struct timespec ts;
+
+                if (!c->behind) {
+                        pthread_cond_wait(&c->wake, &c->lock);
+                        continue;
+                }
+                (void) clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += CKPT_QUIET_USEC * 1000L;
+                if (ts.tv_nsec >= 1000000000L) {
+                        ts.tv_sec++;
+                        ts.tv_nsec -= 1000000000L;
+                }
+                if (pthread_cond_timedwait(&c->wake, &c->lock, &ts) == ETIMEDOUT && c->commits == seen)
+                        c->requested = true;
+        }
+}
+
 static void *checkpointer_main(void *userdata) {
         struct checkpointer *c = userdata;
 
         pthread_mutex_lock(&c->lock);
         for (;;) {
-                int copied = -1;
+                int frames = -1, copied = -1, rc;
+                uint64_t commits;
 
-                while (!c->requested && !c->stop)
-                        pthread_cond_wait(&c->wake, &c->lock);
+                checkpointer_wait(c);
                 if (c->stop)
                         break;
                 c->requested = false;
                 c->running = true;
+                commits = c->commits;
                 pthread_mutex_unlock(&c->lock);
-                /* Busy (the loop's own checkpoint) just means later: the loop asks again. */
-                if (sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, &copied) != SQLITE_OK)
-                        copied = -1;
+                rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, &copied);
                 pthread_mutex_lock(&c->lock);
                 c->running = false;
-                c->copied = copied;
+                /* Behind: a commit came meanwhile, a reader kept frames back, or busy (the
+                 * loop's own checkpoint). Then again at the next pause. */
+                c->behind = rc != SQLITE_OK || copied < frames || c->commits != commits;
                 pthread_cond_signal(&c->idle);
         }
         pthread_mutex_unlock(&c->lock);
@@ -635,28 +660,22 @@ static int on_wal_commit(void *userdata, sqlite3 *db, const char *name, int fram
                 return SQLITE_OK;
         }
         pthread_mutex_lock(&c->lock);
-        if (frames < c->asked_at) { /* the WAL started over */
+        c->commits++;
+        if (frames < c->asked_at) /* the WAL started over */
                 c->asked_at = 0;
-                c->copied = -1;
-        }
         if (frames >= CKPT_INLINE_FRAMES) {
                 /* The bound: wait for the thread's copy to end (ours would only be refused
-                 * meanwhile), then copy the rest here, as SQLite's own checkpoint would. */
+                 * meanwhile), then copy the rest here. */
                 c->requested = false;
                 while (c->running)
                         pthread_cond_wait(&c->idle, &c->lock);
                 inline_ckpt = true;
-        } else if (!c->requested && !c->running) {
-                if (c->asked_at > 0 && c->copied >= c->asked_at && frames - c->copied <= CKPT_FINISH_FRAMES)
-                        inline_ckpt = true;
-                else if (frames >= c->asked_at + CKPT_FRAMES) {
-                        c->asked_at = frames;
-                        c->requested = true;
-                        pthread_cond_signal(&c->wake);
-                }
+        } else if (frames >= c->asked_at + CKPT_FRAMES && !c->requested && !c->running) {
+                c->asked_at = frames;
+                c->requested = true;
+                pthread_cond_signal(&c->wake);
         }
         pthread_mutex_unlock(&c->lock);
-        /* SQLITE_BUSY while the thread copies: the next commit tries again. */
         if (inline_ckpt)
                 (void) sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
         return SQLITE_OK;
@@ -709,7 +728,6 @@ static void checkpointer_start(sg_store *s, const char *path) {
                 free(c);
                 return;
         }
-        c->copied = -1;
         (void) pthread_mutex_init(&c->lock, NULL);
         (void) pthread_cond_init(&c->wake, NULL);
         (void) pthread_cond_init(&c->idle, NULL);

@@ -225,11 +225,13 @@ _Static_assert(sizeof migrations / sizeof migrations[0] == SG_STORE_SCHEMA_VERSI
  * The WAL starts over (is written from its start again) only when a write begins after every
  * frame was copied, and under load the next commit has added frames before the thread is done.
  * So when its run left frames behind, the thread runs again once no commit came for
- * CKPT_QUIET_USEC. Under load without such a pause the WAL grows: past CKPT_INLINE_FRAMES the
- * commit waits for the thread, if copying, and copies what is left itself, as SQLite would;
- * that bounds the WAL (about 16 MiB with 4 KiB pages). */
-#define CKPT_FRAMES 1000
-#define CKPT_INLINE_FRAMES 4000
+ * CKPT_QUIET_USEC. Under load without such a pause the WAL grows; at CKPT_INLINE_FRAMES, SQLite's
+ * own threshold, the commit waits for the thread, if copying, and copies what is left itself,
+ * as SQLite did at every threshold (but most pages are copied and synced by then). So the WAL
+ * never grows past the size it had before, which the free-space margin relies on
+ * (keep_room() in manager.c; tests/integration/t_disk_prune.sh). */
+#define CKPT_FRAMES 250
+#define CKPT_INLINE_FRAMES 1000
 #define CKPT_QUIET_USEC 2000
 
 struct checkpointer {

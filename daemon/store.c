@@ -225,13 +225,18 @@ _Static_assert(sizeof migrations / sizeof migrations[0] == SG_STORE_SCHEMA_VERSI
  * The WAL starts over (is written from its start again) only when a write begins after every
  * frame was copied, and under load the next commit has added frames before the thread is done.
  * So when its run left frames behind, the thread runs again once no commit came for
- * CKPT_QUIET_USEC. Under load without such a pause the WAL grows; at CKPT_INLINE_FRAMES, SQLite's
- * own threshold, the commit waits for the thread, if copying, and copies what is left itself,
- * as SQLite did at every threshold (but most pages are copied and synced by then). So the WAL
- * never grows past the size it had before, which the free-space margin relies on
- * (keep_room() in manager.c; tests/integration/t_disk_prune.sh). */
+ * CKPT_QUIET_USEC. Under load without such a pause the WAL grows, up to a bound: there the commit
+ * waits for the thread, if copying, and copies what is left itself, as SQLite's own checkpoint
+ * did (but most pages are copied and synced by then). The bound is CKPT_INLINE_FRAMES, SQLite's
+ * threshold, when the file system has less than CKPT_ROOMY_BYTES free: a WAL file that grows
+ * needs room, and the free-space margin of keep_room() (manager.c) assumes the WAL stays the
+ * size SQLite kept it (tests/integration/t_disk_prune.sh). With room to spare it is
+ * CKPT_ROOMY_FRAMES (about 16 MiB with 4 KiB pages); SQLite never shrinks the file, so a WAL
+ * that grew while there was room takes no more when room runs short. Decided once per WAL. */
 #define CKPT_FRAMES 250
 #define CKPT_INLINE_FRAMES 1000
+#define CKPT_ROOMY_FRAMES 4000
+#define CKPT_ROOMY_BYTES (256ULL << 20)
 #define CKPT_QUIET_USEC 2000
 
 struct checkpointer {
@@ -242,7 +247,10 @@ struct checkpointer {
         bool requested, running, stop;
         bool behind;      /* the thread's last run left frames in the WAL it did not copy */
         uint64_t commits; /* counted by the loop, so the thread can tell a pause */
-        int asked_at;     /* the loop's: WAL frames when it last asked (0: not since the WAL started over) */
+        /* The loop's alone: */
+        int last_frames;  /* WAL frames after the last commit */
+        int asked_at;     /* WAL frames when it last asked (0: not since the WAL started over) */
+        int bound;        /* this WAL's bound (0: not decided yet) */
 };
 
 struct sg_store {
@@ -661,13 +669,22 @@ static int on_wal_commit(void *userdata, sqlite3 *db, const char *name, int fram
                         (void) sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
                 return SQLITE_OK;
         }
+        if (frames < c->last_frames) { /* the WAL started over */
+                c->asked_at = 0;
+                c->bound = 0;
+        }
+        c->last_frames = frames;
+        if (frames >= CKPT_INLINE_FRAMES && c->bound == 0) {
+                uint64_t free_bytes = 0;
+
+                c->bound = sg_store_free_bytes(s, &free_bytes) >= 0 && free_bytes >= CKPT_ROOMY_BYTES ?
+                           CKPT_ROOMY_FRAMES : CKPT_INLINE_FRAMES;
+        }
         pthread_mutex_lock(&c->lock);
         c->commits++;
-        if (frames < c->asked_at) /* the WAL started over */
-                c->asked_at = 0;
-        if (frames >= CKPT_INLINE_FRAMES) {
-                /* The bound: wait for the thread's copy to end (ours would only be refused
-                 * meanwhile), then copy the rest here. */
+        if (c->bound > 0 && frames >= c->bound) {
+                /* Wait for the thread's copy to end (ours would only be refused meanwhile),
+                 * then copy the rest here. */
                 c->requested = false;
                 while (c->running)
                         pthread_cond_wait(&c->idle, &c->lock);

@@ -257,7 +257,7 @@ struct sg_store {
         sqlite3 *db;
         sqlite3_stmt *st[_ST_MAX];
         sg_audit_chain *audit; /* the audit trail on the same handle */
-        struct checkpointer *ckpt; /* NULL: checkpoints run in the commit, at CKPT_FRAMES */
+        struct checkpointer *ckpt; /* NULL: checkpoints run in the commit, at CKPT_INLINE_FRAMES, as SQLite did */
         bool in_tx;
 };
 
@@ -665,7 +665,7 @@ static int on_wal_commit(void *userdata, sqlite3 *db, const char *name, int fram
         bool inline_ckpt = false;
 
         if (!c) {
-                if (frames >= CKPT_FRAMES)
+                if (frames >= CKPT_INLINE_FRAMES)
                         (void) sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
                 return SQLITE_OK;
         }

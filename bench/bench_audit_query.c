@@ -4,7 +4,7 @@
  * times filtered newest-N queries, verify, count, reopen and PRAGMA quick_check. Prints
  * figures; asserts nothing about time (not part of CTest).
  *
- *   cc -O2 -D_GNU_SOURCE -Idaemon bench/bench_audit_query.c daemon/store.c daemon/audit-chain.c daemon/sql.c -lsqlite3 -lsodium \
+ *   cc -O2 -D_GNU_SOURCE -Idaemon bench/bench_audit_query.c daemon/store.c daemon/audit-chain.c daemon/sql.c -lsqlite3 -lsodium -pthread \
  *      -o bench_audit_query && ./bench_audit_query [ROWS] [DIR]
  */
 #include <errno.h>

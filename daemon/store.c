@@ -13,10 +13,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -203,14 +206,58 @@ static const char *const migrations[] = {
         "  decision_id INTEGER NOT NULL,"
         "  applied_usec INTEGER NOT NULL,"
         "  PRIMARY KEY(kind, key)) WITHOUT ROWID;",
+        /* 7: no index of pending attempts. Every reservation added an entry and every settle
+         * removed it, a page more in both commits of each login, for one statement run once
+         * at start (ST_ATTEMPT_ABANDON), which now reads the attempts table, as the replay
+         * right after it does anyway (docs/performance.md). */
+        "DROP INDEX IF EXISTS attempts_pending;",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == SG_STORE_SCHEMA_VERSION,
                "one migration per schema version");
+
+/* WAL checkpoints. SQLite's default runs one inside the COMMIT that brings the WAL to 1000
+ * frames: it copies them into the database and fsyncs both files, milliseconds during which
+ * the event loop, and every login, waits (that was the p99 of a serial login). Here a thread
+ * with its own connection runs a PASSIVE checkpoint each time CKPT_FRAMES more frames are in
+ * the WAL; it never blocks the writer, and each commit stays exactly as durable as
+ * `synchronous` makes it (a checkpoint only copies committed pages into the database file).
+ *
+ * The WAL starts over (is written from its start again) only when a write begins after every
+ * frame was copied, and under load the next commit has added frames before the thread is done.
+ * So when its run left frames behind, the thread runs again once no commit came for
+ * CKPT_QUIET_USEC. Under load without such a pause the WAL grows, up to a bound: there the commit
+ * waits for the thread, if copying, and copies what is left itself, as SQLite's own checkpoint
+ * did (but most pages are copied and synced by then). The bound is CKPT_INLINE_FRAMES, SQLite's
+ * threshold, when the file system has less than CKPT_ROOMY_BYTES free: a WAL file that grows
+ * needs room, and the free-space margin of keep_room() (manager.c) assumes the WAL stays the
+ * size SQLite kept it (tests/integration/t_disk_prune.sh). With room to spare it is
+ * CKPT_ROOMY_FRAMES (about 16 MiB with 4 KiB pages); SQLite never shrinks the file, so a WAL
+ * that grew while there was room takes no more when room runs short. Decided once per WAL. */
+#define CKPT_FRAMES 250
+#define CKPT_INLINE_FRAMES 1000
+#define CKPT_ROOMY_FRAMES 4000
+#define CKPT_ROOMY_BYTES (256ULL << 20)
+#define CKPT_QUIET_USEC 2000
+
+struct checkpointer {
+        sqlite3 *db;
+        pthread_t thread;
+        pthread_mutex_t lock;
+        pthread_cond_t wake, idle;
+        bool requested, running, stop;
+        bool behind;      /* the thread's last run left frames in the WAL it did not copy */
+        uint64_t commits; /* counted by the loop, so the thread can tell a pause */
+        /* The loop's alone: */
+        int last_frames;  /* WAL frames after the last commit */
+        int asked_at;     /* WAL frames when it last asked (0: not since the WAL started over) */
+        int bound;        /* this WAL's bound (0: not decided yet) */
+};
 
 struct sg_store {
         sqlite3 *db;
         sqlite3_stmt *st[_ST_MAX];
         sg_audit_chain *audit; /* the audit trail on the same handle */
+        struct checkpointer *ckpt; /* NULL: checkpoints run in the commit, at CKPT_INLINE_FRAMES, as SQLite did */
         bool in_tx;
 };
 
@@ -560,6 +607,165 @@ static int prepare_all(sg_store *s, const uint8_t *audit_key, const char *path, 
         return r;
 }
 
+/* ---- WAL checkpoints (see struct checkpointer) ---- */
+
+/* Waits for a request, or, when its last run left frames behind, for a pause in the commits. */
+static void checkpointer_wait(struct checkpointer *c) {
+        while (!c->requested && !c->stop) {
+                uint64_t seen = c->commits;
+                struct timespec ts;
+
+                if (!c->behind) {
+                        pthread_cond_wait(&c->wake, &c->lock);
+                        continue;
+                }
+                (void) clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += CKPT_QUIET_USEC * 1000L;
+                if (ts.tv_nsec >= 1000000000L) {
+                        ts.tv_sec++;
+                        ts.tv_nsec -= 1000000000L;
+                }
+                if (pthread_cond_timedwait(&c->wake, &c->lock, &ts) == ETIMEDOUT && c->commits == seen)
+                        c->requested = true;
+        }
+}
+
+static void *checkpointer_main(void *userdata) {
+        struct checkpointer *c = userdata;
+
+        pthread_mutex_lock(&c->lock);
+        for (;;) {
+                int frames = -1, copied = -1, rc;
+                uint64_t commits;
+
+                checkpointer_wait(c);
+                if (c->stop)
+                        break;
+                c->requested = false;
+                c->running = true;
+                commits = c->commits;
+                pthread_mutex_unlock(&c->lock);
+                rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, &copied);
+                pthread_mutex_lock(&c->lock);
+                c->running = false;
+                /* Behind: a commit came meanwhile, a reader kept frames back, or busy (the
+                 * loop's own checkpoint). Then again at the next pause. */
+                c->behind = rc != SQLITE_OK || copied < frames || c->commits != commits;
+                pthread_cond_signal(&c->idle);
+        }
+        pthread_mutex_unlock(&c->lock);
+        return NULL;
+}
+
+/* Called by SQLite after each commit with the frames now in the WAL; it replaces
+ * wal_autocheckpoint on this connection. */
+static int on_wal_commit(void *userdata, sqlite3 *db, const char *name, int frames) {
+        sg_store *s = userdata;
+        struct checkpointer *c = s->ckpt;
+        bool inline_ckpt = false;
+
+        if (!c) {
+                if (frames >= CKPT_INLINE_FRAMES)
+                        (void) sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+                return SQLITE_OK;
+        }
+        if (frames < c->last_frames) { /* the WAL started over */
+                c->asked_at = 0;
+                c->bound = 0;
+        }
+        c->last_frames = frames;
+        if (frames >= CKPT_INLINE_FRAMES && c->bound == 0) {
+                uint64_t free_bytes = 0;
+
+                c->bound = sg_store_free_bytes(s, &free_bytes) >= 0 && free_bytes >= CKPT_ROOMY_BYTES ?
+                           CKPT_ROOMY_FRAMES : CKPT_INLINE_FRAMES;
+        }
+        pthread_mutex_lock(&c->lock);
+        c->commits++;
+        if (c->bound > 0 && frames >= c->bound) {
+                /* Wait for the thread's copy to end (ours would only be refused meanwhile),
+                 * then copy the rest here. */
+                c->requested = false;
+                while (c->running)
+                        pthread_cond_wait(&c->idle, &c->lock);
+                inline_ckpt = true;
+        } else if (frames >= c->asked_at + CKPT_FRAMES && !c->requested && !c->running) {
+                c->asked_at = frames;
+                c->requested = true;
+                pthread_cond_signal(&c->wake);
+        }
+        pthread_mutex_unlock(&c->lock);
+        if (inline_ckpt)
+                (void) sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        return SQLITE_OK;
+}
+
+static void checkpointer_stop(sg_store *s) {
+        struct checkpointer *c = s->ckpt;
+
+        if (!c)
+                return;
+        s->ckpt = NULL;
+        pthread_mutex_lock(&c->lock);
+        c->stop = true;
+        pthread_cond_signal(&c->wake);
+        pthread_mutex_unlock(&c->lock);
+        (void) pthread_join(c->thread, NULL);
+        (void) sqlite3_close(c->db);
+        pthread_mutex_destroy(&c->lock);
+        pthread_cond_destroy(&c->wake);
+        pthread_cond_destroy(&c->idle);
+        free(c);
+}
+
+/* Without the thread (no memory, no second connection) the store checkpoints in the commit,
+ * as SQLite would by itself: slower tail, same data. */
+static void checkpointer_start(sg_store *s, const char *path) {
+        struct checkpointer *c;
+        sigset_t all, old;
+        int rc;
+
+        (void) sqlite3_wal_hook(s->db, on_wal_commit, s);
+        if (!sqlite3_threadsafe())
+                return;
+        c = calloc(1, sizeof *c);
+        if (!c)
+                return;
+        rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_NOMUTEX |
+                             SQLITE_OPEN_EXRESCODE, NULL);
+        /* Hardened like the main handle; the first read opens the WAL, which a checkpoint on a
+         * connection that never read would not. */
+        if (rc == SQLITE_OK &&
+            (sqlite3_db_config(c->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL) != SQLITE_OK ||
+             sqlite3_db_config(c->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL) != SQLITE_OK ||
+             sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL) != SQLITE_OK))
+                rc = SQLITE_ERROR;
+        if (rc == SQLITE_OK)
+                rc = exec_setup(c->db, "SELECT count(*) FROM sqlite_schema", NULL, 0, NULL);
+        if (rc != SQLITE_OK) {
+                (void) sqlite3_close(c->db);
+                free(c);
+                return;
+        }
+        (void) pthread_mutex_init(&c->lock, NULL);
+        (void) pthread_cond_init(&c->wake, NULL);
+        (void) pthread_cond_init(&c->idle, NULL);
+        /* Signals stay with the loop's thread (sd-event takes them through a signalfd). */
+        sigfillset(&all);
+        (void) pthread_sigmask(SIG_BLOCK, &all, &old);
+        rc = pthread_create(&c->thread, NULL, checkpointer_main, c);
+        (void) pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (rc != 0) {
+                (void) sqlite3_close(c->db);
+                pthread_mutex_destroy(&c->lock);
+                pthread_cond_destroy(&c->wake);
+                pthread_cond_destroy(&c->idle);
+                free(c);
+                return;
+        }
+        s->ckpt = c;
+}
+
 int sg_store_open(const struct sg_store_options *o, sg_store **ret, char *err, size_t errsize) {
         char path[PATH_MAX];
         sg_store *s;
@@ -611,6 +817,7 @@ int sg_store_open(const struct sg_store_options *o, sg_store **ret, char *err, s
                 r = prepare_all(s, o->audit_key, path, err, errsize);
         if (r < 0)
                 goto fail;
+        checkpointer_start(s, path);
         (void) umask(old_umask);
         *ret = s;
         return 0;
@@ -623,6 +830,8 @@ fail:
 sg_store *sg_store_free(sg_store *s) {
         if (!s)
                 return NULL;
+        /* First: the main handle's close checkpoints and removes the WAL only as the last one. */
+        checkpointer_stop(s);
         if (s->db) {
                 int rc;
 

@@ -19,7 +19,7 @@
 #include "audit.h"
 #include "fss.h"
 
-#define SG_STORE_SCHEMA_VERSION 6
+#define SG_STORE_SCHEMA_VERSION 7
 
 typedef struct sg_store sg_store;
 

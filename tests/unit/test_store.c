@@ -293,7 +293,7 @@ static void test_open_creates_private_wal_db(void **state) {
 
 static void test_migrations_create_schema(void **state) {
         static const char *const names[] = { "attempts", "locks", "audit", "audit_anchor",
-                                             "attempts_time", "attempts_pending", "audit_user",
+                                             "attempts_time", "audit_user",
                                              "audit_event", "audit_rhost", "audit_time", "sessions",
                                              "tokens", "audit_seal", "fleet_locks" };
         char sql[256];
@@ -915,9 +915,75 @@ static void test_fleet_locks_from_schema_5(void **state) {
         sg_store_free(s);
         raw_exec("DROP TABLE fleet_locks; PRAGMA user_version = 5");
         s = open_store();
-        assert_int_equal(raw_int("PRAGMA user_version"), 6);
+        assert_int_equal(raw_int("PRAGMA user_version"), SG_STORE_SCHEMA_VERSION);
         assert_int_equal(raw_int("SELECT count(*) FROM fleet_locks"), 0);
         assert_int_equal(raw_int("SELECT count(*) FROM audit"), 10);
+        assert_intact(s);
+        sg_store_free(s);
+}
+
+/* A schema 6 database (with the index of pending attempts) migrates to 7: the index goes, the
+ * rows stay, and a pending attempt left by a crash is still found and settled as a failure. */
+static void test_attempts_pending_index_dropped(void **state) {
+        uint64_t id = 0, n = 0;
+        sg_store *s;
+
+        (void) state;
+        s = open_store();
+        assert_int_equal(sg_store_begin(s), 0);
+        assert_int_equal(sg_store_attempt_add(s, 100, "alice", "192.0.2.1", SG_ATTEMPT_PENDING, &id), 0);
+        assert_int_equal(sg_store_attempt_add(s, 101, "bob", "192.0.2.2", SG_ATTEMPT_SUCCESS, NULL), 0);
+        assert_int_equal(sg_store_commit(s), 0);
+        sg_store_free(s);
+        raw_exec("CREATE INDEX attempts_pending ON attempts(state) WHERE state = 0; PRAGMA user_version = 6");
+        s = open_store();
+        assert_int_equal(raw_int("PRAGMA user_version"), SG_STORE_SCHEMA_VERSION);
+        assert_int_equal(raw_int("SELECT count(*) FROM sqlite_schema WHERE name = 'attempts_pending'"), 0);
+        assert_int_equal(raw_int("SELECT count(*) FROM attempts"), 2);
+        assert_int_equal(sg_store_begin(s), 0);
+        assert_int_equal(sg_store_attempt_abandon_pending(s, &n), 0);
+        assert_int_equal(sg_store_commit(s), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(raw_int("SELECT state FROM attempts WHERE user = 'alice'"), SG_ATTEMPT_FAILURE);
+        assert_int_equal(raw_int("SELECT state FROM attempts WHERE user = 'bob'"), SG_ATTEMPT_SUCCESS);
+        sg_store_free(s);
+}
+
+/* Checkpoints run off the commit (a thread, and a short one in the commit to let the WAL
+ * start over), yet the WAL stays bounded commit after commit: without checkpoints these 4000
+ * commits (about 24,000 frames) would make it some 100 MB. */
+static void test_wal_bounded(void **state) {
+        char wal[sizeof dbpath + 8];
+        uint64_t free_bytes = 0;
+        off_t max = 0;
+        int bound;
+        sg_store *s;
+
+        (void) state;
+        s = open_store();
+        snprintf(wal, sizeof wal, "%s-wal", dbpath);
+        for (uint64_t i = 1; i <= 4000; i++) {
+                struct stat st;
+                uint64_t id = 0;
+
+                assert_int_equal(sg_store_begin(s), 0);
+                assert_int_equal(sg_store_attempt_add(s, i, "alice", "192.0.2.1", SG_ATTEMPT_PENDING, &id), 0);
+                assert_int_equal(sg_store_attempt_settle(s, id, SG_ATTEMPT_FAILURE), 0);
+                assert_int_equal(append(s, i, "auth_failure", "alice", "192.0.2.1"), i);
+                assert_int_equal(sg_store_commit(s), 0);
+                if (stat(wal, &st) == 0 && st.st_size > max)
+                        max = st.st_size;
+        }
+        print_message("largest WAL: %lld bytes\n", (long long) max);
+        assert_true(max > 0);
+        /* The bound (CKPT_*, store.c): SQLite's own 1000 frames when the file system has
+         * less than 256 MiB free, else 4000; frames of a 4 KiB page and a 24-byte header,
+         * the commit that crossed it, the WAL header. */
+        assert_int_equal(sg_store_free_bytes(s, &free_bytes), 0);
+        bound = free_bytes >= (256ULL << 20) ? 4000 : 1000;
+        print_message("%llu MiB free: bound %d frames\n", (unsigned long long) (free_bytes >> 20), bound);
+        assert_true(max <= (off_t) (bound + 10) * (4096 + 24) + 32);
+        assert_int_equal(raw_int("SELECT count(*) FROM audit"), 4000);
         assert_intact(s);
         sg_store_free(s);
 }
@@ -1918,6 +1984,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_attempts, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_locks, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_fleet_locks, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_attempts_pending_index_dropped, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_wal_bounded, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_fleet_locks_from_schema_5, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_audit_export, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_audit_query_filters, setup, teardown),

@@ -40,7 +40,8 @@ struct Conn {
 
         uint8_t *in; /* SG_FRAME_MAX */
         size_t in_len;
-        size_t frame_len; /* of the whole frame at the start of in, once read */
+        size_t frame_len; /* of the whole frame at the start of in, once read; bytes past it
+                           * were sent after it (conn_after_request) */
         /* Read but not served yet (set->queue[q_which]); the socket is not listened to while
          * io_paused, so what follows the request is read once it is served. */
         bool queued, io_paused;
@@ -84,6 +85,7 @@ struct ConnSet {
 static int conn_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata);
 static void conn_read(Conn *c);
+static void conn_after_request(Conn *c);
 
 static bool out_pending(const Conn *c) {
         return c->out_off < c->out_len;
@@ -227,6 +229,7 @@ static void conn_serve(Conn *c) {
         c->set->ops->request(c->data, c, c->in, c->frame_len);
         if (paused && !c->gc_queued)
                 conn_update(c); /* listen again: what came after the request is read now */
+        conn_after_request(c);
 }
 
 /* Whether the refusal-only request at the head of its queue must go before any other. */
@@ -444,10 +447,11 @@ int conn_set_add(ConnSet *s, int fd) {
                 return -ENOMEM;
         }
         conn_update(c);
-        if (!c->closing)
-                conn_read(c); /* a client sends right after connect: no wait for epoll first */
-        /* New connections are taken before queued requests: under a storm of them, a
-         * refusal-only request that waited too long goes now. */
+        /* No read here before epoll says so, though a client sends right after connect: that
+         * served a request inside the accept batch, ahead of the batch's own sockets, and
+         * moved which commit its reply waited for (docs/performance.md). New connections are
+         * taken before queued requests: under a storm of them, a refusal-only request that
+         * waited too long goes now. */
         if (last_is_due(s))
                 serve_one(s);
         return 0;
@@ -608,10 +612,14 @@ void conn_close_after_flush(Conn *c) {
 }
 
 void conn_request_done(Conn *c) {
+        size_t next = c->in_len - c->frame_len; /* read past the frame (conn_after_request) */
+
         c->busy = false;
         /* The frame may have carried a one-time token: it goes now, not with the connection. */
-        sodium_memzero(c->in, c->in_len);
-        c->in_len = c->frame_len = 0;
+        memmove(c->in, c->in + c->frame_len, next);
+        sodium_memzero(c->in + next, c->in_len - next);
+        c->in_len = next;
+        c->frame_len = 0;
         conn_update(c);
 }
 
@@ -630,8 +638,9 @@ static size_t frame_length(const Conn *c, bool *ret_bad) {
         return c->in_len >= SG_FRAME_HEADER + payload ? SG_FRAME_HEADER + payload : 0;
 }
 
-/* A whole frame is read: served now when nothing of its rank waits, else queued. */
-static void conn_got_frame(Conn *c) {
+/* A whole frame is read: served now when nothing of its rank waits (returns true), else
+ * queued (false). */
+static bool conn_got_frame(Conn *c) {
         ConnSet *s = c->set;
         bool last;
 
@@ -642,9 +651,37 @@ static void conn_got_frame(Conn *c) {
                 if (s->queue[Q_LAST])
                         s->first_run++;
                 s->ops->request(c->data, c, c->in, c->frame_len);
-                return;
+                return true;
         }
         queue_push(s, c, last ? Q_LAST : Q_FIRST);
+        return false;
+}
+
+/* Whether c->in holds a whole frame: then frame_len is set. */
+static bool frame_buffered(Conn *c) {
+        bool bad;
+
+        c->frame_len = frame_length(c, &bad);
+        return c->frame_len > 0;
+}
+
+/* After request() returned: what the same read brought past the frame is the next request,
+ * as on a stream; before that one's reply is out (it is still open) it is an error, as if
+ * it had arrived while the request was open. Each further frame goes through the queues. */
+static void conn_after_request(Conn *c) {
+        while (!c->gc_queued && !c->closing && c->in_len > 0) {
+                if (c->busy) {
+                        if (c->in_len > c->frame_len)
+                                conn_abort(c); /* data before our reply: not this protocol */
+                        return;
+                }
+                if (!frame_buffered(c)) {
+                        conn_arm_timer(c); /* the rest comes with the next read */
+                        return;
+                }
+                if (!conn_got_frame(c))
+                        return; /* queued: conn_serve() comes back here */
+        }
 }
 
 /* Reads what the socket holds, as much as the buffer takes in one recv() (a frame's header
@@ -677,13 +714,9 @@ static void conn_read(Conn *c) {
                 c->in_len += (size_t) n;
                 frame = frame_length(c, &bad);
         }
-        if (c->in_len > frame && !bad) {
-                /* More than one frame: the client sent before its reply, not this protocol. */
-                conn_abort(c);
-                return;
-        }
-        c->frame_len = frame;
-        conn_got_frame(c);
+        c->frame_len = frame; /* bytes past it: conn_after_request() */
+        if (conn_got_frame(c))
+                conn_after_request(c);
 }
 
 static int conn_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {

@@ -371,6 +371,10 @@ size_t conn_set_count(const ConnSet *s) {
         return s->n_conns;
 }
 
+bool conn_set_refusals_waiting(const ConnSet *s) {
+        return s->queue[Q_LAST] != NULL;
+}
+
 void conn_set_close_idle(ConnSet *s, bool (*busy)(void *data)) {
         for (Conn *c = s->conns; c; c = c->next)
                 if (!c->busy && c->in_len == 0 && !out_pending(c) && !c->held && !(c->data && busy(c->data)))

@@ -76,6 +76,8 @@ void conn_set_on_drained(ConnSet *s, void (*drained)(void *userdata), void *user
  * either way). */
 int conn_set_add(ConnSet *s, int fd);
 size_t conn_set_count(const ConnSet *s);
+/* Requests read and classed refusal-only (conn_ops.refusal_only) wait to be served. */
+bool conn_set_refusals_waiting(const ConnSet *s);
 /* For shutdown: closes every connection with no request, reply or held output in flight
  * for which busy(data) is false. */
 void conn_set_close_idle(ConnSet *s, bool (*busy)(void *data));

@@ -165,8 +165,13 @@ static void on_request(void *data, Conn *c, const uint8_t *frame, size_t len) {
                 (void) txn_commit(txn);
         if (handle(cl))
                 client_finish(cl);
-        /* Only here, after the handler: a commit never runs inside one. */
-        txn_after_request(txn);
+        /* Only here, after the handler: a commit never runs inside one. When only requests
+         * that will be refused wait, an urgent reply just queued need not wait for them. */
+        if (!client_refusal_only(cl) && txn_urgent_waiting(txn) &&
+            conn_set_refusals_waiting(client_ctx(cl)->conns))
+                (void) txn_commit(txn);
+        else
+                txn_after_request(txn);
 }
 
 /* The commit a reply waited for failed: nothing the replies promised is durable. */

@@ -11,6 +11,8 @@ struct Client {
         const Context *ctx;
         struct sg_msg *msg;
         uint32_t msg_used_max; /* the most of msg->data any request used: what to wipe */
+        int decoded;           /* what decoding the current request into msg returned */
+        bool refusal_only;     /* and whether the request will only be refused (dispatch.c) */
         bool urgent;           /* the held reply lets a login hash (client_mark_urgent) */
         struct login_attempt *login;
         struct txn_waiter commit; /* the held replies wait for this commit */
@@ -76,6 +78,19 @@ void client_mark_urgent(Client *cl) {
 void client_msg_decoded(Client *cl) {
         if (cl->msg->used > cl->msg_used_max)
                 cl->msg_used_max = cl->msg->used;
+}
+
+void client_set_decoded(Client *cl, int r, bool refusal_only) {
+        cl->decoded = r;
+        cl->refusal_only = refusal_only;
+}
+
+int client_decoded(const Client *cl) {
+        return cl->decoded;
+}
+
+bool client_refusal_only(const Client *cl) {
+        return cl->refusal_only;
 }
 
 struct sg_msg *client_msg(Client *cl) {

@@ -34,6 +34,11 @@ const Context *client_ctx(const Client *cl);
 struct sg_msg *client_msg(Client *cl); /* the buffer the current request is decoded into */
 /* After each decode into client_msg(): notes how much of the buffer it used, for the wipe. */
 void client_msg_decoded(Client *cl);
+/* What that decode returned (0 or a negative SG_PROTO_* code) and whether the request will
+ * only be refused, kept from when the request was read until it is handled (dispatch.c). */
+void client_set_decoded(Client *cl, int r, bool refusal_only);
+int client_decoded(const Client *cl);
+bool client_refusal_only(const Client *cl);
 /* The reply held now lets a login hash once committed: its commit is urgent (txn.h). */
 void client_mark_urgent(Client *cl);
 struct login_attempt *client_login(const Client *cl);

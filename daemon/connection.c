@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Client connections: non-blocking reads of whole frames, buffered writes, timeouts, limits.
- * The protocol is strictly request/reply: a client that sends before its reply is out is in
- * error. See connection.h and docs/architecture.md. */
+/* Client connections: non-blocking reads of whole frames, buffered writes, timeouts, limits,
+ * and the order requests are served in. The protocol is strictly request/reply: a client that
+ * sends before its reply is out is in error. See connection.h and docs/architecture.md
+ * ("Connections", "Serving order"). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -18,6 +19,13 @@
 
 #define CONN_OUT_MAX (64u * 1024u * 1024u) /* a listing larger than this is cut short */
 #define SWEEP_ACCURACY_USEC 10000u           /* timeouts may end up to 10 ms late */
+/* Serving order: a request that will only be refused waits while others are served, but
+ * never behind more than this many in a row, nor (under a storm of new connections, which
+ * are taken before any queued request) longer than SERVE_WAIT_MAX_USEC. */
+#define SERVE_FIRST_RUN_MAX 8u
+#define SERVE_WAIT_MAX_USEC 50000u
+
+enum { Q_FIRST, Q_LAST, Q_N }; /* the two serving queues: others, then refusal-only requests */
 
 struct Conn {
         ConnSet *set;
@@ -32,6 +40,14 @@ struct Conn {
 
         uint8_t *in; /* SG_FRAME_MAX */
         size_t in_len;
+        size_t frame_len; /* of the whole frame at the start of in, once read; bytes past it
+                           * were sent after it (conn_after_request) */
+        /* Read but not served yet (set->queue[q_which]); the socket is not listened to while
+         * io_paused, so what follows the request is read once it is served. */
+        bool queued, io_paused;
+        unsigned q_which;
+        Conn *q_next;
+        uint64_t queued_at; /* CLOCK_MONOTONIC usec */
         uint8_t *out;
         size_t out_len, out_off, out_cap;
         uint64_t sent; /* bytes the kernel took */
@@ -58,10 +74,18 @@ struct ConnSet {
         uint64_t sweep_at;
         void (*drained)(void *userdata);
         void *drained_userdata;
+        /* Requests read ahead and waiting (FIFO each), served by a defer source at a lower
+         * priority than the sockets: the frames of every connection ready now are read and
+         * sorted before the next one is served. */
+        Conn *queue[Q_N], *queue_tail[Q_N];
+        unsigned first_run; /* Q_FIRST served in a row while Q_LAST waited */
+        sd_event_source *serve;
 };
 
 static int conn_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata);
+static void conn_read(Conn *c);
+static void conn_after_request(Conn *c);
 
 static bool out_pending(const Conn *c) {
         return c->out_off < c->out_len;
@@ -119,7 +143,7 @@ static void conn_update(Conn *c) {
         /* epoll reports EPOLLHUP whatever we ask for: a closing connection that has nothing to
          * send now (its reply waits for the group commit) would wake the loop again and again
          * and starve that commit, which runs at idle priority. Listen to nothing until then. */
-        if (ev == 0 && c->closing)
+        if ((ev == 0 && c->closing) || c->io_paused)
                 (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
         else {
                 (void) sd_event_source_set_io_events(c->io, ev);
@@ -162,11 +186,84 @@ static struct slot_counts count_slots(const ConnSet *s, uid_t uid) {
         return n;
 }
 
+static void queue_push(ConnSet *s, Conn *c, unsigned q) {
+        c->queued = true;
+        c->q_which = q;
+        c->q_next = NULL;
+        c->queued_at = sg_now_mono_usec();
+        if (s->queue_tail[q])
+                s->queue_tail[q]->q_next = c;
+        else
+                s->queue[q] = c;
+        s->queue_tail[q] = c;
+        (void) sd_event_source_set_enabled(s->serve, SD_EVENT_ON);
+}
+
+static void queue_remove(ConnSet *s, Conn *c) {
+        unsigned q = c->q_which;
+        Conn *prev = NULL;
+
+        for (Conn *i = s->queue[q]; i; prev = i, i = i->q_next)
+                if (i == c) {
+                        if (prev)
+                                prev->q_next = c->q_next;
+                        else
+                                s->queue[q] = c->q_next;
+                        if (s->queue_tail[q] == c)
+                                s->queue_tail[q] = prev;
+                        break;
+                }
+        c->queued = false;
+        c->q_next = NULL;
+        if (!s->queue[Q_FIRST] && !s->queue[Q_LAST])
+                (void) sd_event_source_set_enabled(s->serve, SD_EVENT_OFF);
+}
+
+/* Hands the read-ahead request of c up. */
+static void conn_serve(Conn *c) {
+        bool paused = c->io_paused;
+
+        if (c->closing) /* broken meanwhile (a send failed): nobody to answer */
+                return;
+        c->io_paused = false;
+        c->set->ops->request(c->data, c, c->in, c->frame_len);
+        if (paused && !c->gc_queued)
+                conn_update(c); /* listen again: what came after the request is read now */
+        conn_after_request(c);
+}
+
+/* Whether the refusal-only request at the head of its queue must go before any other. */
+static bool last_is_due(const ConnSet *s) {
+        return s->queue[Q_LAST] && (s->first_run >= SERVE_FIRST_RUN_MAX ||
+                                    sg_now_mono_usec() - s->queue[Q_LAST]->queued_at >= SERVE_WAIT_MAX_USEC);
+}
+
+static void serve_one(ConnSet *s) {
+        Conn *c = s->queue[Q_FIRST] && !last_is_due(s) ? s->queue[Q_FIRST] : s->queue[Q_LAST];
+
+        if (!c)
+                return;
+        if (c->q_which == Q_LAST)
+                s->first_run = 0;
+        else if (s->queue[Q_LAST])
+                s->first_run++;
+        queue_remove(s, c);
+        conn_serve(c);
+}
+
+static int on_serve(sd_event_source *src, void *userdata) {
+        (void) src;
+        serve_one(userdata);
+        return 0;
+}
+
 static void conn_free(Conn *c) {
         ConnSet *s = c->set;
 
         if (c->data)
                 s->ops->closed(c->data, c);
+        if (c->queued)
+                queue_remove(s, c);
         if (c->gc_queued) {
                 Conn **p = &s->gc;
 
@@ -229,6 +326,14 @@ int conn_set_new(sd_event *event, const struct conn_ops *ops, void *owner, ConnS
                 return r;
         }
         (void) sd_event_source_set_enabled(s->gc_source, SD_EVENT_OFF);
+        r = sd_event_add_defer(event, &s->serve, on_serve, s);
+        if (r < 0) {
+                conn_set_free(s);
+                return r;
+        }
+        /* After the sockets: every frame ready now is read (and sorted) before one is served. */
+        (void) sd_event_source_set_priority(s->serve, SD_EVENT_PRIORITY_NORMAL + 1);
+        (void) sd_event_source_set_enabled(s->serve, SD_EVENT_OFF);
         r = sd_event_add_time(event, &s->sweep, CLOCK_MONOTONIC, 0, SWEEP_ACCURACY_USEC, on_sweep, s);
         if (r < 0) {
                 conn_set_free(s);
@@ -246,6 +351,7 @@ ConnSet *conn_set_free(ConnSet *s) {
         while (s->conns)
                 conn_free(s->conns);
         s->gc_source = sd_event_source_disable_unref(s->gc_source);
+        s->serve = sd_event_source_disable_unref(s->serve);
         s->sweep = sd_event_source_disable_unref(s->sweep);
         sd_event_unref(s->event);
         free(s);
@@ -263,6 +369,10 @@ void conn_set_on_drained(ConnSet *s, void (*drained)(void *userdata), void *user
 
 size_t conn_set_count(const ConnSet *s) {
         return s->n_conns;
+}
+
+bool conn_set_refusals_waiting(const ConnSet *s) {
+        return s->queue[Q_LAST] != NULL;
 }
 
 void conn_set_close_idle(ConnSet *s, bool (*busy)(void *data)) {
@@ -341,6 +451,13 @@ int conn_set_add(ConnSet *s, int fd) {
                 return -ENOMEM;
         }
         conn_update(c);
+        /* No read here before epoll says so, though a client sends right after connect: that
+         * served a request inside the accept batch, ahead of the batch's own sockets, and
+         * moved which commit its reply waited for (docs/performance.md). New connections are
+         * taken before queued requests: under a storm of them, a refusal-only request that
+         * waited too long goes now. */
+        if (last_is_due(s))
+                serve_one(s);
         return 0;
 fail:
         c->io = sd_event_source_disable_unref(c->io);
@@ -499,38 +616,99 @@ void conn_close_after_flush(Conn *c) {
 }
 
 void conn_request_done(Conn *c) {
+        size_t next = c->in_len - c->frame_len; /* read past the frame (conn_after_request) */
+
         c->busy = false;
         /* The frame may have carried a one-time token: it goes now, not with the connection. */
-        sodium_memzero(c->in, c->in_len);
-        c->in_len = 0;
+        memmove(c->in, c->in + c->frame_len, next);
+        sodium_memzero(c->in + next, c->in_len - next);
+        c->in_len = next;
+        c->frame_len = 0;
         conn_update(c);
 }
 
-/* Reads until one whole frame is buffered, then hands it up. */
-static void conn_read(Conn *c) {
-        for (;;) {
-                size_t want = SG_FRAME_HEADER, payload;
-                ssize_t n;
+/* The length of the frame at the start of c->in once it is whole, else 0. A bad header is
+ * handed up alone (*ret_bad): the decoder reports the exact error. */
+static size_t frame_length(const Conn *c, bool *ret_bad) {
+        size_t payload;
 
-                if (c->in_len >= SG_FRAME_HEADER) {
-                        if (sg_frame_header(c->in, &payload) < 0)
-                                want = c->in_len; /* the decoder reports the exact error */
-                        else
-                                want = SG_FRAME_HEADER + payload;
-                }
-                if (c->in_len == want && c->in_len >= SG_FRAME_HEADER) {
-                        c->busy = true;
-                        conn_update(c);
-                        c->set->ops->request(c->data, c, c->in, c->in_len);
+        *ret_bad = false;
+        if (c->in_len < SG_FRAME_HEADER)
+                return 0;
+        if (sg_frame_header(c->in, &payload) < 0) {
+                *ret_bad = true;
+                return SG_FRAME_HEADER;
+        }
+        return c->in_len >= SG_FRAME_HEADER + payload ? SG_FRAME_HEADER + payload : 0;
+}
+
+/* A whole frame is read: served now when nothing of its rank waits (returns true), else
+ * queued (false). */
+static bool conn_got_frame(Conn *c) {
+        ConnSet *s = c->set;
+        bool last;
+
+        c->busy = true;
+        conn_update(c);
+        last = s->ops->refusal_only && s->ops->refusal_only(c->data, c, c->in, c->frame_len);
+        if (!last && !s->queue[Q_FIRST] && !last_is_due(s)) {
+                if (s->queue[Q_LAST])
+                        s->first_run++;
+                s->ops->request(c->data, c, c->in, c->frame_len);
+                return true;
+        }
+        queue_push(s, c, last ? Q_LAST : Q_FIRST);
+        return false;
+}
+
+/* Whether c->in holds a whole frame: then frame_len is set. */
+static bool frame_buffered(Conn *c) {
+        bool bad;
+
+        c->frame_len = frame_length(c, &bad);
+        return c->frame_len > 0;
+}
+
+/* After request() returned: what the same read brought past the frame is the next request,
+ * as on a stream; before that one's reply is out (it is still open) it is an error, as if
+ * it had arrived while the request was open. Each further frame goes through the queues. */
+static void conn_after_request(Conn *c) {
+        while (!c->gc_queued && !c->closing && c->in_len > 0) {
+                if (c->busy) {
+                        if (c->in_len > c->frame_len)
+                                conn_abort(c); /* data before our reply: not this protocol */
                         return;
                 }
-                n = recv(c->fd, c->in + c->in_len, want - c->in_len, MSG_DONTWAIT);
+                if (!frame_buffered(c)) {
+                        conn_arm_timer(c); /* the rest comes with the next read */
+                        return;
+                }
+                if (!conn_got_frame(c))
+                        return; /* queued: conn_serve() comes back here */
+        }
+}
+
+/* Reads what the socket holds, as much as the buffer takes in one recv() (a frame's header
+ * and payload together), until one whole frame is buffered; then hands it on. */
+static void conn_read(Conn *c) {
+        size_t frame = 0;
+        bool bad = false;
+
+        while (frame == 0) {
+                ssize_t n;
+
+                if (c->in_len == SG_FRAME_MAX) { /* cannot happen: a good header caps the payload */
+                        conn_abort(c);
+                        return;
+                }
+                n = recv(c->fd, c->in + c->in_len, SG_FRAME_MAX - c->in_len, MSG_DONTWAIT);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
                         if (errno == EAGAIN)
-                                break;
-                        conn_abort(c);
+                                conn_arm_timer(c);
+                        else
+                                conn_abort(c);
                         return;
                 }
                 if (n == 0) {
@@ -538,8 +716,11 @@ static void conn_read(Conn *c) {
                         return;
                 }
                 c->in_len += (size_t) n;
+                frame = frame_length(c, &bad);
         }
-        conn_arm_timer(c);
+        c->frame_len = frame; /* bytes past it: conn_after_request() */
+        if (conn_got_frame(c))
+                conn_after_request(c);
 }
 
 static int conn_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -549,6 +730,17 @@ static int conn_on_io(sd_event_source *s, int fd, uint32_t revents, void *userda
         (void) fd;
         if (c->gc_queued)
                 return 0;
+        if (c->queued) {
+                /* Read ahead, not served yet: what follows it (data, a hang-up) is looked at
+                 * once it is, as if it had been served at once (conn_serve). */
+                if (revents & EPOLLOUT)
+                        conn_flush(c);
+                if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+                        c->io_paused = true;
+                        conn_update(c);
+                }
+                return 0;
+        }
         if (revents & EPOLLOUT)
                 conn_flush(c);
         else if (revents & EPOLLIN) {

@@ -49,6 +49,12 @@ struct conn_ops {
         /* A new connection within the limits. Returns the owner's per-connection data
          * (given back to every other op), or NULL to refuse it (out of memory). */
         void *(*opened)(void *owner, Conn *c);
+        /* Optional. Called once for every frame, before request() gets the same frame: true
+         * when the request will only be refused (malformed, not permitted, from a locked
+         * source). Those are served after the others that are waiting (see "Serving order"
+         * in docs/architecture.md). It decides the order only, never the answer; the owner
+         * may keep what it decoded here for request(). */
+        bool (*refusal_only)(void *data, Conn *c, const uint8_t *frame, size_t len);
         /* One frame (or, when its header is bad, the header alone: the decoder names the
          * error). The connection reads nothing more until conn_request_done(). */
         void (*request)(void *data, Conn *c, const uint8_t *frame, size_t len);
@@ -70,6 +76,8 @@ void conn_set_on_drained(ConnSet *s, void (*drained)(void *userdata), void *user
  * either way). */
 int conn_set_add(ConnSet *s, int fd);
 size_t conn_set_count(const ConnSet *s);
+/* Requests read and classed refusal-only (conn_ops.refusal_only) wait to be served. */
+bool conn_set_refusals_waiting(const ConnSet *s);
 /* For shutdown: closes every connection with no request, reply or held output in flight
  * for which busy(data) is false. */
 void conn_set_close_idle(ConnSet *s, bool (*busy)(void *data));

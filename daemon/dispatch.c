@@ -105,14 +105,13 @@ static void refuse(Client *cl, enum sg_peer_event kind, enum sg_err err, const c
         client_close(cl);
 }
 
-/* Returns false when the handler answers later (REQUEST_PENDING). */
-static bool handle(Client *cl, const uint8_t *frame, size_t len) {
+/* Returns false when the handler answers later (REQUEST_PENDING). The frame was decoded when
+ * it was read (on_refusal_only). */
+static bool handle(Client *cl) {
         struct sg_msg *msg = client_msg(cl);
-        int r;
+        int r = client_decoded(cl);
 
         dispatch_flush_suppressed(client_ctx(cl), false);
-        r = sg_msg_decode(frame, len, msg);
-        client_msg_decoded(cl);
         if (r < 0)
                 refuse(cl, SG_PEER_PROTOCOL_ERROR, SG_ERR_PROTOCOL, sg_proto_strerror(r));
         else if (dispatch_permission(msg->type) == 0)
@@ -134,15 +133,45 @@ static bool handle(Client *cl, const uint8_t *frame, size_t len) {
         return true;
 }
 
+/* Decodes the request as soon as it is read, and says whether it will only be refused: a
+ * malformed frame, a request this peer may not make, a PRECHECK for a locked user or source.
+ * The connections serve those after the others (docs/architecture.md, "Serving order").
+ * This only orders: handle() decides the answer as it always did, from the same decode. */
+static bool on_refusal_only(void *data, Conn *c, const uint8_t *frame, size_t len) {
+        Client *cl = data;
+        struct sg_msg *msg = client_msg(cl);
+        bool refused;
+        int r;
+
+        (void) c;
+        r = sg_msg_decode(frame, len, msg);
+        client_msg_decoded(cl);
+        refused = r < 0 || !dispatch_permitted(msg->type, client_peer(cl)) ||
+                  (msg->type == SG_MSG_PRECHECK && login_precheck_refused(cl, msg));
+        client_set_decoded(cl, r, refused);
+        return refused;
+}
+
 static void on_request(void *data, Conn *c, const uint8_t *frame, size_t len) {
         Client *cl = data;
         Txn *txn = client_ctx(cl)->txn;
 
         (void) c;
-        if (handle(cl, frame, len))
+        (void) frame;
+        (void) len;
+        /* A reply that lets a login go on (urgent, txn.h) does not wait behind a request
+         * that will only be refused: its commit runs first. */
+        if (client_refusal_only(cl) && txn_urgent_waiting(txn))
+                (void) txn_commit(txn);
+        if (handle(cl))
                 client_finish(cl);
-        /* Only here, after the handler: a commit never runs inside one. */
-        txn_after_request(txn);
+        /* Only here, after the handler: a commit never runs inside one. When only requests
+         * that will be refused wait, an urgent reply just queued need not wait for them. */
+        if (!client_refusal_only(cl) && txn_urgent_waiting(txn) &&
+            conn_set_refusals_waiting(client_ctx(cl)->conns))
+                (void) txn_commit(txn);
+        else
+                txn_after_request(txn);
 }
 
 /* The commit a reply waited for failed: nothing the replies promised is durable. */
@@ -195,6 +224,7 @@ bool dispatch_busy(void *data) {
 
 const struct conn_ops dispatch_conn_ops = {
         .opened = on_opened,
+        .refusal_only = on_refusal_only,
         .request = on_request,
         .closed = on_closed,
         .refused = on_refused,

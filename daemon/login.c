@@ -184,24 +184,29 @@ static int emit_lifted_locks(struct login_attempt *a, const struct sg_lock_info 
         return 0;
 }
 
-static void set_counted_user(struct login_attempt *a) {
-        const Context *x = client_ctx(a->cl);
+/* The name attempts of user are counted under: the user itself when known (or with no sealing
+ * key), else a keyed pseudonym, so a password typed as a user name is never a key. */
+static void counted_user_of(const Context *x, const char *user, bool known, char out[static SG_FIELD_WIRE_MAX + 1]) {
         crypto_auth_hmacsha256_state st;
         uint8_t mac[crypto_auth_hmacsha256_BYTES];
         static const char context[] = "secguard pseudonym v1";
 
-        if (a->user_known || !x->seal_pk) {
-                snprintf(a->counted_user, sizeof a->counted_user, "%s", a->user);
+        if (known || !x->seal_pk) {
+                snprintf(out, SG_FIELD_WIRE_MAX + 1, "%s", user);
                 return;
         }
         crypto_auth_hmacsha256_init(&st, x->audit_key, SG_AUDIT_KEY_BYTES);
         crypto_auth_hmacsha256_update(&st, (const unsigned char *) context, sizeof context);
-        crypto_auth_hmacsha256_update(&st, (const unsigned char *) a->user, strlen(a->user));
+        crypto_auth_hmacsha256_update(&st, (const unsigned char *) user, strlen(user));
         crypto_auth_hmacsha256_final(&st, mac);
-        a->counted_user[0] = '~';
-        sodium_bin2hex(a->counted_user + 1, sizeof a->counted_user - 1, mac, 12);
+        out[0] = '~';
+        sodium_bin2hex(out + 1, SG_FIELD_WIRE_MAX, mac, 12);
         sodium_memzero(&st, sizeof st);
         sodium_memzero(mac, sizeof mac);
+}
+
+static void set_counted_user(struct login_attempt *a) {
+        counted_user_of(client_ctx(a->cl), a->user, a->user_known, a->counted_user);
 }
 
 static bool attempt_fields_valid(const struct login_attempt *a) {
@@ -424,6 +429,21 @@ int login_precheck(Client *cl, const struct sg_msg *msg) {
         if (permits_acquire(x->permits, &a->permit, sg_now_mono_usec()))
                 return send_allow(a);
         return REQUEST_PENDING;
+}
+
+bool login_precheck_refused(Client *cl, const struct sg_msg *msg) {
+        const Context *x = client_ctx(cl);
+        char user[SG_FIELD_WIRE_MAX + 1], rhost[SG_FIELD_WIRE_MAX + 1], counted[SG_FIELD_WIRE_MAX + 1];
+        bool locked;
+
+        copy_field(user, msg, SG_F_USER);
+        copy_field(rhost, msg, SG_F_RHOST);
+        counted_user_of(x, user, sg_msg_u64(msg, SG_F_USER_KNOWN, 0) == 1, counted);
+        /* An rhost the policy cannot key is refused too: sg_policy_is_locked() says locked. */
+        locked = sg_policy_is_locked(x->policy, counted, rhost, sg_now_real_usec(), NULL);
+        sodium_memzero(user, sizeof user); /* may hold a password typed as a user name */
+        sodium_memzero(counted, sizeof counted);
+        return locked;
 }
 
 static enum sg_attempt_state attempt_state(enum sg_outcome outcome) {

@@ -17,6 +17,9 @@ int login_precheck(Client *cl, const struct sg_msg *msg);
 int login_report(Client *cl, const struct sg_msg *msg);
 int login_event(Client *cl, const struct sg_msg *msg);
 int login_account(Client *cl, const struct sg_msg *msg);
+/* For the serving order only: true when the PRECHECK in msg names a user or source that is
+ * locked now (it will be answered DENY). Changes nothing; login_precheck() decides. */
+bool login_precheck_refused(Client *cl, const struct sg_msg *msg);
 
 /* The client is going away: an open attempt is settled as abandoned, a success whose
  * answer never reached the module is recorded as refused, the permit is given back. */

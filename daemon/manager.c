@@ -797,6 +797,10 @@ static int prune_slice(Manager *m) {
         if (r < 0)
                 return r;
         m->pruned += deleted;
+        /* A slice is work like a request: the held replies of logins served meanwhile (read
+         * ahead, connection.c) go with the next commit txn_after_request() lets through,
+         * not with the whole retention run's. */
+        txn_after_request(m->ctx.txn);
         if (more) {
                 if (!m->prune_timer)
                         return sd_event_add_time_relative(m->event, &m->prune_timer, CLOCK_MONOTONIC,

@@ -161,6 +161,10 @@ int txn_commit(Txn *t) {
         return r;
 }
 
+bool txn_urgent_waiting(const Txn *t) {
+        return t->open && t->n_urgent > 0;
+}
+
 void txn_after_request(Txn *t) {
         if (!t->open)
                 return;

@@ -54,3 +54,5 @@ int txn_commit(Txn *t);
 /* After a request: commits now when the open transaction holds TXN_MAX_OPS writes, or when
  * at most TXN_URGENT_FEW urgent waiters wait and the first has waited TXN_URGENT_USEC. */
 void txn_after_request(Txn *t);
+/* An urgent waiter (txn_waiter.urgent) waits for the open transaction. */
+bool txn_urgent_waiting(const Txn *t);

@@ -57,7 +57,8 @@ bool sg_valid_rhost(const char *s) {
 }
 
 /* What PAM applications put in PAM_TTY: /dev/pts/0, pts/0, tty1, ssh, :0, :0.0, cron...
- * Nothing else (no quotes, '%', spaces or shell characters) is a terminal name. */
+ * Nothing else (no quotes, '%', spaces or shell characters) is a terminal name, and no
+ * path component is "." or "..": the daemon looks a terminal up under /dev (session.c). */
 static bool tty_char(unsigned char c) {
         return is_alnum(c) || c == '/' || c == ':' || c == '.' || c == '_' || c == '-' || c == '@' || c == '+';
 }
@@ -67,7 +68,17 @@ bool sg_valid_tty(const char *s) {
                 return false;
         if (!*s)
                 return true;
-        return all_in(s, SG_TTY_MAX, tty_char);
+        if (!all_in(s, SG_TTY_MAX, tty_char))
+                return false;
+        for (const char *c = s;;) { /* each path component */
+                size_t len = strcspn(c, "/");
+
+                if ((len == 1 && c[0] == '.') || (len == 2 && c[0] == '.' && c[1] == '.'))
+                        return false;
+                if (c[len] == '\0')
+                        return true;
+                c += len + 1;
+        }
 }
 
 static bool service_char(unsigned char c) {

@@ -244,7 +244,7 @@ close_fd k
 # to be root, not to be bug-free): each is refused as INVALID and nothing is registered.
 before=$(sgctl --json sessions | grep -c . || true)
 check "hostile SESSION_OPEN/CLOSE fields are refused as invalid" "$PY" - "$T/run/secguardd.sock" <<'PYEOF'
-import socket, struct, sys
+import os, socket, struct, sys
 def field(tag, v): return bytes([tag]) + struct.pack(">H", len(v)) + v
 def u64(tag, v): return field(tag, struct.pack(">Q", v))
 def ask(t, payload):
@@ -256,13 +256,16 @@ bad = 0
 invalid = struct.pack(">Q", 3)
 def refused(d):
     return len(d) >= 8 and d[3] == 0x81 and bytes([10, 0, 8]) + invalid in d
+# A living leader (this process) in every check that is not about the pid, so that each one
+# is refused for the field it tests and not because no process 4242 exists.
+me = os.getpid()
 checks = {
-    "user with ESC": ask(10, field(1, b"al\x1bice") + field(4, b"sshd") + u64(28, 1000) + u64(27, 4242)),
-    "tty with ..": ask(10, field(1, b"alice") + field(4, b"sshd") + field(3, b"../../etc") + u64(28, 1000) + u64(27, 4242)),
+    "user with ESC": ask(10, field(1, b"al\x1bice") + field(4, b"sshd") + u64(28, 1000) + u64(27, me)),
+    "tty with ..": ask(10, field(1, b"alice") + field(4, b"sshd") + field(3, b"../../etc") + u64(28, 1000) + u64(27, me)),
     "pid 1": ask(10, field(1, b"alice") + field(4, b"sshd") + u64(28, 1000) + u64(27, 1)),
     "pid 0": ask(10, field(1, b"alice") + field(4, b"sshd") + u64(28, 1000) + u64(27, 0)),
     "huge pid": ask(10, field(1, b"alice") + field(4, b"sshd") + u64(28, 1000) + u64(27, 1 << 40)),
-    "logind id with a newline": ask(10, field(1, b"alice") + field(4, b"sshd") + u64(28, 1000) + u64(27, 4242) + field(35, b"c1\nX")),
+    "logind id with a newline": ask(10, field(1, b"alice") + field(4, b"sshd") + u64(28, 1000) + u64(27, me) + field(35, b"c1\nX")),
     "close: id not hex": ask(11, field(34, b"zz" * 16)),
     "close: id too short": ask(11, field(34, b"0123")),
     "kill: id with a quote": ask(13, field(34, b"'" + b"0" * 31)),
@@ -270,6 +273,19 @@ checks = {
 for name, d in checks.items():
     if not refused(d):
         print("not refused as invalid:", name, d[:40], file=sys.stderr); bad += 1
+# The control: the same fields, well formed, with this process as leader, open a session (so
+# the checks above were refused for their field), which is then closed again.
+d = ask(10, field(1, b"alice") + field(4, b"sshd") + field(3, b"pts/9") + u64(28, 1000) + u64(27, me))
+sid, p = None, 8
+while len(d) >= 8 and d[3] == 0x80 and p + 3 <= len(d):
+    tag, n = d[p], struct.unpack(">H", d[p + 1:p + 3])[0]
+    if tag == 34:
+        sid = d[p + 3:p + 3 + n]
+    p += 3 + n
+if sid is None:
+    print("control: a well-formed SESSION_OPEN was not accepted:", d[:40], file=sys.stderr); bad += 1
+elif ask(11, field(34, sid))[3:4] != b"\x80":
+    print("control: its SESSION_CLOSE failed", file=sys.stderr); bad += 1
 sys.exit(bad)
 PYEOF
 check "  ... and none was registered" test "$(sgctl --json sessions | grep -c . || true)" -eq "$before"

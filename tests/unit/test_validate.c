@@ -144,6 +144,15 @@ static void test_tty(void **state) {
                 { "tty\x1b", false },
                 { "tty\x7f", false },
                 { "tty\xc3\xa9", false },
+                { "../../etc", false },
+                { "..", false },
+                { ".", false },
+                { "pts/../../etc/shadow", false },
+                { "/dev/./pts/0", false },
+                { "pts/0/..", false },
+                { "...", true },
+                { "/dev//pts/0", true },
+                { "a.b/c..d", true },
         };
 
         (void) state;

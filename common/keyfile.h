@@ -11,11 +11,11 @@
  * permission bits: otherwise -EPERM with err naming the path and the fix ("chmod 0600 ...").
  * -ENOENT when absent; -EBADMSG when the size is wrong. The key is written into key (caller
  * owns and wipes it). */
+int sg_key_read(const char *path, uint8_t *key, size_t len, char *err, size_t errsize);
+
 /* Reads exactly len bytes of fd (path names it in errors): 0, or -errno with a message in err
  * and buf wiped (it may hold part of a secret). */
 int sg_read_exact(int fd, void *buf, size_t len, const char *path, char *err, size_t errsize);
-
-int sg_key_read(const char *path, uint8_t *key, size_t len, char *err, size_t errsize);
 
 /* Writes len bytes to a new file at path, mode 0600, through a temp file renamed into place
  * without replacing anything (sg_write_atomic), file and directory fsync'ed. -EEXIST when

@@ -650,7 +650,7 @@ static bool conn_got_frame(Conn *c) {
 
         c->busy = true;
         conn_update(c);
-        last = s->ops->refusal_only && s->ops->refusal_only(c->data, c, c->in, c->frame_len);
+        last = s->ops->refusal_only(c->data, c, c->in, c->frame_len);
         if (!last && !s->queue[Q_FIRST] && !last_is_due(s)) {
                 if (s->queue[Q_LAST])
                         s->first_run++;

@@ -49,7 +49,7 @@ struct conn_ops {
         /* A new connection within the limits. Returns the owner's per-connection data
          * (given back to every other op), or NULL to refuse it (out of memory). */
         void *(*opened)(void *owner, Conn *c);
-        /* Optional. Called once for every frame, before request() gets the same frame: true
+        /* Called once for every frame, before request() gets the same frame: true
          * when the request will only be refused (malformed, not permitted, from a locked
          * source). Those are served after the others that are waiting (see "Serving order"
          * in docs/architecture.md). It decides the order only, never the answer; the owner

@@ -1,11 +1,11 @@
 #!/bin/bash
 # Hostile PAM items through the real module (issue 6.4): user, rhost and tty holding SQL
-# payloads, quotes, printf directives, control bytes, escape sequences, invalid UTF-8, 10 KiB
-# and 1 MiB. Items go in from files (pam_run "@FILE"), so any byte but NUL reaches the module;
-# a NUL inside cannot cross the PAM API (items are C strings), and NUL inside a wire field is
-# t_hostile's business. For every case: refused, within the time limit, the daemon stays up;
-# afterwards a normal login works, every refusal the daemon saw is in the audit log, the
-# chain verifies and the review output carries no raw control byte.
+# payloads, quotes, printf directives, control bytes, escape sequences, invalid UTF-8, a path
+# with .. components, 10 KiB and 1 MiB. Items go in from files (pam_run "@FILE"), so any byte
+# but NUL reaches the module; a NUL inside cannot cross the PAM API (items are C strings), and
+# NUL inside a wire field is t_hostile's business. For every case: refused, within the time
+# limit, the daemon stays up; afterwards a normal login works, every refusal the daemon saw is
+# in the audit log, the chain verifies and the review output carries no raw control byte.
 . "$(dirname "$0")/lib.sh"
 sg_setup
 sg_start_daemon
@@ -23,13 +23,14 @@ declare -A P=(
         [utf8bad]="\xff\xfe\x80\xc0\xaf"
         [c1bidi]="\xc2\x9b31m\xe2\x80\xaeevil"
         [newline]="alice\nroot"
+        [dotdot]="../../etc/shadow"
 )
 for k in "${!P[@]}"; do printf '%b' "${P[$k]}" >"$D/$k"; done
 head -c 10240 /dev/zero | tr '\0' a >"$D/10k"
 head -c 1048576 /dev/zero | tr '\0' a >"$D/1m"
 # The same long strings with a hostile byte at the end, past any prefix a check might look at.
 { head -c 10239 /dev/zero | tr '\0' a; printf '\x1b'; } >"$D/10k-esc"
-CASES=(sql quotes printf ctrl escape utf8bad c1bidi newline 10k 1m 10k-esc)
+CASES=(sql quotes printf ctrl escape utf8bad c1bidi newline dotdot 10k 1m 10k-esc)
 
 # prun USER RHOST TTY PASSWORD: pam_run with nss_wrapper; exit status of the login.
 prun() {
